@@ -1,0 +1,133 @@
+"""Knowledge-base settings: `kb/config.toml`, with documented defaults.
+
+`load_config(kb_dir)` never fails on a missing file; a malformed file or a bad
+value raises `ValueError` naming every problem.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from datetime import timedelta
+from pathlib import Path
+
+CONFIG_NAME = "config.toml"
+DB_NAME = "kb.sqlite"
+
+
+def parse_duration(text: str) -> timedelta:
+    """`"90s"`, `"1m"`, `"10m"`, `"2h"`, `"1d"` -> timedelta."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = str(text).strip()
+    if len(text) < 2 or text[-1] not in units or not text[:-1].replace(".", "", 1).isdigit():
+        raise ValueError(f"bad duration {text!r} (use e.g. 30s, 10m, 2h, 1d)")
+    return timedelta(seconds=float(text[:-1]) * units[text[-1]])
+
+
+@dataclass(frozen=True)
+class ReviewConfig:
+    desired_retention: float = 0.9
+    learning_steps: tuple[timedelta, ...] = (timedelta(minutes=1), timedelta(minutes=10))
+    relearning_steps: tuple[timedelta, ...] = (timedelta(minutes=10),)
+    maximum_interval: int = 36500
+    fuzz: bool = True
+    new_per_day: int = 20
+    reviews_per_day: int = 200
+    day_starts_at: int = 4
+    leech_lapses: int = 8
+    leech_suspend: bool = False
+
+
+@dataclass(frozen=True)
+class ChecksConfig:
+    device: str = "auto"
+    snippet_timeout: float = 30.0
+    snippet_memory_mb: int = 4096
+    formula_timeout: float = 10.0
+    trusted: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    kb_dir: Path
+    notes_dir: Path
+    review: ReviewConfig = field(default_factory=ReviewConfig)
+    checks: ChecksConfig = field(default_factory=ChecksConfig)
+
+    @property
+    def db_path(self) -> Path:
+        return self.kb_dir / DB_NAME
+
+
+def _section(cls, raw: dict, name: str, problems: list[str]):
+    if not isinstance(raw, dict):
+        problems.append(f"[{name}] must be a table")
+        return cls()
+    known = {f.name: f for f in fields(cls)}
+    values = {}
+    for key, value in raw.items():
+        if key not in known:
+            problems.append(f"[{name}] unknown key {key!r}")
+            continue
+        default = getattr(cls(), key)
+        try:
+            if key.endswith("_steps"):
+                value = tuple(parse_duration(v) for v in value)
+            elif isinstance(default, bool):
+                if not isinstance(value, bool):
+                    raise ValueError("expected true or false")
+            elif isinstance(default, int):
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ValueError("expected an integer")
+            elif isinstance(default, float):
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise ValueError("expected a number")
+                value = float(value)
+            elif isinstance(default, tuple):
+                value = tuple(str(v) for v in value)
+            elif isinstance(default, str):
+                value = str(value)
+        except (ValueError, TypeError) as exc:
+            problems.append(f"[{name}] {key}: {exc}")
+            continue
+        values[key] = value
+    return replace(cls(), **values)
+
+
+def load_config(kb_dir: Path | str, notes_dir: Path | str | None = None) -> Config:
+    """Read `kb_dir/config.toml` (if present). `notes_dir` (CLI/env) wins over the file."""
+    kb_dir = Path(kb_dir).expanduser()
+    path = kb_dir / CONFIG_NAME
+    raw: dict = {}
+    if path.is_file():
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path}: {exc}") from exc
+    problems: list[str] = []
+    review = _section(ReviewConfig, raw.get("review", {}), "review", problems)
+    checks = _section(ChecksConfig, raw.get("checks", {}), "checks", problems)
+    for key in raw:
+        if key not in ("notes", "review", "checks"):
+            problems.append(f"unknown key {key!r}")
+    if not 0.5 <= review.desired_retention < 1:
+        problems.append("[review] desired_retention must be in [0.5, 1)")
+    if not 0 <= review.day_starts_at <= 23:
+        problems.append("[review] day_starts_at must be an hour 0..23")
+    if checks.device not in ("auto", "cpu", "cuda"):
+        problems.append("[checks] device must be auto, cpu or cuda")
+    if problems:
+        raise ValueError(f"{path}: " + "; ".join(problems))
+    if notes_dir is None:
+        notes = Path(str(raw.get("notes", "notes"))).expanduser()
+        # Relative paths in the file are relative to the kb folder's parent (the project root).
+        notes_dir = notes if notes.is_absolute() else kb_dir.resolve().parent / notes
+    return Config(kb_dir=kb_dir, notes_dir=Path(notes_dir).expanduser(), review=review, checks=checks)
+
+
+def config_from_env(kb: str | None = None, notes: str | None = None) -> Config:
+    """CLI composition: explicit option > environment > default `./kb`."""
+    kb = kb or os.environ.get("D2LKB_KB") or "kb"
+    notes = notes or os.environ.get("D2LKB_NOTES") or None
+    return load_config(kb, notes)

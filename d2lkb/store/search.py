@@ -1,0 +1,214 @@
+"""Search: the query language (d2lkb.query) compiled to parameterised SQL over FTS5.
+
+Every user string reaches SQLite as a bound parameter; FTS5 terms are always
+quoted phrases, so no query can be a syntax error in SQL or in FTS5.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from d2lkb.query import And, Field, Node, Not, Or, QueryError, TagTerm, Text, parse_query
+from d2lkb.review.days import day_bounds
+from d2lkb.textutil import join_cjk, split_cjk
+
+HIGHLIGHT = ("\x02", "\x03")
+KIND_ORDER = "CASE d.kind WHEN 'note' THEN 0 WHEN 'section' THEN 1 WHEN 'formula' THEN 2 WHEN 'snippet' THEN 3 ELSE 4 END"
+FAILING = ("refuted", "failed", "error", "timeout")
+_CARD_STATUS_SQL = {
+    "new": "state = 0",
+    "learning": "state = 1",
+    "review": "state = 2",
+    "relearning": "state = 3",
+    "suspended": "suspended = 1",
+    "buried": "buried_until IS NOT NULL AND buried_until > :now",
+    "leech": "leech = 1",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    kind: str
+    path: str
+    line: int
+    title: str
+    tags: tuple[str, ...]
+    snippet: str  # highlighted terms wrapped in HIGHLIGHT markers
+    doc_id: int = 0
+    note_id: int | None = None
+    card_id: int | None = None
+
+    def to_dict(self, marker: tuple[str, str] = ("**", "**")) -> dict:
+        return {"kind": self.kind, "path": self.path, "line": self.line, "title": self.title,
+                "tags": list(self.tags),
+                "snippet": self.snippet.replace(HIGHLIGHT[0], marker[0]).replace(HIGHLIGHT[1], marker[1])}
+
+
+@dataclass
+class SearchContext:
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    day_starts_at: int = 4
+
+
+def _fts_term(t: Text) -> str:
+    body = split_cjk(t.text).replace('"', '""')
+    return f'"{body}"' + (" *" if t.prefix else "")
+
+
+def fts_expression(node: Node) -> str | None:
+    """The whole node as one FTS5 expression, if it only involves text."""
+    if isinstance(node, Text):
+        return _fts_term(node)
+    if isinstance(node, Or):
+        parts = [fts_expression(i) for i in node.items]
+        return None if None in parts else "(" + " OR ".join(parts) + ")"
+    if isinstance(node, And):
+        pos = [fts_expression(i) for i in node.items if not isinstance(i, Not)]
+        neg = [fts_expression(i.item) for i in node.items if isinstance(i, Not)]
+        if not pos or None in pos or None in neg:
+            return None
+        expr = "(" + " AND ".join(pos) + ")"
+        for n in neg:
+            expr = f"({expr} NOT {n})"
+        return expr
+    return None
+
+
+class _Compiler:
+    def __init__(self, ctx: SearchContext):
+        self.ctx = ctx
+        self.params: dict[str, object] = {"now": int(ctx.now.timestamp())}
+
+    def bind(self, value) -> str:
+        name = f"p{len(self.params)}"
+        self.params[name] = value
+        return f":{name}"
+
+    def sql(self, node: Node) -> str:
+        if isinstance(node, Text):
+            return f"d.id IN (SELECT rowid FROM fts WHERE fts MATCH {self.bind(_fts_term(node))})"
+        if isinstance(node, TagTerm):
+            n = node.name
+            return ("d.id IN (SELECT doc_id FROM doctag WHERE tag_id IN (SELECT id FROM tag WHERE name = "
+                    f"{self.bind(n)} OR (name > {self.bind(n + '/')} AND name < {self.bind(n + '0')})))")
+        if isinstance(node, Not):
+            return f"NOT ({self.sql(node.item)})"
+        if isinstance(node, And | Or):
+            joiner = " AND " if isinstance(node, And) else " OR "
+            return "(" + joiner.join(self.sql(i) for i in node.items) + ")"
+        return self.field(node)
+
+    def field(self, node: Field) -> str:
+        key, value = node.key, node.value
+        if key == "kind":
+            return f"d.kind = {self.bind(value)}"
+        if key == "path":
+            if any(c in value for c in "*?["):
+                return f"d.path GLOB {self.bind(value if '*' in value[:1] else '*' + value + '*')}"
+            escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            return f"d.path LIKE {self.bind('%' + escaped + '%')} ESCAPE '\\'"
+        if key == "status":
+            if value in _CARD_STATUS_SQL:
+                return (f"d.card_id IN (SELECT id FROM card WHERE retired_at IS NULL AND {_CARD_STATUS_SQL[value]})")
+            latest = ("(SELECT status FROM checkresult c WHERE c.check_hash = d.check_hash "
+                      "ORDER BY c.checked_at DESC, c.id DESC LIMIT 1)")
+            if value == "unchecked":
+                return f"(d.check_hash IS NOT NULL AND {latest} IS NULL)"
+            if value == "failing":
+                return f"(d.check_hash IS NOT NULL AND {latest} IN {FAILING!r})"
+            return f"(d.check_hash IS NOT NULL AND {latest} = {self.bind(value)})"
+        if key == "due":
+            now = self.ctx.now
+            start, end = day_bounds(now, self.ctx.day_starts_at)
+            cutoff = {"now": now, "today": end, "tomorrow": end + timedelta(days=1), "overdue": start,
+                      "week": end + timedelta(days=6)}.get(value)
+            if cutoff is None:
+                cutoff = end + timedelta(days=int(value))
+            return (f"d.card_id IN (SELECT id FROM card WHERE retired_at IS NULL AND suspended = 0 "
+                    f"AND due < {self.bind(int(cutoff.timestamp()))})")
+        raise QueryError(f"unsupported field {key}:")
+
+
+def _split_driver(node: Node) -> tuple[str | None, Node | None]:
+    """(FTS expression that can drive the query, the remaining condition)."""
+    whole = fts_expression(node)
+    if whole is not None:
+        return whole, None
+    if isinstance(node, And):
+        text_items = [i for i in node.items if fts_expression(i) is not None and not isinstance(i, Not)]
+        rest = [i for i in node.items if i not in text_items]
+        if text_items:
+            expr = " AND ".join(fts_expression(i) for i in text_items)
+            return expr, (rest[0] if len(rest) == 1 else And(tuple(rest))) if rest else None
+    return None, node
+
+
+def search(conn: sqlite3.Connection, query: str | Node, *, limit: int = 20,
+           ctx: SearchContext | None = None) -> list[Hit]:
+    """Run a query; hits best first. Raises QueryError for a bad query."""
+    node = parse_query(query) if isinstance(query, str) else query
+    ctx = ctx or SearchContext()
+    comp = _Compiler(ctx)
+    driver, rest = _split_driver(node)
+    where = comp.sql(rest) if rest is not None else "1"
+    comp.params["limit"] = max(1, int(limit))
+    if driver is not None:
+        comp.params["match"] = driver
+        sql = (f"SELECT d.id, d.kind, d.path, d.line, d.title, d.note_id, d.card_id FROM fts JOIN doc d ON d.id = fts.rowid"
+               f" WHERE fts MATCH :match AND {where} ORDER BY bm25(fts, 4.0, 1.0), {KIND_ORDER} LIMIT :limit")
+    else:
+        sql = (f"SELECT d.id, d.kind, d.path, d.line, d.title, d.note_id, d.card_id FROM doc d WHERE {where}"
+               f" ORDER BY {KIND_ORDER}, d.path, d.line LIMIT :limit")
+    try:
+        rows = conn.execute(sql, comp.params).fetchall()
+        snippets = _snippets(conn, [r[0] for r in rows], driver)
+        tags = _doc_tags(conn, [r[0] for r in rows])
+    except sqlite3.OperationalError as exc:  # should not happen: terms are always quoted
+        raise QueryError(f"search failed: {exc}") from exc
+    return [Hit(kind, path, line, join_cjk(title), tags.get(did, ()), snippets.get(did, ""), did, nid, cid)
+            for did, kind, path, line, title, nid, cid in rows]
+
+
+def matching_card_ids(conn: sqlite3.Connection, query: str | Node | None, ctx: SearchContext | None = None) -> list[int]:
+    """Ids of live cards matching a query (all live cards when query is None/empty)."""
+    if query is None or (isinstance(query, str) and not query.strip()):
+        return [r[0] for r in conn.execute("SELECT id FROM card WHERE retired_at IS NULL")]
+    node = parse_query(query) if isinstance(query, str) else query
+    comp = _Compiler(ctx or SearchContext())
+    sql = f"SELECT DISTINCT d.card_id FROM doc d WHERE d.kind = 'card' AND {comp.sql(node)}"
+    return [r[0] for r in conn.execute(sql, comp.params)]
+
+
+def _snippets(conn, ids: list[int], driver: str | None) -> dict[int, str]:
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    out: dict[int, str] = {}
+    if driver is not None:
+        for rowid, snip in conn.execute(
+            f"SELECT rowid, snippet(fts, 1, ?, ?, '…', 16) FROM fts WHERE fts MATCH ? AND rowid IN ({marks})",
+            (*HIGHLIGHT, driver, *ids),
+        ):
+            out[rowid] = join_cjk(" ".join(snip.split()))
+    missing = [i for i in ids if not out.get(i)]
+    if missing:
+        for rowid, body in conn.execute(
+            f"SELECT rowid, substr(body, 1, 400) FROM fts WHERE rowid IN ({','.join('?' * len(missing))})", missing
+        ):
+            text = join_cjk(" ".join(body.split()))
+            out[rowid] = text[:160] + ("…" if len(text) > 160 else "")
+    return out
+
+
+def _doc_tags(conn, ids: list[int]) -> dict[int, tuple[str, ...]]:
+    if not ids:
+        return {}
+    out: dict[int, list[str]] = {}
+    for did, display in conn.execute(
+        f"SELECT doc_id, tag.display FROM doctag JOIN tag ON tag.id = doctag.tag_id WHERE doc_id IN ({','.join('?' * len(ids))})"
+        " ORDER BY tag.name", ids
+    ):
+        out.setdefault(did, []).append(display)
+    return {k: tuple(v) for k, v in out.items()}

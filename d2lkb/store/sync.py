@@ -1,0 +1,471 @@
+"""Incremental sync: the notes folder -> the SQLite knowledge graph.
+
+Unchanged files cost one stat (size + mtime), a changed mtime is confirmed by the
+content hash, changed files are re-parsed, removed files are retired. Everything
+a sync writes happens in one transaction: a crash or Ctrl-C leaves the previous
+state intact. Files that cannot be read or parsed are reported and keep what the
+KB already had for them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import posixpath
+import sqlite3
+import stat
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from d2lkb.identity import Fingerprint, match_cards
+from d2lkb.model import CardKind, ParsedNote
+from d2lkb.store.db import transaction
+from d2lkb.textutil import split_cjk
+
+NOTE_SUFFIXES = (".md", ".markdown")
+MAX_NOTE_BYTES = 5 * 1024 * 1024  # larger files are reported and skipped
+SKIP_DIRS = {".git", ".hg", ".svn", ".obsidian", ".trash", ".logseq", "node_modules", ".venv", "__pycache__"}
+
+
+@dataclass(frozen=True, slots=True)
+class SyncWarning:
+    path: str
+    line: int
+    message: str
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "line": self.line, "message": self.message}
+
+
+@dataclass
+class SyncReport:
+    notes: int = 0
+    cards: int = 0
+    tags: int = 0
+    formulas: int = 0
+    snippets: int = 0
+    links: int = 0
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    retired_cards: int = 0
+    revived_cards: int = 0
+    seconds: float = 0.0
+    warnings: list[SyncWarning] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        out = {k: getattr(self, k) for k in (
+            "notes", "cards", "tags", "formulas", "snippets", "links", "added", "updated",
+            "removed", "unchanged", "retired_cards", "revived_cards")}
+        out["seconds"] = round(self.seconds, 4)
+        out["warnings"] = [w.to_dict() for w in self.warnings]
+        return out
+
+
+@dataclass(slots=True)
+class _File:
+    rel: str
+    abs: str
+    size: int
+    mtime_ns: int
+
+
+def walk_notes(root: Path, warnings: list[SyncWarning]) -> Iterator[_File]:
+    """Every Markdown file under `root` (following directory links, never in a loop)."""
+    root_str = os.fspath(root)
+    seen_dirs: set[tuple[int, int]] = set()
+    stack = [(root_str, "")]
+    while stack:
+        directory, rel_dir = stack.pop()
+        try:
+            st = os.stat(directory)
+            key = (st.st_dev, st.st_ino)
+            if key in seen_dirs:
+                warnings.append(SyncWarning(rel_dir or ".", 0, "symlink loop: directory already visited, skipped"))
+                continue
+            seen_dirs.add(key)
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError as exc:
+            warnings.append(SyncWarning(rel_dir or ".", 0, f"cannot read directory: {exc.strerror or exc}"))
+            continue
+        subdirs = []
+        for entry in entries:
+            name = entry.name
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            try:
+                if entry.is_dir():  # follows links
+                    if name not in SKIP_DIRS and not name.startswith("."):
+                        subdirs.append((entry.path, rel))
+                    continue
+                if not name.lower().endswith(NOTE_SUFFIXES) or name.startswith("."):
+                    continue
+                st = entry.stat()  # follows links
+            except OSError as exc:
+                warnings.append(SyncWarning(rel, 0, f"cannot stat: {exc.strerror or exc}"))
+                continue
+            if stat.S_ISREG(st.st_mode):
+                yield _File(rel, entry.path, st.st_size, st.st_mtime_ns)
+        stack.extend(reversed(subdirs))
+
+
+def decode_note(data: bytes, rel: str, warnings: list[SyncWarning]) -> str:
+    """Bytes -> text. Invalid UTF-8 and NUL bytes are replaced (U+FFFD) and reported with their line."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        warnings.append(SyncWarning(rel, line, f"invalid UTF-8 (byte 0x{data[exc.start]:02x}); replaced with U+FFFD"))
+        text = data.decode("utf-8", errors="replace")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        warnings.append(SyncWarning(rel, line, "NUL byte in file; replaced with U+FFFD"))
+        text = text.replace("\x00", "\ufffd")
+    return text
+
+
+def is_ignored(parsed: ParsedNote) -> bool:
+    value = parsed.front_matter.get("d2lkb") if isinstance(parsed.front_matter, dict) else None
+    return str(value).strip().lower() == "ignore"
+
+
+def link_key(target: str) -> str:
+    key = target.strip().replace("\\", "/").lower()
+    if key.endswith((".md", ".markdown")):
+        key = key.rsplit(".", 1)[0]
+    while key.startswith("./"):
+        key = key[2:]
+    return key
+
+
+def chain_hashes(parsed: ParsedNote) -> list[str]:
+    """Per snippet: hash of the code chain it runs after (python/pycon) or of itself (sympy)."""
+    out: list[str] = []
+    chain = hashlib.sha256()
+    for snip in parsed.snippets:
+        if snip.language == "sympy":
+            out.append(hashlib.sha256(b"sympy\0" + snip.code.encode()).hexdigest())
+            continue
+        chain.update(snip.language.encode() + b"\0" + snip.code.encode() + b"\0")
+        out.append(chain.copy().hexdigest())
+    return out
+
+
+def formula_hash(latex: str) -> str:
+    return hashlib.sha256(b"latex\0" + latex.encode()).hexdigest()
+
+
+class _Writer:
+    """Writes parsed notes into the KB inside one transaction."""
+
+    def __init__(self, conn: sqlite3.Connection, now: int):
+        self.conn = conn
+        self.now = now
+        self.tags: dict[str, int] = {name: tid for tid, name in conn.execute("SELECT id, name FROM tag")}
+
+    def tag_id(self, display: str) -> int:
+        key = display.lower()
+        tid = self.tags.get(key)
+        if tid is not None:
+            return tid
+        parent_id = None
+        if "/" in key:
+            parent_id = self.tag_id(display.rsplit("/", 1)[0])
+        tid = self.conn.execute(
+            "INSERT INTO tag (name, display, parent_id) VALUES (?, ?, ?)", (key, display, parent_id)
+        ).lastrowid
+        self.tags[key] = tid
+        return tid
+
+    def add_doc(self, kind, note_id, card_id, path, line, title, body, tag_ids, check_hash=None) -> None:
+        doc_id = self.conn.execute(
+            "INSERT INTO doc (kind, note_id, card_id, path, line, title, check_hash) VALUES (?,?,?,?,?,?,?)",
+            (kind, note_id, card_id, path, line, title, check_hash),
+        ).lastrowid
+        self.conn.execute("INSERT INTO fts (rowid, title, body) VALUES (?, ?, ?)", (doc_id, split_cjk(title), split_cjk(body)))
+        if tag_ids:
+            self.conn.executemany("INSERT OR IGNORE INTO doctag (tag_id, doc_id) VALUES (?, ?)", [(t, doc_id) for t in tag_ids])
+
+    def clear_note(self, note_id: int) -> None:
+        self.conn.execute("DELETE FROM fts WHERE rowid IN (SELECT id FROM doc WHERE note_id = ?)", (note_id,))
+        for table in ("doc", "section", "link", "formula", "snippet", "notetag"):
+            self.conn.execute(f"DELETE FROM {table} WHERE note_id = ?", (note_id,))
+
+    def write_note(self, note_id: int | None, f: _File, digest: str, parsed: ParsedNote, card_ids: list[int | None]) -> int:
+        conn, path = self.conn, f.rel
+        fm = json.dumps(parsed.front_matter, default=str, ensure_ascii=False)
+        if note_id is None:
+            note_id = conn.execute(
+                "INSERT INTO note (path, title, size, mtime_ns, hash, front_matter, synced_at) VALUES (?,?,?,?,?,?,?)",
+                (path, parsed.title, f.size, f.mtime_ns, digest, fm, self.now),
+            ).lastrowid
+        else:
+            self.clear_note(note_id)
+            conn.execute(
+                "UPDATE note SET path=?, title=?, size=?, mtime_ns=?, hash=?, front_matter=?, synced_at=? WHERE id=?",
+                (path, parsed.title, f.size, f.mtime_ns, digest, fm, self.now, note_id),
+            )
+        # Tags in scope: note-wide ones, then each section's own plus its ancestors'.
+        note_wide: list[int] = []
+        own: dict[int, list[int]] = {}
+        all_tags: list[int] = []
+        for tag in parsed.tags:
+            tid = self.tag_id(tag.name)
+            all_tags.append(tid)
+            if tag.section is None:
+                note_wide.append(tid)
+            else:
+                own.setdefault(tag.section, []).append(tid)
+        conn.executemany("INSERT OR IGNORE INTO notetag (note_id, tag_id) VALUES (?, ?)",
+                         [(note_id, t) for t in dict.fromkeys(all_tags)])
+        scope: list[list[int]] = []
+        for i, sec in enumerate(parsed.sections):
+            inherited = scope[sec.parent] if sec.parent is not None and sec.parent < i else note_wide
+            scope.append(list(dict.fromkeys(inherited + own.get(i, []))))
+        conn.executemany(
+            "INSERT INTO section (note_id, idx, level, title, line, end_line, parent_idx) VALUES (?,?,?,?,?,?,?)",
+            [(note_id, i, s.level, s.title, s.line, s.end_line, s.parent) for i, s in enumerate(parsed.sections)],
+        )
+        base = posixpath.dirname(path)
+        conn.executemany(
+            "INSERT INTO link (note_id, target, target_key, alias, line) VALUES (?,?,?,?,?)",
+            [(note_id, ln.target, link_key(posixpath.normpath(posixpath.join(base, ln.target)) if "/" in ln.target or
+                                           ln.target.lower().endswith(".md") else ln.target), ln.alias, ln.line)
+             for ln in parsed.links],
+        )
+        conn.executemany(
+            "INSERT INTO formula (note_id, idx, latex, display, line, name, known_failure, check_hash) VALUES (?,?,?,?,?,?,?,?)",
+            [(note_id, i, fo.latex, int(fo.display), fo.line, fo.name, fo.known_failure, formula_hash(fo.latex))
+             for i, fo in enumerate(parsed.formulas)],
+        )
+        hashes = chain_hashes(parsed)
+        conn.executemany(
+            "INSERT INTO snippet (note_id, idx, language, code, expected, line, expected_line, info, known_failure, check_hash)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [(note_id, i, s.language, s.code, s.expected, s.line, s.expected_line, s.info, s.known_failure, hashes[i])
+             for i, s in enumerate(parsed.snippets)],
+        )
+        # Search documents.
+        self.add_doc("note", note_id, None, path, 1, parsed.title,
+                     " ".join(str(v) for k, v in parsed.front_matter.items() if k in ("aliases", "description")),
+                     note_wide)
+        for i, sec in enumerate(parsed.sections):
+            self.add_doc("section", note_id, None, path, sec.line, sec.title, sec.text, scope[i])
+        for fo in parsed.formulas:
+            if fo.display:
+                tags = scope[fo.section] if fo.section is not None else note_wide
+                self.add_doc("formula", note_id, None, path, fo.line, fo.name or fo.latex[:80], fo.latex, tags,
+                             formula_hash(fo.latex))
+        for i, sn in enumerate(parsed.snippets):
+            tags = scope[sn.section] if sn.section is not None else note_wide
+            self.add_doc("snippet", note_id, None, path, sn.line, f"{sn.language} snippet", sn.code + "\n" + (sn.expected or ""),
+                         tags, hashes[i])
+        # Cards: continue matched ids, insert the rest.
+        for card, cid in zip(parsed.cards, card_ids, strict=True):
+            continued = cid is not None
+            values = (note_id, path, card.line, card.kind.value, card.front, card.back, card.prompt, card.context,
+                      int(card.reverse), card.sibling_key, card.formula, card.snippet)
+            if cid is None:
+                cid = conn.execute(
+                    "INSERT INTO card (note_id, path, line, kind, front, back, prompt, context, reverse, sibling_key,"
+                    " formula_idx, snippet_idx, created_at, due) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (*values, self.now, self.now),
+                ).lastrowid
+            else:
+                conn.execute(
+                    "UPDATE card SET note_id=?, path=?, line=?, kind=?, front=?, back=?, prompt=?, context=?, reverse=?,"
+                    " sibling_key=?, formula_idx=?, snippet_idx=?, retired_at=NULL WHERE id=?",
+                    (*values, cid),
+                )
+                conn.execute("DELETE FROM cardtag WHERE card_id = ? AND tag_id NOT IN (SELECT id FROM tag WHERE name = 'leech')",
+                             (cid,))
+            tag_ids = list(dict.fromkeys(self.tag_id(t) for t in card.tags))
+            conn.executemany("INSERT OR IGNORE INTO cardtag (card_id, tag_id) VALUES (?, ?)", [(cid, t) for t in tag_ids])
+            check = None
+            if card.kind == CardKind.FORMULA and card.formula is not None:
+                check = formula_hash(parsed.formulas[card.formula].latex)
+            elif card.kind == CardKind.SNIPPET and card.snippet is not None:
+                check = hashes[card.snippet]
+            self.add_doc("card", note_id, cid, path, card.line, card.front[:200], card.front + "\n" + card.back,
+                         tag_ids + (self._leech(cid) if continued else []), check)
+        return note_id
+
+    def _leech(self, card_id: int) -> list[int]:
+        return [r[0] for r in self.conn.execute(
+            "SELECT tag_id FROM cardtag JOIN tag ON tag.id = tag_id WHERE card_id = ? AND tag.name = 'leech'", (card_id,))]
+
+
+def _fingerprint(card, path: str) -> Fingerprint:
+    return Fingerprint(card.kind.value, bool(card.reverse), card.prompt, card.context, path)
+
+
+def sync(
+    conn: sqlite3.Connection,
+    notes_dir: Path,
+    *,
+    now: float | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    parse: Callable[[str, str], ParsedNote] | None = None,
+) -> SyncReport:
+    """Bring the KB in line with `notes_dir`. Returns counts and every warning."""
+    started = time.perf_counter()
+    if parse is None:
+        from d2lkb.notes.parse import parse_note as parse
+    now_i = int(now if now is not None else time.time())
+    report = SyncReport()
+    warnings = report.warnings
+    notes_dir = Path(notes_dir)
+    if not notes_dir.is_dir():
+        raise FileNotFoundError(f"notes folder not found: {notes_dir}")
+
+    known = {path: (nid, size, mtime, digest) for nid, path, size, mtime, digest in
+             conn.execute("SELECT id, path, size, mtime_ns, hash FROM note")}
+    files = list(walk_notes(notes_dir, warnings))
+    seen: set[str] = set()
+    keep: set[str] = set()  # unreadable/unparseable files: keep their previous state
+    touched: list[tuple[_File, str]] = []  # (file, digest) whose stat changed but content did not
+    changed: list[tuple[_File, str, ParsedNote]] = []
+    to_read = []
+    for f in files:
+        seen.add(f.rel)
+        old = known.get(f.rel)
+        if old is not None and old[1] == f.size and old[2] == f.mtime_ns:
+            report.unchanged += 1
+            continue
+        to_read.append(f)
+
+    for n, f in enumerate(to_read, 1):
+        if on_progress:
+            on_progress(n, len(to_read))
+        if f.size > MAX_NOTE_BYTES:
+            warnings.append(SyncWarning(f.rel, 0, f"file too large ({f.size / 2**20:.1f} MiB > "
+                                                  f"{MAX_NOTE_BYTES // 2**20} MiB); skipped"))
+            keep.add(f.rel)
+            continue
+        try:
+            with open(f.abs, "rb") as fh:
+                data = fh.read(MAX_NOTE_BYTES + 1)
+        except OSError as exc:
+            warnings.append(SyncWarning(f.rel, 0, f"cannot read: {exc.strerror or exc}"))
+            keep.add(f.rel)
+            continue
+        digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+        old = known.get(f.rel)
+        if old is not None and old[3] == digest:
+            touched.append((f, digest))
+            report.unchanged += 1
+            continue
+        text = decode_note(data, f.rel, warnings)
+        try:
+            parsed = parse(text, f.rel)
+        except Exception as exc:  # a parser bug must not stop the sync
+            warnings.append(SyncWarning(f.rel, 0, f"could not parse ({type(exc).__name__}: {exc}); kept previous version"))
+            keep.add(f.rel)
+            continue
+        warnings.extend(SyncWarning(f.rel, w.line, w.message) for w in parsed.warnings)
+        if is_ignored(parsed):
+            continue
+        changed.append((f, digest, parsed))
+
+    removed = [path for path in known if path not in seen and path not in keep]
+    # A known file that is now ignored (front matter `d2lkb: ignore`) leaves the KB too.
+    handled = {c[0].rel for c in changed} | {t[0].rel for t in touched} | keep
+    removed.extend(f.rel for f in to_read if f.rel in known and f.rel not in handled)
+
+    with transaction(conn):
+        for f, _digest in touched:
+            conn.execute("UPDATE note SET size=?, mtime_ns=? WHERE path=?", (f.size, f.mtime_ns, f.rel))
+        if changed or removed:
+            _apply(conn, known, changed, removed, now_i, report)
+        report.notes = conn.execute("SELECT count(*) FROM note").fetchone()[0]
+        report.cards = conn.execute("SELECT count(*) FROM card WHERE retired_at IS NULL").fetchone()[0]
+        report.tags = conn.execute("SELECT count(DISTINCT tag_id) FROM notetag").fetchone()[0]
+        report.formulas = conn.execute("SELECT count(*) FROM formula").fetchone()[0]
+        report.snippets = conn.execute("SELECT count(*) FROM snippet").fetchone()[0]
+        report.links = conn.execute("SELECT count(*) FROM link").fetchone()[0]
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _apply(conn, known, changed, removed, now_i: int, report: SyncReport) -> None:
+    writer = _Writer(conn, now_i)
+    # Identity pool: cards of changed and removed notes, and retired cards.
+    pool_note_ids = [known[f.rel][0] for f, _, _ in changed if f.rel in known] + [known[p][0] for p in removed]
+    old: list[tuple[int, Fingerprint]] = []
+    old_active: set[int] = set()
+    rows = []
+    for chunk in range(0, len(pool_note_ids), 500):
+        ids = pool_note_ids[chunk:chunk + 500]
+        rows += conn.execute(
+            f"SELECT id, kind, reverse, prompt, context, path, retired_at FROM card WHERE note_id IN ({','.join('?' * len(ids))})",
+            ids).fetchall()
+    rows += conn.execute("SELECT id, kind, reverse, prompt, context, path, retired_at FROM card WHERE retired_at IS NOT NULL").fetchall()
+    for cid, kind, reverse, prompt, context, path, retired_at in rows:
+        old.append((cid, Fingerprint(kind, bool(reverse), prompt, context, path)))
+        if retired_at is None:
+            old_active.add(cid)
+    new_fps: list[Fingerprint] = []
+    spans: list[tuple[int, int]] = []
+    for f, _, parsed in changed:
+        start = len(new_fps)
+        new_fps.extend(_fingerprint(c, f.rel) for c in parsed.cards)
+        spans.append((start, len(new_fps)))
+    matches = match_cards(old, new_fps) if old else {}
+    continued = set(matches.values())
+    report.revived_cards = len(continued - old_active)
+
+    # Retire first (frees nothing, but keeps counts honest), then drop removed notes.
+    to_retire = [cid for cid in old_active if cid not in continued]
+    conn.executemany("UPDATE card SET retired_at=?, note_id=NULL WHERE id=?", [(now_i, cid) for cid in to_retire])
+    conn.execute("DELETE FROM fts WHERE rowid IN (SELECT id FROM doc WHERE card_id IN (SELECT id FROM card WHERE retired_at IS NOT NULL))")
+    conn.execute("DELETE FROM doc WHERE card_id IN (SELECT id FROM card WHERE retired_at IS NOT NULL)")
+    report.retired_cards = len(to_retire)
+    for path in removed:
+        note_id = known[path][0]
+        writer.clear_note(note_id)
+        conn.execute("UPDATE card SET note_id=NULL WHERE note_id=?", (note_id,))
+        conn.execute("DELETE FROM note WHERE id=?", (note_id,))
+        report.removed += 1
+    # Renames: a removed path's note id is gone; the new path gets a new note id.
+    for (f, digest, parsed), (start, end) in zip(changed, spans, strict=True):
+        note_id = known[f.rel][0] if f.rel in known else None
+        # Cards continued elsewhere must not be claimed twice: clear note ownership first.
+        card_ids = [matches.get(i) for i in range(start, end)]
+        writer.write_note(note_id, f, digest, parsed, card_ids)
+        if note_id is None:
+            report.added += 1
+        else:
+            report.updated += 1
+    _resolve_links(conn)
+    # Tags no longer used by any note or live card (and with no children) go away.
+    while conn.execute(
+        "DELETE FROM tag WHERE id NOT IN (SELECT tag_id FROM notetag) AND id NOT IN (SELECT tag_id FROM cardtag)"
+        " AND id NOT IN (SELECT parent_id FROM tag WHERE parent_id IS NOT NULL)"
+    ).rowcount:
+        pass
+
+
+def _resolve_links(conn: sqlite3.Connection) -> None:
+    """Point links at notes: by path (relative or vault-root), then file stem, then title."""
+    by_key: dict[str, int] = {}
+    stems: dict[str, list[int]] = {}
+    titles: dict[str, list[int]] = {}
+    for nid, path, title in conn.execute("SELECT id, path, title FROM note"):
+        by_key[link_key(path)] = nid
+        stems.setdefault(link_key(posixpath.basename(path)), []).append(nid)
+        titles.setdefault(title.strip().lower(), []).append(nid)
+    updates = []
+    for lid, key in conn.execute("SELECT id, target_key FROM link WHERE target_note_id IS NULL").fetchall():
+        nid = by_key.get(key)
+        if nid is None and len(stems.get(posixpath.basename(key), ())) == 1:
+            nid = stems[posixpath.basename(key)][0]
+        if nid is None and len(titles.get(key, ())) == 1:
+            nid = titles[key][0]
+        if nid is not None:
+            updates.append((nid, lid))
+    conn.executemany("UPDATE link SET target_note_id=? WHERE id=?", updates)

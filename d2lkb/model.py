@@ -91,17 +91,23 @@ class Formula:
     line: int
     section: int | None
     name: str | None = None  # e.g. "Product rule" (from \textrm label) or the heading
+    known_failure: str | None = None  # reason, from a `<!-- known-failure: reason -->` comment just before
 
 
 @dataclass(frozen=True, slots=True)
 class Snippet:
-    language: str  # normalised: "python" for python/py/pycon/{.python ...}; "sympy" for explicit checks
-    code: str  # runnable source (pycon/doctest prompts already stripped)
+    # Normalised language: "python" (python/py/python3/{.python ...}: the value of a final
+    # expression statement is echoed, like a notebook cell), "pycon" (doctest `>>>` prompts
+    # stripped from `code`; every expression statement is echoed, like the REPL), or
+    # "sympy" (an explicit check: statements whose asserts must hold).
+    language: str
+    code: str
     line: int  # line of the opening fence
     section: int | None
     expected: str | None = None  # from the following ```output fence, or doctest output
     expected_line: int | None = None
     info: str = ""  # the fence info string as written
+    known_failure: str | None = None  # reason, from a `<!-- known-failure: reason -->` comment just before
 
 
 @dataclass(frozen=True, slots=True)

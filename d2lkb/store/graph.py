@@ -101,14 +101,14 @@ def note_view(conn: sqlite3.Connection, note_id: int) -> NoteView:
                   for cid, k, ln, f, b, s, due in conn.execute(
                       "SELECT id, kind, line, front, back, state, due FROM card WHERE note_id = ? AND retired_at IS NULL"
                       " ORDER BY line, id", (nid,))]
-    for idx, latex, line, name, display, h in conn.execute(
-        "SELECT idx, latex, line, name, display, check_hash FROM formula WHERE note_id = ? ORDER BY idx", (nid,)
+    for latex, line, name, display, h in conn.execute(
+        "SELECT latex, line, name, display, check_hash FROM formula WHERE note_id = ? ORDER BY idx", (nid,)
     ):
         st = latest_status(conn, h)
         view.formulas.append({"line": line, "name": name, "latex": latex, "display": bool(display),
                               "status": st[0] if st else "unchecked"})
-    for idx, lang, line, h in conn.execute(
-        "SELECT idx, language, line, check_hash FROM snippet WHERE note_id = ? ORDER BY idx", (nid,)
+    for lang, line, h in conn.execute(
+        "SELECT language, line, check_hash FROM snippet WHERE note_id = ? ORDER BY idx", (nid,)
     ):
         st = latest_status(conn, h)
         view.snippets.append({"line": line, "language": lang, "status": st[0] if st else "unchecked"})

@@ -155,6 +155,15 @@ class ReviewLog(SQLModel, table=True):
     lapses_before: int = 0
     leech_before: int = 0
     suspended_before: int = 0
+    # The rest of the card after the answer, and what the answer did besides (for undo).
+    last_review_after: int | None = None
+    reps_after: int = 0
+    lapses_after: int = 0
+    leech_after: int = 0
+    suspended_after: int = 0
+    buried_until_before: int | None = None
+    buried_siblings: str = "[]"  # JSON [[card_id, previous buried_until], ...] buried by this answer
+    leech_tagged: int = 0  # 1 when this answer added the `leech` tag to the card
 
 
 class Doc(SQLModel, table=True):

@@ -1,0 +1,426 @@
+"""The `d2lkb` command: Typer commands wired to the knowledge base (the composition root)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from d2lkb.config import Config, config_from_env
+from d2lkb.query import QueryError
+from d2lkb.store.db import KBError
+from d2lkb.store.search import HIGHLIGHT
+
+app = typer.Typer(
+    help="d2lkb: search, review (FSRS) and check your Markdown study notes. Run without a command for the TUI.",
+    no_args_is_help=False,
+    add_completion=True,
+    rich_markup_mode="rich",
+)
+console = Console()
+err = Console(stderr=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+class State:
+    def __init__(self, kb: str | None, notes: str | None):
+        self.kb_opt, self.notes_opt = kb, notes
+        self._config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            try:
+                self._config = config_from_env(self.kb_opt, self.notes_opt)
+            except ValueError as exc:
+                fail(str(exc))
+        return self._config
+
+    def open(self):
+        from d2lkb.store.kb import KnowledgeBase
+
+        try:
+            return KnowledgeBase(self.config)
+        except KBError as exc:
+            fail(str(exc))
+
+
+def fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _state(ctx: typer.Context) -> State:
+    return ctx.ensure_object(State) if ctx.obj is None else ctx.obj
+
+
+@app.callback(invoke_without_command=True)
+def main_callback(
+    ctx: typer.Context,
+    kb: Annotated[str | None, typer.Option("--kb", envvar="D2LKB_KB", help="Knowledge-base folder [default: ./kb].")] = None,
+    notes: Annotated[str | None, typer.Option("--notes", envvar="D2LKB_NOTES",
+                                              help="Notes folder [default: from kb/config.toml, ./notes].")] = None,
+) -> None:
+    ctx.obj = State(kb, notes)
+    if ctx.invoked_subcommand is None:
+        _run_tui(ctx.obj, query=None, start="home")
+
+
+def _run_tui(state: State, query: str | None, start: str) -> None:
+    try:
+        from d2lkb.tui.app import run_app
+    except ImportError as exc:  # pragma: no cover - the TUI ships with the package
+        fail(f"the TUI is not available: {exc}")
+    kb = state.open()
+    try:
+        run_app(kb, query=query, start=start)
+    finally:
+        kb.close()
+
+
+def _sync(kb, quiet: bool = False):
+    """Sync with a progress bar when there is a lot to read."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = None
+    task = None
+
+    def on_progress(done: int, total: int) -> None:
+        nonlocal progress, task
+        if quiet or total < 200 or not err.is_terminal:
+            return
+        if progress is None:
+            progress = Progress(TextColumn("syncing notes"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                console=err, transient=True)
+            progress.start()
+            task = progress.add_task("sync", total=total)
+        progress.update(task, completed=done)
+
+    try:
+        return kb.sync(on_progress=on_progress)
+    except FileNotFoundError as exc:
+        fail(f"{exc} (set --notes, D2LKB_NOTES or `notes` in {kb.config.kb_dir / 'config.toml'})")
+    finally:
+        if progress is not None:
+            progress.stop()
+
+
+@app.command("sync")
+def sync_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Read the notes folder into the knowledge base (incremental)."""
+    kb = _state(ctx).open()
+    with kb:
+        report = _sync(kb)
+    if as_json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+        return
+    table = Table(title=f"Synced {kb.config.notes_dir}", show_header=True)
+    for col in ("notes", "cards", "tags", "formulas", "snippets", "links", "added", "updated", "removed", "unchanged"):
+        table.add_column(col, justify="right")
+    table.add_row(*(str(getattr(report, c)) for c in ("notes", "cards", "tags", "formulas", "snippets", "links",
+                                                     "added", "updated", "removed", "unchanged")))
+    console.print(table)
+    if report.retired_cards or report.revived_cards:
+        console.print(f"{report.retired_cards} card(s) retired, {report.revived_cards} came back")
+    _print_warnings(report.warnings)
+    console.print(f"[dim]{report.seconds:.2f} s[/]")
+
+
+def _print_warnings(warnings) -> None:
+    for w in warnings:
+        where = f"{w.path}:{w.line}" if w.line else w.path
+        err.print(f"[yellow]warning:[/] {where}: {w.message}", highlight=False)
+
+
+def _highlighted(snippet: str) -> Text:
+    text = Text()
+    parts = snippet.split(HIGHLIGHT[0])
+    text.append(parts[0])
+    for part in parts[1:]:
+        hit, _, rest = part.partition(HIGHLIGHT[1])
+        text.append(hit, style="bold yellow")
+        text.append(rest)
+    return text
+
+
+@app.command("search")
+def search_cmd(
+    ctx: typer.Context,
+    query: Annotated[str, typer.Argument(help='e.g. \'#calculus "product rule" -kind:snippet\'')],
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=10000, help="Most hits to show.")] = 20,
+    as_json: JsonOpt = False,
+    no_sync: Annotated[bool, typer.Option("--no-sync", help="Do not sync the notes first.")] = False,
+) -> None:
+    """Search notes, sections, cards, formulas and snippets.
+
+    Query language: words, "phrases", #tag (matches nested tags), tag:x, path:x,
+    kind:card|note|section|formula|snippet, status:refuted|passed|new|suspended|...,
+    due:today|tomorrow|overdue|N, AND / OR / NOT / -x, parentheses.
+    """
+    from d2lkb.query import parse_query
+
+    try:
+        parse_query(query)  # fail fast, before touching the KB
+    except QueryError as exc:
+        fail(f"bad query: {exc}", code=2)
+    kb = _state(ctx).open()
+    with kb:
+        if not no_sync:
+            report = _sync(kb, quiet=True)
+            if not as_json:
+                _print_warnings(report.warnings)
+        try:
+            hits = kb.search(query, limit=limit)
+        except QueryError as exc:
+            fail(f"bad query: {exc}", code=2)
+    if as_json:
+        print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
+        return
+    if not hits:
+        console.print("no matches")
+        return
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("kind")
+    table.add_column("where", no_wrap=True)
+    table.add_column("title")
+    table.add_column("match", ratio=1)
+    table.add_column("tags")
+    for h in hits:
+        table.add_row(h.kind, f"{h.path}:{h.line}", Text(h.title), _highlighted(h.snippet),
+                      Text(" ".join("#" + t for t in h.tags), style="cyan"))
+    console.print(table)
+
+
+@app.command("tags")
+def tags_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """The tag tree with counts of notes and cards (nested tags include their children)."""
+    kb = _state(ctx).open()
+    with kb:
+        _sync(kb, quiet=True)
+        tags = kb.tags()
+    if as_json:
+        print(json.dumps([t.to_dict() for t in tags], ensure_ascii=False))
+        return
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("tag")
+    table.add_column("notes", justify="right")
+    table.add_column("cards", justify="right")
+    for t in tags:
+        table.add_row(Text("  " * t.depth + "#" + t.tag.rsplit("/", 1)[-1], style="cyan"), str(t.count), str(t.cards))
+    console.print(table)
+
+
+@app.command("show")
+def show_cmd(
+    ctx: typer.Context,
+    note: Annotated[str, typer.Argument(help="Path, file name or title of a note.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """One note: sections, tags, cards, formulas, snippets, links, backlinks and related notes."""
+    kb = _state(ctx).open()
+    with kb:
+        _sync(kb, quiet=True)
+        found = kb.find_note(note)
+        if not found:
+            fail(f"no note matches {note!r} (try `d2lkb search {note}`)")
+        if len(found) > 1 and not any(p == note for _, p, _ in found):
+            names = ", ".join(p for _, p, _ in found[:8])
+            fail(f"{note!r} matches {len(found)} notes: {names}; give the path")
+        view = kb.note(found[0][0])
+    if as_json:
+        print(json.dumps(view.to_dict(), ensure_ascii=False, default=str))
+        return
+    console.print(f"[bold]{view.title}[/]  [dim]{view.path}[/]")
+    if view.tags:
+        console.print(Text(" ".join("#" + t for t in view.tags), style="cyan"))
+    if view.sections:
+        console.rule("sections")
+        for s in view.sections:
+            console.print(f"{'  ' * (s['level'] - 1)}{s['title']} [dim]:{s['line']}-{s['end_line']}[/]", highlight=False)
+    if view.cards:
+        console.rule(f"cards ({len(view.cards)})")
+        table = Table(show_header=True, header_style="bold", expand=True)
+        table.add_column("line", justify="right")
+        table.add_column("kind")
+        table.add_column("front", ratio=2)
+        table.add_column("back", ratio=1)
+        for c in view.cards:
+            table.add_row(str(c["line"]), c["kind"], Text(_short(c["front"], 160)), Text(_short(c["back"], 80)))
+        console.print(table)
+    if view.formulas or view.snippets:
+        console.rule("checks")
+        for f in view.formulas:
+            if f["display"]:
+                console.print(f":{f['line']} formula {f['name'] or ''} [bold]{f['status']}[/]", highlight=False)
+        for s in view.snippets:
+            console.print(f":{s['line']} {s['language']} snippet [bold]{s['status']}[/]", highlight=False)
+    for title, items, fmt in (
+        ("links", view.links, lambda x: f":{x['line']} [[{x['target']}]] -> {x['resolved'] or '(unresolved)'}"),
+        ("backlinks", view.backlinks, lambda x: f"{x['path']}:{x['line']}  {x['title']}"),
+        ("related", view.related, lambda x: f"{x['path']}  {x['title']}  ({', '.join(x['because'])})"),
+    ):
+        if items:
+            console.rule(title)
+            for x in items:
+                console.print(Text(fmt(x)))
+
+
+@app.command("check")
+def check_cmd(
+    ctx: typer.Context,
+    query: Annotated[str | None, typer.Argument(help="Only what this search query selects, e.g. '#calculus'.")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda [default: from config]")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Re-run everything.")] = False,
+    as_json: JsonOpt = False,
+    junit: Annotated[Path | None, typer.Option("--junit", help="Also write a JUnit XML report here.")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=64, help="Parallel formula workers.")] = 1,
+) -> None:
+    """Verify formulas with SymPy and re-run code snippets with torch. Exits 1 on any failure."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    if device is not None and device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
+        fail(f"--device must be auto, cpu or cuda (got {device!r})", code=2)
+    if query:
+        from d2lkb.query import parse_query
+
+        try:
+            parse_query(query)
+        except QueryError as exc:
+            fail(f"bad query: {exc}", code=2)
+    kb = _state(ctx).open()
+    with kb:
+        report = _sync(kb, quiet=True)
+        if not as_json:
+            _print_warnings(report.warnings)
+        progress = Progress(TextColumn("checking"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                            TimeElapsedColumn(), console=err, transient=True, disable=as_json or not err.is_terminal)
+        with progress:
+            task = progress.add_task("", total=None)
+
+            def on_progress(done, total, item):
+                progress.update(task, completed=done, total=total, description=f"{item.path}:{item.line}")
+
+            result = kb.run_checks(query, device=device, use_cache=not no_cache, jobs=jobs, on_progress=on_progress)
+    if junit:
+        _write_junit(junit, result)
+    if as_json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False))
+    else:
+        _print_checks(result)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+STATUS_STYLE = {"verified": "green", "passed": "green", "definition": "cyan", "refuted": "bold red",
+                "failed": "bold red", "error": "bold red", "timeout": "red", "unparsed": "yellow",
+                "skipped": "dim", "untrusted": "magenta", "unchecked": "dim"}
+
+
+def _print_checks(result) -> None:
+    table = Table(show_header=True, header_style="bold", expand=True)
+    table.add_column("status")
+    table.add_column("where", no_wrap=True)
+    table.add_column("what")
+    table.add_column("detail", ratio=1)
+    table.add_column("s", justify="right")
+    for r in result.sorted():
+        status = r.status.value + (" (known)" if r.known_failure else "") + (" ·" if r.cached else "")
+        detail = r.detail if r.is_failure else _short(r.detail, 120)
+        table.add_row(Text(status, style=STATUS_STYLE.get(r.status.value, "")), f"{r.path}:{r.line}",
+                      Text(r.name or r.kind), Text(detail), f"{r.seconds:.2f}")
+    console.print(table)
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(result.summary.items()))
+    console.print(f"{len(result.results)} checks on {result.device or 'cpu'} (torch {result.torch_version}): {summary}"
+                  f" [dim]({result.seconds:.2f} s; · = cached)[/]")
+    if result.failures:
+        console.print(f"[bold red]{len(result.failures)} failing[/]")
+
+
+def _write_junit(path: Path, result) -> None:
+    from xml.etree import ElementTree as ET
+
+    suite = ET.Element("testsuite", name="d2lkb check", tests=str(len(result.results)),
+                       failures=str(len(result.failures)), time=f"{result.seconds:.3f}")
+    for r in result.sorted():
+        case = ET.SubElement(suite, "testcase", classname=r.path, name=f"{r.kind} line {r.line} {r.name}".strip(),
+                             time=f"{r.seconds:.3f}")
+        if r.is_failure:
+            ET.SubElement(case, "failure", message=r.status.value).text = r.detail
+        elif r.status.value in ("skipped", "untrusted", "unparsed") or r.known_failure:
+            ET.SubElement(case, "skipped", message=f"{r.status.value}: {r.detail[:200]}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def _short(text: str, n: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+@app.command("trust")
+def trust_cmd(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="Folder whose code snippets may run.")],
+    remove: Annotated[bool, typer.Option("--remove", help="Stop trusting the folder.")] = False,
+) -> None:
+    """Allow `d2lkb check` to execute code from a notes folder (the bundled notes are always trusted)."""
+    kb = _state(ctx).open()
+    with kb:
+        if remove:
+            console.print("removed" if kb.untrust(path) else f"{path} was not trusted")
+            return
+        try:
+            resolved = kb.trust(path)
+        except FileNotFoundError as exc:
+            fail(str(exc))
+    console.print(f"trusted {resolved}")
+
+
+@app.command("retired")
+def retired_cmd(
+    ctx: typer.Context,
+    purge: Annotated[bool, typer.Option("--purge", help="Delete retired cards and their review history.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before purging.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List cards whose text disappeared from the notes (history kept), or purge them."""
+    kb = _state(ctx).open()
+    with kb:
+        _sync(kb, quiet=True)
+        cards = kb.retired_cards()
+        if purge:
+            if cards and not yes and not typer.confirm(f"Delete {len(cards)} retired card(s) and their history?"):
+                raise typer.Exit(1)
+            n = kb.purge_retired()
+            console.print(f"purged {n} retired card(s)")
+            return
+    if as_json:
+        print(json.dumps(cards, ensure_ascii=False))
+        return
+    if not cards:
+        console.print("no retired cards")
+        return
+    table = Table(show_header=True, header_style="bold")
+    for col in ("id", "kind", "last seen", "front", "reviews"):
+        table.add_column(col)
+    for c in cards:
+        table.add_row(str(c["id"]), c["kind"], f"{c['path']}:{c['line']}", Text(_short(c["front"], 70)), str(c["reviews"]))
+    console.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""FSRS scheduling of one card, on top of the `fsrs` package (FSRS-6). Pure: no I/O.
+
+Our card rows keep the fsrs.Card fields as plain numbers (`Schedule`): `state`
+0 new, 1 learning, 2 review, 3 relearning; `due` and `last_review` as UTC UNIX
+seconds. fsrs has no "new" state: a new card is fsrs `State.Learning` at step 0
+without stability, which is exactly what `Schedule.to_fsrs` builds for state 0.
+
+Time is always injected (`now`, timezone-aware). It is truncated to whole seconds
+before it reaches fsrs so that what we store (integer seconds) is exactly what
+fsrs computed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+
+from fsrs import Card as FsrsCard
+from fsrs import Rating, Scheduler, State
+
+from d2lkb.config import ReviewConfig
+from d2lkb.review.types import CardState, Grade
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """The scheduling fields of a card row (the columns fsrs.Card needs)."""
+
+    state: CardState = CardState.NEW
+    step: int | None = None
+    stability: float | None = None
+    difficulty: float | None = None
+    due: int = 0  # UTC UNIX seconds
+    last_review: int | None = None  # UTC UNIX seconds
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.state not in tuple(CardState):
+            problems.append(f"state {self.state!r} is not 0..3")
+        if self.state in (CardState.REVIEW,) and (self.stability is None or self.difficulty is None):
+            problems.append("a review card needs stability and difficulty")
+        if self.state == CardState.RELEARNING and (self.stability is None or self.difficulty is None
+                                                    or self.step is None):
+            problems.append("a relearning card needs stability, difficulty and a step")
+        if problems:
+            raise ValueError("bad card schedule: " + "; ".join(problems))
+        object.__setattr__(self, "state", CardState(self.state))
+
+    # -- conversions -------------------------------------------------------
+    def to_fsrs(self) -> FsrsCard:
+        """The fsrs.Card for these fields (card_id is irrelevant to scheduling: 0)."""
+        if self.state == CardState.NEW:
+            return FsrsCard(card_id=0, state=State.Learning, step=0, due=_dt(self.due))
+        return FsrsCard(
+            card_id=0,
+            state=State(int(self.state)),
+            step=self.step,
+            stability=self.stability,
+            difficulty=self.difficulty,
+            due=_dt(self.due),
+            last_review=_dt(self.last_review) if self.last_review is not None else None,
+        )
+
+    @classmethod
+    def from_fsrs(cls, card: FsrsCard) -> Schedule:
+        """Fields of an fsrs.Card. A Learning card without stability is our "new" card."""
+        if card.state == State.Learning and card.stability is None and card.last_review is None:
+            return cls(CardState.NEW, None, None, None, _ts(card.due), None)
+        return cls(
+            state=CardState(int(card.state)),
+            step=card.step,
+            stability=card.stability,
+            difficulty=card.difficulty,
+            due=_ts(card.due),
+            last_review=_ts(card.last_review) if card.last_review is not None else None,
+        )
+
+    def to_dict(self) -> dict:
+        return {"state": int(self.state), "step": self.step, "stability": self.stability,
+                "difficulty": self.difficulty, "due": self.due, "last_review": self.last_review}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Schedule:
+        return cls(CardState(int(d["state"])), d.get("step"), d.get("stability"), d.get("difficulty"),
+                   int(d["due"]), d.get("last_review"))
+
+
+def _dt(ts: int) -> datetime:
+    return datetime.fromtimestamp(int(ts), UTC)
+
+
+def _ts(dt: datetime) -> int:
+    return int(dt.timestamp())
+
+
+def utc_seconds(now: datetime) -> datetime:
+    """`now` in UTC, truncated to whole seconds (what the database can hold)."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    return now.astimezone(UTC).replace(microsecond=0)
+
+
+@lru_cache(maxsize=16)
+def _scheduler(parameters: tuple[float, ...] | None, desired_retention: float, learning_steps: tuple[timedelta, ...],
+               relearning_steps: tuple[timedelta, ...], maximum_interval: int, fuzz: bool) -> Scheduler:
+    kwargs = {} if parameters is None else {"parameters": parameters}
+    return Scheduler(desired_retention=desired_retention, learning_steps=learning_steps,
+                     relearning_steps=relearning_steps, maximum_interval=maximum_interval,
+                     enable_fuzzing=fuzz, **kwargs)
+
+
+def build_scheduler(config: ReviewConfig, parameters: Sequence[float] | None = None, *,
+                    fuzz: bool | None = None) -> Scheduler:
+    """An fsrs.Scheduler for `config` (cached). `parameters`: fitted FSRS weights, default fsrs's.
+
+    `fuzz` overrides `config.fuzz` (previews use a fuzz-free scheduler).
+    """
+    return _scheduler(tuple(parameters) if parameters is not None else None, config.desired_retention,
+                      tuple(config.learning_steps), tuple(config.relearning_steps), config.maximum_interval,
+                      config.fuzz if fuzz is None else fuzz)
+
+
+def answer(fields: Schedule, grade: Grade | int, now: datetime, config: ReviewConfig | None = None,
+           parameters: Sequence[float] | None = None) -> Schedule:
+    """The card's schedule after answering `grade` at `now` (fuzzed if `config.fuzz`)."""
+    return _review(build_scheduler(config or ReviewConfig(), parameters), fields, grade, now)
+
+
+def preview(fields: Schedule, now: datetime, config: ReviewConfig | None = None,
+            parameters: Sequence[float] | None = None) -> dict[Grade, timedelta]:
+    """Interval each grade would give at `now`, without fuzz (so it equals `answer` when fuzz is off)."""
+    scheduler = build_scheduler(config or ReviewConfig(), parameters, fuzz=False)
+    at = utc_seconds(now)
+    return {g: timedelta(seconds=_review(scheduler, fields, g, at).due - _ts(at)) for g in Grade}
+
+
+def _review(scheduler: Scheduler, fields: Schedule, grade: Grade | int, now: datetime) -> Schedule:
+    rating = Rating(int(Grade(grade)))
+    card, _log = scheduler.review_card(fields.to_fsrs(), rating, utc_seconds(now))
+    return Schedule.from_fsrs(card)
+
+
+def is_lapse(before: Schedule, grade: Grade | int) -> bool:
+    """Forgetting a card in review (Again on a review card) is a lapse."""
+    return before.state == CardState.REVIEW and Grade(grade) == Grade.AGAIN
+
+
+__all__ = ["Schedule", "answer", "build_scheduler", "is_lapse", "preview", "utc_seconds"]

@@ -1,0 +1,297 @@
+"""Running the checks of the KB: formulas (SymPy) and snippets (torch), cached in `checkresult`.
+
+Results are cached by what they depend on: a formula by its LaTeX; a snippet by the
+code chain of its note up to it (computed at sync), the torch and Python versions
+and the device. Expected outputs are not part of the key: a cached run's output is
+compared again, so editing an expected output never re-runs code. An unchanged
+corpus re-checks without starting a worker (and without importing torch or sympy).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from d2lkb.model import CheckStatus, Snippet
+from d2lkb.store.db import transaction
+
+FAILURES = {CheckStatus.REFUTED, CheckStatus.FAILED, CheckStatus.ERROR, CheckStatus.TIMEOUT}
+ORDER = {s: i for i, s in enumerate([
+    CheckStatus.REFUTED, CheckStatus.FAILED, CheckStatus.ERROR, CheckStatus.TIMEOUT, CheckStatus.UNPARSED,
+    CheckStatus.UNTRUSTED, CheckStatus.SKIPPED, CheckStatus.UNCHECKED, CheckStatus.DEFINITION,
+    CheckStatus.VERIFIED, CheckStatus.PASSED])}
+
+
+@dataclass(frozen=True, slots=True)
+class CheckItemResult:
+    kind: str  # formula | snippet
+    path: str
+    line: int
+    status: CheckStatus
+    detail: str
+    device: str
+    seconds: float
+    name: str = ""
+    cached: bool = False
+    known_failure: str | None = None
+    check_hash: str = ""
+
+    @property
+    def is_failure(self) -> bool:
+        return self.status in FAILURES and not self.known_failure
+
+    def to_dict(self) -> dict:
+        out = {"kind": self.kind, "path": self.path, "line": self.line, "status": self.status.value,
+               "detail": self.detail, "device": self.device, "seconds": round(self.seconds, 4)}
+        if self.known_failure:
+            out["known_failure"] = self.known_failure
+        return out
+
+
+@dataclass
+class CheckReport:
+    results: list[CheckItemResult] = field(default_factory=list)
+    device: str = ""
+    torch_version: str = ""
+    seconds: float = 0.0
+
+    @property
+    def summary(self) -> dict[str, int]:
+        return dict(Counter(r.status.value for r in self.results))
+
+    @property
+    def failures(self) -> list[CheckItemResult]:
+        return [r for r in self.results if r.is_failure]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def sorted(self) -> list[CheckItemResult]:
+        """Failures first, then by file and line."""
+        return sorted(self.results, key=lambda r: (not r.is_failure, ORDER.get(r.status, 99), r.path, r.line))
+
+    def to_dict(self) -> dict:
+        return {"results": [r.to_dict() for r in self.sorted()], "summary": self.summary,
+                "device": self.device, "torch_version": self.torch_version, "seconds": round(self.seconds, 3)}
+
+
+def torch_version() -> str:
+    try:
+        return importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        return "none"
+
+
+def _version_key(torch: str) -> str:
+    return f"{torch} py{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
+
+
+class ChecksMixin:
+    """Methods of KnowledgeBase (uses self.conn, self.config, self.lock, self.now(), self.is_trusted())."""
+
+    def resolve_check_device(self, requested: str) -> str:
+        """auto -> cuda/cpu, remembered per torch version so cached re-checks need no torch import."""
+        if requested != "auto":
+            return requested
+        from d2lkb.checks.snippets import _fake_cuda, resolve_device
+
+        fake = _fake_cuda()
+        if fake is not None:
+            return "cuda" if fake else "cpu"
+        version = torch_version()
+        if "+cpu" in version or version == "none" or not Path("/proc/driver/nvidia/version").exists():
+            return "cpu"
+        key = f"auto-device {version}"
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        if row:
+            return row[0]
+        device = resolve_device("auto")
+        self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, device))
+        return device
+
+    def _check_targets(self, query: str | None) -> tuple[list, dict[int, list]]:
+        """(display formulas, {note_id: snippets}) in scope of the query (all when None)."""
+        note_filter = ""
+        params: list = []
+        if query:
+            from d2lkb.query import parse_query
+            from d2lkb.store.search import _Compiler
+
+            comp = _Compiler(self.search_context())
+            cond = comp.sql(parse_query(query))
+            hashes = {r[0] for r in self.conn.execute(
+                f"SELECT d.check_hash FROM doc d WHERE d.check_hash IS NOT NULL AND {cond}", comp.params)}
+            notes = {r[0] for r in self.conn.execute(
+                f"SELECT DISTINCT d.note_id FROM doc d WHERE d.check_hash IS NOT NULL AND {cond}", comp.params)}
+        formulas = []
+        for row in self.conn.execute(
+            "SELECT f.id, n.path, f.line, f.latex, f.name, f.known_failure, f.check_hash, f.note_id FROM formula f"
+            f" JOIN note n ON n.id = f.note_id WHERE f.display = 1 {note_filter} ORDER BY n.path, f.idx", params
+        ):
+            if query and row[6] not in hashes:
+                continue
+            formulas.append(row)
+        snippets: dict[int, list] = {}
+        for row in self.conn.execute(
+            "SELECT s.note_id, n.path, s.idx, s.language, s.code, s.expected, s.line, s.expected_line, s.info,"
+            " s.known_failure, s.check_hash FROM snippet s JOIN note n ON n.id = s.note_id ORDER BY n.path, s.idx"
+        ):
+            if query and row[0] not in notes:
+                continue
+            snippets.setdefault(row[0], []).append(row)
+        return formulas, snippets
+
+    def _cached(self, kind: str, check_hash: str, device: str, version: str):
+        return self.conn.execute(
+            "SELECT status, detail, output, seconds FROM checkresult WHERE kind=? AND check_hash=? AND device=?"
+            " AND torch_version=?", (kind, check_hash, device, version)).fetchone()
+
+    def _store(self, kind, check_hash, device, version, status, detail, output, seconds) -> None:
+        self.conn.execute(
+            "INSERT INTO checkresult (kind, check_hash, device, torch_version, status, detail, output, seconds, checked_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (kind, check_hash, device, torch_version) DO UPDATE SET"
+            " status=excluded.status, detail=excluded.detail, output=excluded.output, seconds=excluded.seconds,"
+            " checked_at=excluded.checked_at",
+            (kind, check_hash, device, version, str(status), detail, output, seconds, int(self.now().timestamp())))
+
+    def run_checks(
+        self,
+        query: str | None = None,
+        *,
+        device: str | None = None,
+        use_cache: bool = True,
+        jobs: int = 1,
+        on_progress: Callable[[int, int, CheckItemResult], None] | None = None,
+    ) -> CheckReport:
+        """Check formulas and snippets (all, or those a search query selects) and store the results."""
+        started = time.perf_counter()
+        cfg = self.config.checks
+        with self.lock:
+            dev = self.resolve_check_device(device or cfg.device)
+            version = _version_key(torch_version())
+            formulas, notes = self._check_targets(query)
+        trusted = self.is_trusted()
+        report = CheckReport(device=dev, torch_version=version)
+        total = len(formulas) + sum(len(v) for v in notes.values())
+        done = 0
+
+        def emit(item: CheckItemResult) -> None:
+            nonlocal done
+            done += 1
+            report.results.append(item)
+            if on_progress:
+                on_progress(done, total, item)
+
+        # Formulas and sympy blocks: cached by content.
+        todo: list[tuple] = []
+        for fid, path, line, latex, name, known, h, _nid in formulas:
+            cached = self._cached("formula", h, "", "") if use_cache else None
+            if cached:
+                emit(CheckItemResult("formula", path, line, CheckStatus(cached[0]), cached[1], "", cached[3],
+                                     name or "", True, known, h))
+            else:
+                todo.append(("formula", fid, path, line, latex, name, known, h))
+        for rows in notes.values():
+            for row in rows:
+                if row[3] != "sympy":
+                    continue
+                _nid, path, _idx, _lang, code, _e, line, _el, _info, known, h = row
+                if not trusted:
+                    emit(CheckItemResult("snippet", path, line, CheckStatus.UNTRUSTED,
+                                         "notes folder not trusted: run `d2lkb trust PATH` to allow code", dev, 0.0,
+                                         "sympy", False, known, h))
+                    continue
+                cached = self._cached("formula", h, "", "") if use_cache else None
+                if cached:
+                    emit(CheckItemResult("snippet", path, line, CheckStatus(cached[0]), cached[1], "", cached[3],
+                                         "sympy", True, known, h))
+                else:
+                    todo.append(("sympy", None, path, line, code, "sympy", known, h))
+        if todo:
+            from d2lkb.checks.formulas import FormulaChecker
+
+            by_key = {i: t for i, t in enumerate(todo)}
+            items = [(i, "latex" if t[0] == "formula" else "sympy", t[4]) for i, t in by_key.items()]
+            with FormulaChecker(timeout=cfg.formula_timeout, jobs=max(1, jobs)) as fc:
+                for key, res in fc.check_many(items):
+                    kind, _fid, path, line, _src, name, known, h = by_key[key]
+                    with self.lock:
+                        self._store("formula", h, "", "", res.status, res.detail, "", res.seconds)
+                    emit(CheckItemResult("formula" if kind == "formula" else "snippet", path, line, res.status,
+                                         res.detail, "", res.seconds, name or "", False, known, h))
+        # Snippets: per note, cached by code chain + versions + device.
+        runner = None
+        try:
+            for rows in notes.values():
+                code_rows = [r for r in rows if r[3] in ("python", "pycon")]
+                if not code_rows:
+                    continue
+                if not trusted:
+                    for r in code_rows:
+                        emit(CheckItemResult("snippet", r[1], r[6], CheckStatus.UNTRUSTED,
+                                             "notes folder not trusted: run `d2lkb trust PATH` to allow code", dev, 0.0,
+                                             r[3], False, r[9], r[10]))
+                    continue
+                cached = [self._cached("snippet", r[10], dev, version) for r in code_rows] if use_cache else [None]
+                if all(cached):
+                    for r, c in zip(code_rows, cached, strict=True):
+                        status, detail = _rejudge(c, r[5])
+                        emit(CheckItemResult("snippet", r[1], r[6], status, detail, dev, c[3], r[3], True, r[9], r[10]))
+                    continue
+                if runner is None:
+                    from d2lkb.checks.snippets import SnippetRunner
+
+                    runner = SnippetRunner(device=dev, timeout=cfg.snippet_timeout, memory_mb=cfg.snippet_memory_mb)
+                    runner.start()
+                snippets = [Snippet(r[3], r[4], r[6], None, r[5], r[7], r[8], r[9]) for r in code_rows]
+                results = runner.run_note(snippets)
+                with self.lock, transaction(self.conn):
+                    for r, res in zip(code_rows, results, strict=True):
+                        if res.status != CheckStatus.SKIPPED or "earlier snippet" not in res.detail:
+                            self._store("snippet", r[10], dev, version, res.status, res.detail, res.output, res.seconds)
+                for r, res in zip(code_rows, results, strict=True):
+                    emit(CheckItemResult("snippet", r[1], r[6], res.status, res.detail, res.device or dev, res.seconds,
+                                         r[3], False, r[9], r[10]))
+        finally:
+            if runner is not None:
+                runner.close()
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def check_results(self) -> list[dict]:
+        """Latest stored result of every display formula and snippet (for the TUI)."""
+        out = []
+        with self.lock:
+            rows = self.conn.execute(
+                "SELECT 'formula', n.path, f.line, f.check_hash, f.name FROM formula f JOIN note n ON n.id = f.note_id"
+                " WHERE f.display = 1 UNION ALL SELECT 'snippet', n.path, s.line, s.check_hash, s.language FROM snippet s"
+                " JOIN note n ON n.id = s.note_id ORDER BY 2, 3").fetchall()
+            for kind, path, line, h, name in rows:
+                r = self.conn.execute(
+                    "SELECT status, detail, seconds, device FROM checkresult WHERE check_hash = ?"
+                    " ORDER BY checked_at DESC, id DESC LIMIT 1", (h,)).fetchone()
+                status, detail, seconds, device = r if r else ("unchecked", "", 0.0, "")
+                out.append({"kind": kind, "path": path, "line": line, "status": status, "detail": detail,
+                            "seconds": seconds, "device": device, "name": name or ""})
+        failing = {s.value for s in FAILURES}
+        return sorted(out, key=lambda x: (x["status"] not in failing, x["path"], x["line"]))
+
+
+def _rejudge(cached, expected: str | None) -> tuple[CheckStatus, str]:
+    """A cached run compared with the (possibly edited) expected output."""
+    status, detail, output, _seconds = cached
+    status = CheckStatus(status)
+    if status not in (CheckStatus.PASSED, CheckStatus.FAILED) or detail == "raised the expected exception":
+        return status, detail
+    if expected is None:
+        return CheckStatus.PASSED, "ran, no expected output"
+    from d2lkb.checks.outputs import compare_output
+
+    ok, diff = compare_output(expected, output)
+    return (CheckStatus.PASSED, "output matches") if ok else (CheckStatus.FAILED, diff)

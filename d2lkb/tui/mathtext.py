@@ -1,0 +1,339 @@
+"""LaTeX in card text, made readable in a terminal.
+
+The Markdown widget knows nothing about math, so before a card is rendered its
+`$...$` and `$$...$$` spans are turned into code-styled Unicode text:
+`$\\frac{\\partial f}{\\partial x_i}$` shows as `∂f/∂xᵢ`. This is a modest
+prettifier for the commands study notes use most; anything it does not know is
+kept as LaTeX source, so nothing is ever lost, only left unprettified.
+"""
+
+from __future__ import annotations
+
+GREEK = {
+    "alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ε", "varepsilon": "ε", "zeta": "ζ",
+    "eta": "η", "theta": "θ", "vartheta": "ϑ", "iota": "ι", "kappa": "κ", "lambda": "λ", "mu": "μ", "nu": "ν",
+    "xi": "ξ", "pi": "π", "rho": "ρ", "sigma": "σ", "tau": "τ", "upsilon": "υ", "phi": "ϕ", "varphi": "φ",
+    "chi": "χ", "psi": "ψ", "omega": "ω",
+    "Gamma": "Γ", "Delta": "Δ", "Theta": "Θ", "Lambda": "Λ", "Xi": "Ξ", "Pi": "Π", "Sigma": "Σ",
+    "Upsilon": "Υ", "Phi": "Φ", "Psi": "Ψ", "Omega": "Ω",
+}
+
+SYMBOLS = {
+    "cdot": "·", "times": "×", "div": "÷", "pm": "±", "mp": "∓", "leq": "≤", "le": "≤", "geq": "≥", "ge": "≥",
+    "neq": "≠", "ne": "≠", "approx": "≈", "equiv": "≡", "sim": "∼", "propto": "∝", "infty": "∞",
+    "partial": "∂", "nabla": "∇", "sum": "Σ", "prod": "∏", "int": "∫", "oint": "∮", "to": "→",
+    "rightarrow": "→", "leftarrow": "←", "Rightarrow": "⇒", "Leftarrow": "⇐", "leftrightarrow": "↔",
+    "Leftrightarrow": "⇔", "implies": "⇒", "iff": "⇔", "mapsto": "↦", "in": "∈", "notin": "∉",
+    "subset": "⊂", "subseteq": "⊆", "supset": "⊃", "cup": "∪", "cap": "∩", "forall": "∀", "exists": "∃",
+    "emptyset": "∅", "neg": "¬", "land": "∧", "lor": "∨", "ldots": "…", "cdots": "⋯", "dots": "…",
+    "vdots": "⋮", "ddots": "⋱", "mid": "|", "top": "⊤", "intercal": "ᵀ", "odot": "⊙", "otimes": "⊗",
+    "oplus": "⊕", "circ": "∘", "star": "⋆", "ast": "∗", "langle": "⟨", "rangle": "⟩", "lceil": "⌈",
+    "rceil": "⌉", "lfloor": "⌊", "rfloor": "⌋", "prime": "′", "ell": "ℓ", "hbar": "ℏ", "Re": "ℜ",
+    "Im": "ℑ", "lvert": "|", "rvert": "|", "lVert": "‖", "rVert": "‖", "vert": "|", "Vert": "‖",
+    "quad": "  ", "qquad": "    ", "colon": ":", "gets": "←", "ll": "≪", "gg": "≫", "perp": "⊥",
+    "parallel": "∥", "angle": "∠", "triangle": "△", "square": "□", "checkmark": "✓", "sqrt": "√",
+}
+
+# Words set upright in math: \log x -> "log x".
+FUNCTIONS = {"log", "ln", "exp", "sin", "cos", "tan", "sinh", "cosh", "tanh", "max", "min", "arg", "argmax",
+             "argmin", "sup", "inf", "lim", "det", "dim", "ker", "sgn", "softmax", "Pr", "deg", "gcd", "lg"}
+
+# Single-character escapes: \, \; \{ ...
+ESCAPES = {",": " ", ";": " ", ":": " ", "!": "", " ": " ", "{": "{", "}": "}", "|": "‖", "%": "%", "$": "$",
+           "#": "#", "&": "&", "_": "_", "\\": "\n"}
+
+# Commands whose one argument is shown as is (fonts and text).
+PLAIN_ARG = {"mathbf", "mathrm", "text", "textrm", "textbf", "textit", "mathit", "operatorname", "boldsymbol",
+             "bm", "mathsf", "mathtt", "texttt", "emph", "mbox", "displaystyle", "textstyle", "underline",
+             "overline", "mathnormal"}
+
+ACCENTS = {"hat": "\u0302", "widehat": "\u0302", "bar": "\u0304", "tilde": "\u0303", "widetilde": "\u0303",
+           "vec": "\u20d7", "dot": "\u0307", "ddot": "\u0308"}
+
+BLACKBOARD = {"R": "ℝ", "N": "ℕ", "Z": "ℤ", "Q": "ℚ", "C": "ℂ", "E": "𝔼", "P": "ℙ"}
+CALLIGRAPHIC = {"L": "ℒ", "N": "𝒩", "O": "𝒪", "D": "𝒟", "F": "ℱ", "H": "ℋ", "X": "𝒳", "Y": "𝒴"}
+
+SUPERSCRIPT = dict(zip("0123456789+-=()nijkTtaxyz", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁼⁽⁾ⁿⁱʲᵏᵀᵗᵃˣʸᶻ", strict=True))
+SUPERSCRIPT.update({"′": "′", "*": "*", "∗": "*", "⊤": "ᵀ", "ᵀ": "ᵀ"})
+SUBSCRIPT = dict(zip("0123456789+-=()aeijklmnoprstuvx", "₀₁₂₃₄₅₆₇₈₉₊₋₌₍₎ₐₑᵢⱼₖₗₘₙₒₚᵣₛₜᵤᵥₓ", strict=True))
+
+DELIMITERS = {"(": "(", ")": ")", "[": "[", "]": "]", "|": "|", ".": "", "/": "/", "<": "⟨", ">": "⟩"}
+ENVIRONMENTS_DROPPED = {"aligned", "align", "align*", "equation", "equation*", "gathered", "split", "array",
+                        "matrix", "pmatrix", "bmatrix", "vmatrix", "cases"}
+
+
+def _script(text: str, table: dict[str, str], mark: str) -> str:
+    if text and all(ch in table for ch in text):
+        return "".join(table[ch] for ch in text)
+    if len(text) == 1:
+        return mark + text
+    return f"{mark}({text})"
+
+
+def _wrap(text: str) -> str:
+    """Parenthesise a fraction part unless it is one simple token."""
+    text = text.strip()
+    if len(text) <= 1 or text.replace(".", "").isalnum() or (text[0] in "([" and _balanced_outer(text)):
+        return text
+    if all(ch.isalnum() or ch in "∂∇′" for ch in text):  # ∂f, ∂xᵢ
+        return text
+    return f"({text})"
+
+
+def _balanced_outer(text: str) -> bool:
+    close = {"(": ")", "[": "]"}[text[0]]
+    if text[-1] != close:
+        return False
+    depth = 0
+    for i, ch in enumerate(text):
+        depth += ch == text[0]
+        depth -= ch == close
+        if depth == 0 and i < len(text) - 1:
+            return False
+    return True
+
+
+class _Reader:
+    def __init__(self, src: str):
+        self.src = src
+        self.pos = 0
+
+    def peek(self) -> str:
+        return self.src[self.pos] if self.pos < len(self.src) else ""
+
+    def skip_spaces(self) -> None:
+        while self.peek().isspace():
+            self.pos += 1
+
+    def group_source(self) -> str | None:
+        """Raw source of a `{...}` group at the cursor (cursor moved past it), or None."""
+        self.skip_spaces()
+        if self.peek() != "{":
+            return None
+        depth, start = 0, self.pos
+        while self.pos < len(self.src):
+            ch = self.src[self.pos]
+            if ch == "\\":
+                self.pos += 2
+                continue
+            depth += ch == "{"
+            depth -= ch == "}"
+            self.pos += 1
+            if depth == 0:
+                return self.src[start + 1:self.pos - 1]
+        return self.src[start + 1:]
+
+    def argument(self) -> str:
+        """One argument, converted: a group, a command, or a single character."""
+        raw = self.group_source()
+        if raw is not None:
+            return convert(raw)
+        self.skip_spaces()
+        if self.peek() == "\\":
+            return self.command()
+        ch = self.peek()
+        self.pos += 1 if ch else 0
+        return ch
+
+    def optional(self) -> str | None:
+        self.skip_spaces()
+        if self.peek() != "[":
+            return None
+        end = self.src.find("]", self.pos)
+        if end < 0:
+            return None
+        raw = self.src[self.pos + 1:end]
+        self.pos = end + 1
+        return convert(raw)
+
+    def command(self) -> str:
+        """A `\\command` (cursor at the backslash) and its arguments, converted."""
+        self.pos += 1
+        start = self.pos
+        while self.peek().isalpha():
+            self.pos += 1
+        name = self.src[start:self.pos]
+        if not name:  # \, \{ \\ ...
+            ch = self.peek()
+            self.pos += 1 if ch else 0
+            return ESCAPES.get(ch, ch)
+        if name in GREEK:
+            return GREEK[name]
+        if name in FUNCTIONS:
+            return name + ("" if self.peek() in ("", "_", "^", "(", "{") else " ")
+        if name in ("frac", "dfrac", "tfrac", "cfrac"):
+            num, den = self.argument(), self.argument()
+            return f"{_wrap(num)}/{_wrap(den)}"
+        if name == "binom":
+            n, k = self.argument(), self.argument()
+            return f"C({n}, {k})"
+        if name == "sqrt":
+            index = self.optional()
+            arg = self.argument()
+            root = {"3": "∛", "4": "∜"}.get(index or "", "√" if not index else _script(index, SUPERSCRIPT, "^") + "√")
+            return root + _wrap(arg)
+        if name in PLAIN_ARG:
+            if name in ("displaystyle", "textstyle"):
+                return ""
+            return self.argument()
+        if name == "mathbb":
+            arg = self.argument()
+            return "".join(BLACKBOARD.get(c, c) for c in arg)
+        if name == "mathcal":
+            arg = self.argument()
+            return "".join(CALLIGRAPHIC.get(c, c) for c in arg)
+        if name in ACCENTS:
+            arg = self.argument()
+            return arg + ACCENTS[name] if len(arg) == 1 else f"{name}({arg})"
+        if name in ("left", "right", "bigl", "bigr", "Bigl", "Bigr", "big", "Big", "bigg", "Bigg"):
+            self.skip_spaces()
+            if self.peek() == "\\":
+                return self.command()
+            ch = self.peek()
+            self.pos += 1 if ch else 0
+            return DELIMITERS.get(ch, ch)
+        if name in ("begin", "end"):
+            env = self.group_source() or ""
+            if env in ("pmatrix", "bmatrix") and name == "begin":
+                return "[" if env == "bmatrix" else "("
+            if env in ("pmatrix", "bmatrix"):
+                return "]" if env == "bmatrix" else ")"
+            if env == "array" and name == "begin":
+                self.group_source()  # column spec
+            return "" if env in ENVIRONMENTS_DROPPED or env.rstrip("*") in ENVIRONMENTS_DROPPED else ""
+        if name in ("label", "tag", "nonumber", "notag"):
+            if name in ("label", "tag"):
+                self.group_source()
+            return ""
+        if name in SYMBOLS:
+            return SYMBOLS[name]
+        if name in ("limits", "nolimits"):
+            return ""
+        return "\\" + name  # unknown: keep the source
+
+
+def convert(src: str) -> str:
+    """LaTeX math source -> readable Unicode text."""
+    reader = _Reader(src)
+    out: list[str] = []
+    while reader.pos < len(src):
+        ch = reader.peek()
+        if ch == "\\":
+            out.append(reader.command())
+        elif ch == "{":
+            out.append(convert(reader.group_source() or ""))
+        elif ch == "}":
+            reader.pos += 1
+        elif ch in "^_":
+            reader.pos += 1
+            arg = reader.argument()
+            out.append(_script(arg, SUPERSCRIPT if ch == "^" else SUBSCRIPT, ch))
+        elif ch == "~":
+            out.append(" ")
+            reader.pos += 1
+        elif ch == "'":
+            out.append("′")
+            reader.pos += 1
+        else:
+            out.append(ch)
+            reader.pos += 1
+    return "".join(out)
+
+
+def latex_to_unicode(src: str) -> str:
+    """Readable one- or multi-line text for a LaTeX formula (`&` alignment dropped, `\\\\` = new line)."""
+    text = convert(src.strip())
+    text = text.replace("&", "")
+    lines = [" ".join(line.split()) for line in text.split("\n")]
+    return "\n".join(line for line in lines if line)
+
+
+def _inline_code(text: str) -> str:
+    text = " ".join(text.split())
+    ticks = "``" if "`" in text else "`"
+    pad = " " if ticks == "``" or text.startswith("`") or text.endswith("`") else ""
+    return f"{ticks}{pad}{text}{pad}{ticks}"
+
+
+def _find_closing(text: str, start: int, delim: str) -> int:
+    """Index of the closing `delim` for math opened before `start`, or -1."""
+    i = start
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if text.startswith(delim, i):
+            if delim == "$" and (text[i - 1].isspace() or (i + 1 < len(text) and text[i + 1].isdigit())):
+                i += 1
+                continue
+            return i
+        i += 1
+    return -1
+
+
+def _prettify_span(text: str) -> str:
+    """Math in one block of Markdown prose (no fenced code inside)."""
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\\" and i + 1 < n:
+            out.append(text[i:i + 2])
+            i += 2
+        elif ch == "`":  # inline code: copy verbatim up to the matching run of backticks
+            run = len(text[i:]) - len(text[i:].lstrip("`"))
+            end = text.find("`" * run, i + run)
+            if end < 0:
+                out.append(text[i:i + run])
+                i += run
+            else:
+                out.append(text[i:end + run])
+                i = end + run
+        elif text.startswith("$$", i):
+            end = _find_closing(text, i + 2, "$$")
+            if end < 0:
+                out.append(text[i:])
+                break
+            body = latex_to_unicode(text[i + 2:end])
+            out.append("\n```\n" + body + "\n```\n" if body else "")
+            i = end + 2
+        elif ch == "$" and i + 1 < n and not text[i + 1].isspace():
+            end = _find_closing(text, i + 1, "$")
+            if end < 0 or "\n\n" in text[i:end]:
+                out.append(ch)
+                i += 1
+            else:
+                out.append(_inline_code(latex_to_unicode(text[i + 1:end]).replace("\n", " ")))
+                i = end + 1
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+def prettify_math(markdown: str) -> str:
+    """Markdown with its `$`/`$$` math replaced by code-styled Unicode; fenced code is left alone."""
+    if "$" not in markdown:
+        return markdown
+    out: list[str] = []
+    prose: list[str] = []
+    fence: str | None = None
+    for line in markdown.splitlines(keepends=True):
+        stripped = line.lstrip()
+        marker = stripped[:3]
+        if fence is None and marker in ("```", "~~~"):
+            if prose:
+                out.append(_prettify_span("".join(prose)))
+                prose = []
+            fence = marker
+            out.append(line)
+        elif fence is not None:
+            out.append(line)
+            if stripped.startswith(fence) and not stripped.strip().strip(fence[0]):
+                fence = None
+        else:
+            prose.append(line)
+    if prose:
+        out.append(_prettify_span("".join(prose)))
+    return "".join(out)

@@ -1,0 +1,125 @@
+"""End-to-end CLI transcripts on the bundled notes and on small vaults (real SQLite, real parser)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from d2lkb.cli import app
+from tests.conftest import write
+
+runner = CliRunner()
+
+
+def run(tmp_path, notes, *args):
+    return runner.invoke(app, ["--kb", str(tmp_path / "kb"), "--notes", str(notes), *args])
+
+
+@pytest.fixture
+def synced(tmp_path, bundled_copy):
+    result = run(tmp_path, bundled_copy, "sync", "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_sync_json_contract(synced):
+    for key in ("notes", "cards", "tags", "formulas", "snippets", "links", "added", "updated", "removed", "unchanged"):
+        assert isinstance(synced[key], int), key
+    assert synced["warnings"] == []
+    assert synced["notes"] == synced["added"] >= 5
+    assert synced["cards"] > 20
+
+
+def test_resync_is_a_noop(tmp_path, bundled_copy, synced):
+    again = json.loads(run(tmp_path, bundled_copy, "sync", "--json").stdout)
+    assert (again["added"], again["updated"], again["removed"]) == (0, 0, 0)
+    assert again["unchanged"] == synced["notes"]
+
+
+@pytest.mark.parametrize(
+    ("query", "path", "title"),
+    [
+        ("#参数", "introduction.md", "How"),
+        ("#objectivefunction", "introduction.md", "Objective Functions"),
+        ("gradient descent", "introduction.md", "Optimization Algo"),
+    ],
+)
+def test_search_finds_the_right_section(tmp_path, bundled_copy, synced, query, path, title):
+    result = run(tmp_path, bundled_copy, "search", query, "--json")
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.stdout)
+    sections = [h for h in hits if h["kind"] == "section"]
+    assert any(h["path"] == path and h["title"] == title for h in sections), hits
+    for h in hits:
+        assert set(h) == {"kind", "path", "line", "title", "tags", "snippet"}
+
+
+def test_search_limit_and_kind(tmp_path, bundled_copy, synced):
+    hits = json.loads(run(tmp_path, bundled_copy, "search", "kind:card", "--json", "--limit", "3").stdout)
+    assert len(hits) == 3 and {h["kind"] for h in hits} == {"card"}
+
+
+@pytest.mark.parametrize("query", ["(unclosed", '"open quote', "kind:zebra", "a OR", "foo:bar"])
+def test_bad_query_is_one_line_and_exit_2(tmp_path, bundled_copy, query):
+    result = run(tmp_path, bundled_copy, "search", query)
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert result.stderr.strip().count("\n") == 0
+    assert "bad query" in result.stderr
+
+
+def test_tags_json_counts_nested(tmp_path, notes_dir):
+    write(notes_dir / "a.md", "# A #ml/supervised\n\nQ :: A\n")
+    write(notes_dir / "b.md", "# B #ml\n\n#ML/unsupervised\n")
+    result = run(tmp_path, notes_dir, "tags", "--json")
+    tags = {t["tag"]: t["count"] for t in json.loads(result.stdout)}
+    assert tags == {"ml": 2, "ml/supervised": 1, "ML/unsupervised": 1}
+
+
+def test_show_note(tmp_path, bundled_copy, synced):
+    result = run(tmp_path, bundled_copy, "show", "calculus", "--json")
+    assert result.exit_code == 0, result.output
+    view = json.loads(result.stdout)
+    assert view["path"] == "preliminaries/calculus.md"
+    assert any(s["title"] == "Power rule" for s in view["sections"])
+    assert any(c["kind"] == "formula" for c in view["cards"])
+    assert view["backlinks"], "index.md links to calculus"
+    human = run(tmp_path, bundled_copy, "show", "calculus")
+    assert "Calculus" in human.stdout and "backlinks" in human.stdout
+
+
+def test_show_unknown_note(tmp_path, bundled_copy):
+    result = run(tmp_path, bundled_copy, "show", "no-such-note")
+    assert result.exit_code == 1 and "no note matches" in result.stderr
+
+
+def test_missing_notes_folder_is_a_clear_error(tmp_path):
+    result = run(tmp_path, tmp_path / "nope", "sync")
+    assert result.exit_code == 1 and "notes folder not found" in result.stderr
+
+
+def test_bad_config_is_a_clear_error(tmp_path, notes_dir):
+    write(tmp_path / "kb" / "config.toml", "[review]\ndesired_retention = 2\nbogus = 1\n")
+    result = run(tmp_path, notes_dir, "sync")
+    assert result.exit_code == 1
+    assert "desired_retention" in result.stderr and "bogus" in result.stderr
+
+
+def test_env_vars_select_kb_and_notes(tmp_path, notes_dir, monkeypatch):
+    write(notes_dir / "a.md", "# A\n\nQ :: A\n")
+    monkeypatch.setenv("D2LKB_KB", str(tmp_path / "envkb"))
+    monkeypatch.setenv("D2LKB_NOTES", str(notes_dir))
+    result = runner.invoke(app, ["sync", "--json"])
+    assert json.loads(result.stdout)["cards"] == 1
+    assert (tmp_path / "envkb" / "kb.sqlite").exists()
+
+
+def test_retired_listing(tmp_path, notes_dir):
+    p = write(notes_dir / "a.md", "# A\n\nQ :: A\n")
+    run(tmp_path, notes_dir, "sync")
+    p.write_text("# A\n", encoding="utf-8")
+    listing = json.loads(run(tmp_path, notes_dir, "retired", "--json").stdout)
+    assert [c["front"] for c in listing] == ["Q"]
+    assert "purged 1" in run(tmp_path, notes_dir, "retired", "--purge", "--yes").stdout

@@ -53,7 +53,7 @@ class State:
 
 
 def fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -136,7 +136,7 @@ def sync_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 def _print_warnings(warnings) -> None:
     for w in warnings:
         where = f"{w.path}:{w.line}" if w.line else w.path
-        err.print(f"[yellow]warning:[/] {where}: {w.message}", highlight=False)
+        err.print(f"[yellow]warning:[/] {where}: {w.message}", highlight=False, soft_wrap=True)
 
 
 def _highlighted(snippet: str) -> Text:

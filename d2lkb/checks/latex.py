@@ -43,31 +43,35 @@ class Normalised:
     operators: frozenset[str]  # names written as ``\\operatorname{..}``/``\\max``...: functions, not symbols
 
 
-GREEK = frozenset(
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+GREEK = _words(
     "alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa varkappa lambda mu nu "
     "xi omicron pi varpi rho varrho sigma varsigma tau upsilon phi varphi chi psi omega "
-    "Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi Omega ell".split()
+    "Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi Omega ell"
 )
 # Commands SymPy's ANTLR grammar understands (LaTeX.g4), besides Greek letters.
-_PARSER_COMMANDS = frozenset(
+_PARSER_COMMANDS = _words(
     "frac dfrac tfrac binom dbinom tbinom sqrt sum prod int lim to rightarrow longrightarrow Rightarrow "
     "Longrightarrow infty exp log lg ln sin cos tan csc sec cot arcsin arccos arctan arccsc arcsec arccot "
     "sinh cosh tanh arsinh arcosh artanh cdot times div partial neq leq geq le ge leqq geqq leqslant "
-    "geqslant lfloor rfloor lceil rceil mathit overline".split()
+    "geqslant lfloor rfloor lceil rceil mathit overline"
 )
-_FUNCTION_WORDS = frozenset(
+_FUNCTION_WORDS = _words(
     "exp log lg ln sin cos tan csc sec cot arcsin arccos arctan arccsc arcsec arccot sinh cosh tanh "
-    "arsinh arcosh artanh".split()
+    "arsinh arcosh artanh"
 )
 # Operator names the parser does not know; they become functions named after them.
-_OPERATOR_COMMANDS = frozenset("max min sgn det arg argmax argmin tr Pr gcd deg dim rank diag".split())
+_OPERATOR_COMMANDS = _words("max min sgn det arg argmax argmin tr Pr gcd deg dim rank diag")
 _FONT_COMMANDS = "mathbf|boldsymbol|bm|pmb|mathbb|mathcal|mathscr|mathfrak|vec|mathsf|mathnormal|mathbfit"
 _TEXT_COMMANDS = "textrm|text|textit|textbf|textsf|textnormal|mbox|mathrm|operatorname\\*?|mathtt"
-_LABEL_COMMANDS = frozenset("textrm text textit textbf textsf textnormal mbox".split())
+_LABEL_COMMANDS = _words("textrm text textit textbf textsf textnormal mbox")
 _ACCENTS = "hat|bar|tilde|dot|ddot|check|breve|widehat|widetilde|acute|grave"
-_ALIGN_ENVS = frozenset(
+_ALIGN_ENVS = _words(
     "aligned align align* alignat alignat* split gathered gather gather* eqnarray eqnarray* multline "
-    "multline* equation equation* flalign flalign* aligned*".split()
+    "multline* equation equation* flalign flalign* aligned*"
 )
 _CONDITION_WORDS = (
     "for",
@@ -93,17 +97,17 @@ _CONDITION_WORDS = (
     "all",
 )
 # Words of 3 letters that are surely not a product of three symbols.
-_WORDS3 = frozenset(
+_WORDS3 = _words(
     "sgn max min det arg exp log sin cos tan sec csc cot var cov dim ker deg gcd lcm mod sup inf lim "
-    "abs std avg sum div".split()
+    "abs std avg sum div"
 )
-_DEFINITION_COMMANDS = frozenset("coloneqq eqqcolon triangleq equiv doteq coloneq defeq".split())
-_OTHER_RELATION_COMMANDS = frozenset(
+_DEFINITION_COMMANDS = _words("coloneqq eqqcolon triangleq equiv doteq coloneq defeq")
+_OTHER_RELATION_COMMANDS = _words(
     "leq geq le ge neq ne leqq geqq leqslant geqslant approx sim simeq cong propto to rightarrow "
     "longrightarrow mapsto Rightarrow Longrightarrow implies iff Leftrightarrow in notin subset subseteq "
-    "supset supseteq ll gg lesssim gtrsim asymp".split()
+    "supset supseteq ll gg lesssim gtrsim asymp"
 )
-_ELLIPSES = frozenset("ldots cdots dots vdots ddots dotsc dotsb dotsm".split())
+_ELLIPSES = _words("ldots cdots dots vdots ddots dotsc dotsb dotsm")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,7 +239,9 @@ def split_formula(latex: str) -> tuple[Relation, ...]:
     _check_braces(s)
     s = re.sub(r"\\(label|tag\*?)\s*\{[^{}]*\}", " ", s)
     s = re.sub(r"\\(nonumber|notag)(?![A-Za-z])", " ", s)
-    s = re.sub(r"\\(begin|end)\s*\{([^{}]*)\}", lambda m: " " if m.group(2).strip() in _ALIGN_ENVS else m.group(0), s)
+    s = re.sub(
+        r"\\(begin|end)\s*\{([^{}]*)\}", lambda m: " " if m.group(2).strip() in _ALIGN_ENVS else m.group(0), s
+    )
     rows = [r for r in _split_rows(s)]
     relations: list[Relation] = []
     current: tuple[list[str], list[str], list[str], list[str], int] | None = None
@@ -249,19 +255,22 @@ def split_formula(latex: str) -> tuple[Relation, ...]:
                     current[2].append(label)
                 current[3].extend(conditions)
             continue
-        sides, links = _split_relations(row)
-        if not sides[0].strip() and links:
-            if current is None:
-                raise LatexError(f"row {number} starts with '{links[0]}' but nothing comes before it")
-            current[0].extend(sides[1:])
-            current[1].extend(links)
-        else:
-            if current is not None:
-                relations.append(_relation(current))
-            current = ([*sides], [*links], [], [], number)
-        if label:
-            current[2].append(label)
-        current[3].extend(conditions)
+        for piece in _split_statements(row):
+            sides, links = _split_relations(piece)
+            if not sides[0].strip() and links:
+                if current is None:
+                    raise LatexError(f"row {number} starts with '{links[0]}' but nothing comes before it")
+                current[0].extend(sides[1:])
+                current[1].extend(links)
+            else:
+                if current is not None:
+                    relations.append(_relation(current))
+                current = ([*sides], [*links], [], [], number)
+            if label:
+                current[2].append(label)
+                label = None
+            current[3].extend(conditions)
+            conditions = ()
     if current is not None:
         relations.append(_relation(current))
     return tuple(relations)
@@ -276,6 +285,17 @@ def _relation(parts: tuple[list[str], list[str], list[str], list[str], int]) -> 
         conditions=tuple(conditions),
         row=row,
     )
+
+
+def _split_statements(row: str) -> list[str]:
+    """``h(x) = f(x) g(x), \\quad h'(x) = ...``: two statements on one row."""
+    pieces = [p for p in re.split(r"[,;]\s*\\q?quad(?![A-Za-z])", row) if p.strip()]
+    try:
+        for piece in pieces:
+            _check_braces(piece)
+    except LatexError:
+        return [row]
+    return [_strip_punctuation(p) for p in pieces] or [row]
 
 
 def _split_rows(s: str) -> list[str]:
@@ -363,9 +383,17 @@ def _split_relations(row: str) -> tuple[list[str], list[str]]:
     links: list[str] = []
     last = 0
     k = 0
+    parens = 0  # `P(X = x)`: an `=` inside parentheses is not a relation of the row
     while k < len(toks):
         t = toks[k]
         if t.depth != 0:
+            k += 1
+            continue
+        if t.text in ("(", "["):
+            parens += 1
+        elif t.text in (")", "]"):
+            parens = max(parens - 1, 0)
+        if parens:
             k += 1
             continue
         link: str | None = None
@@ -424,7 +452,9 @@ def definition_shape(side: str) -> str | None:
     m = re.match(r"\\\||\\lVert(?![A-Za-z])|\\Vert(?![A-Za-z])|\|\|", s)
     if not m:
         return None
-    close = {"\\lVert": r"\\rVert(?![A-Za-z])", "\\Vert": r"\\Vert(?![A-Za-z])"}.get(m.group(0), re.escape(m.group(0)))
+    close = {"\\lVert": r"\\rVert(?![A-Za-z])", "\\Vert": r"\\Vert(?![A-Za-z])"}.get(
+        m.group(0), re.escape(m.group(0))
+    )
     c = re.compile(close).search(s, m.end())
     if not c or not s[m.end() : c.start()].strip():
         return None
@@ -433,7 +463,9 @@ def definition_shape(side: str) -> str | None:
         for script in ("_", "^"):
             rest = rest.lstrip()
             if rest.startswith(script):
-                _, end = _argument(rest, 1)
+                argument, end = _argument(rest, 1)
+                if argument.startswith("\\") and rest[end:].lstrip().startswith("{"):  # _\textrm{F}
+                    _, end = _argument(rest, end)
                 rest = rest[end:]
     except LatexError:
         return None
@@ -501,7 +533,9 @@ def normalise(side: str, functions: frozenset[str] = frozenset()) -> Normalised:
     s = re.sub(r"\\(quad|qquad|,|;|:|!|\s)", " ", s)
     s = re.sub(r"(?<!\\)~", " ", s)
     s = re.sub(r"\\(left|right)\s*\.", " ", s)
-    s = re.sub(r"\\(left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|Biggl|Biggr|big|Big|bigg|Bigg)(?![A-Za-z])", " ", s)
+    s = re.sub(
+        r"\\(left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|Biggl|Biggr|big|Big|bigg|Bigg)(?![A-Za-z])", " ", s
+    )
     s = re.sub(r"\\[lr]?vert(?![A-Za-z])|\\mid(?![A-Za-z])", "|", s)
     s = re.sub(r"\\lbrack(?![A-Za-z])", "[", s)
     s = re.sub(r"\\rbrack(?![A-Za-z])", "]", s)
@@ -518,8 +552,10 @@ def normalise(side: str, functions: frozenset[str] = frozenset()) -> Normalised:
     for op in operators:
         if re.search(r"\\" + op + r"\s*_", s):
             raise LatexError(f"\\{op} with a subscript is not supported")
-    s = _derivative_fractions(s)
+    functions = set(functions)
+    s = _derivative_fractions(s, functions)
     s = _powers_of_functions(s, functions)
+    s = _euler_derivatives(s, functions)
     s = _products_with_parentheses(s, functions)
 
     for m in re.finditer(r"\\([A-Za-z]+)", s):
@@ -579,7 +615,8 @@ def _accents(s: str) -> str:
             raise LatexError(f"\\{m.group(1)} over '{content}' is not supported")
         if re.match(r"\s*_", s[end:]):
             raise LatexError(f"\\{m.group(1)} on a subscripted symbol is not supported")
-        s = s[: m.start()] + f" {content}_{{\\{m.group(1)}}} " + s[end:]
+        # a symbol of its own: \hat{y} -> y_{hat}
+        s = s[: m.start()] + f" {content}_{{\\mathit{{{m.group(1)}}}}} " + s[end:]
     raise LatexError("too many accents")
 
 
@@ -587,7 +624,7 @@ _D = r"(?:d|\\partial(?![A-Za-z]))"
 _POWER = r"(?:\^\s*(?:\{\s*(\d+)\s*\}|(\d)))?"
 
 
-def _derivative_fractions(s: str) -> str:
+def _derivative_fractions(s: str, functions: set[str]) -> str:
     """``\\frac{d^2 f}{dx^2}``/``\\frac{df}{dx}``/``\\frac{\\partial^2}{\\partial x \\partial y}`` -> nested ``\\frac{d}{dx}``."""
     out, i = [], 0
     for m in re.finditer(r"\\[dt]?frac(?![A-Za-z])", s):
@@ -612,9 +649,13 @@ def _derivative_fractions(s: str) -> str:
             variables += [vm.group(1)] * int(vm.group(2) or vm.group(3) or 1)
         if len(variables) != order:
             raise LatexError(f"derivative \\frac{{{upper}}}{{{lower}}}: the orders do not match")
-        if order == 1 and not body and s[m.start() : m.start() + 5] == "\\frac":
+        if order == 1 and not body and s[m.start() : m.end()] == "\\frac":
             continue  # the parser reads \frac{d}{dx} itself
         ops = " ".join(f"\\frac{{{op}}}{{{op} {v}}}" for v in variables)
+        if re.fullmatch(r"[A-Za-z]|\\[A-Za-z]+", body):
+            # \frac{dy}{dx}: y is a function of x, not a constant
+            functions.add(body)
+            body += "(" + ", ".join(dict.fromkeys(variables)) + ")"
         text = f"{{{ops} {{{body}}}}}" if body else ops
         out.append(s[i : m.start()])
         out.append(" " + text + " ")
@@ -623,7 +664,7 @@ def _derivative_fractions(s: str) -> str:
     return "".join(out)
 
 
-def _powers_of_functions(s: str, functions: frozenset[str]) -> str:
+def _powers_of_functions(s: str, functions: set[str]) -> str:
     """``g^2(x)`` -> ``(g(x))^{2}`` for letters used as functions."""
     pattern = re.compile(r"(?<![\\A-Za-z])([A-Za-z])\s*\^\s*(\{[^{}]*\}|[0-9A-Za-z])\s*\(")
     for _ in range(100):
@@ -634,6 +675,18 @@ def _powers_of_functions(s: str, functions: frozenset[str]) -> str:
         args = s[m.end() : close - 1]
         s = s[: m.start()] + f"({m.group(1)}({args}))^{{{m.group(2).strip('{}')}}}" + s[close:]
     return s
+
+
+def _euler_derivatives(s: str, functions: set[str]) -> str:
+    """Euler's notation ``Df(x)``/``D_x f(x)`` -> ``\\frac{d}{dx} f(x)`` for letters used as functions."""
+
+    def fix(m: re.Match[str]) -> str:
+        if m.group(2) not in functions:
+            return m.group(0)
+        return f"\\frac{{d}}{{d{m.group(1) or m.group(3)}}} {m.group(2)}({m.group(3)})"
+
+    pattern = r"(?<![\\A-Za-z])D(?:_\s*\{?\s*([A-Za-z])\s*\}?)?\s*([A-Za-z])\s*\(\s*([A-Za-z])\s*\)"
+    return re.sub(pattern, fix, s)
 
 
 def _paren_end(s: str, i: int) -> int:
@@ -648,7 +701,7 @@ def _paren_end(s: str, i: int) -> int:
     raise LatexError("unbalanced parentheses")
 
 
-def _products_with_parentheses(s: str, functions: frozenset[str]) -> str:
+def _products_with_parentheses(s: str, functions: set[str]) -> str:
     """``n(n+1)`` -> ``n \\cdot (n+1)`` when ``n`` is a variable, not a function."""
 
     def fix(m: re.Match[str]) -> str:

@@ -318,7 +318,9 @@ class SnippetRunner:
         """Run one note's python/pycon snippets in order in one namespace; one result each."""
         for snippet in snippets:
             if snippet.language not in LANGUAGES:
-                raise ValueError(f"snippet at line {snippet.line}: language {snippet.language!r} is not run here")
+                raise ValueError(
+                    f"snippet at line {snippet.line}: language {snippet.language!r} is not run here"
+                )
         if not snippets:
             return []
         with self._lock:
@@ -343,14 +345,23 @@ class SnippetRunner:
             }
             worker = self._ensure_worker()
             patience = len(snippets) * (self.timeout + 10) + 30
-            reply = worker.request(request, patience)
+            try:
+                reply = worker.request(request, patience)
+            except BaseException:  # e.g. KeyboardInterrupt: the reply stream is out of step now
+                worker.close()
+                self._worker = None
+                raise
             if reply is None:  # the zygote itself died or hung: replace it next time
                 tail = worker.log_tail(500)
                 worker.close()
                 self._worker = None
                 reply = {
                     "results": [],
-                    "abort": {"index": 0, "kind": "error", "detail": f"the snippet worker died. {tail}".strip()},
+                    "abort": {
+                        "index": 0,
+                        "kind": "error",
+                        "detail": f"the snippet worker died. {tail}".strip(),
+                    },
                 }
             return self._judge(snippets, reply, device, version)
 
@@ -380,7 +391,9 @@ class SnippetRunner:
                     result = _result(CheckStatus.ERROR, abort["detail"], "", device, version)
                 reason = f"earlier snippet failed: snippet {index + 1} ({result.status.value})"
             else:  # the child stopped without saying why (should not happen)
-                result = _result(CheckStatus.ERROR, "the snippet did not report a result", "", device, version)
+                result = _result(
+                    CheckStatus.ERROR, "the snippet did not report a result", "", device, version
+                )
                 reason = f"earlier snippet failed: snippet {index + 1} (error)"
             results.append(result)
         return results

@@ -26,7 +26,10 @@ time limit and notices a child that died.
 
 CUDA: the zygote never initialises CUDA (even the availability probe runs in a
 throw-away forked child), so forking stays safe; each note's child initialises
-CUDA itself on first use, and exits when the note is done.
+CUDA itself on first use (about 0.3-0.5 s per note on an H200), and exits when
+the note is done. numpy's OpenBLAS starts a thread pool at import, but shuts it
+down before each fork (its own pthread_atfork handler), so the zygote forks
+single-threaded.
 """
 
 from __future__ import annotations
@@ -146,31 +149,39 @@ class _Zygote:
             request = self.requests.read()
             if request is None or request.get("op") == "exit":
                 return
-            op = request.get("op")
+            write_message(self.replies_fd, self.answer(request))
+
+    def answer(self, request: dict[str, Any]) -> dict[str, Any]:
+        op = request.get("op")
+        try:
             if op == "run":
-                reply = self.run(request)
-            elif op == "probe_cuda":
-                reply = self.probe_cuda()
-            elif op == "status":
-                reply = {
+                return self.run(request)
+            if op == "probe_cuda":
+                return self.probe_cuda()
+            if op == "status":
+                return {
                     "pid": os.getpid(),
                     "cuda_initialized": bool(self.torch.cuda.is_initialized()),
                     "threads": len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 1,
                 }
-            else:
-                reply = {"error": f"unknown op {op!r}"}
-            write_message(self.replies_fd, reply)
+            return {"error": f"unknown op {op!r}"}
+        except Exception as exc:  # noqa: BLE001 - e.g. fork failing (EAGAIN): report, keep serving
+            detail = f"the snippet worker could not run the note: {exc!r}"
+            return {"error": detail, "results": [], "abort": {"index": 0, "kind": "error", "detail": detail}}
 
     def fork(self) -> tuple[int, int]:
         """Fork a child in its own session; returns (pid, read end of its message pipe)."""
         read_fd, write_fd = os.pipe()
         pid = os.fork()
-        if pid == 0:  # child
-            os.setsid()
-            os.close(read_fd)
-            for fd in self.private_fds:
-                os.close(fd)
-            _die_with_parent()
+        if pid == 0:  # child: never return into the zygote's loop on failure
+            try:
+                os.setsid()
+                os.close(read_fd)
+                for fd in self.private_fds:
+                    os.close(fd)
+                _die_with_parent()
+            except BaseException:  # noqa: BLE001
+                os._exit(1)
             return 0, write_fd
         os.close(write_fd)
         return pid, read_fd
@@ -345,7 +356,9 @@ class _Child:
             write_message(self.fd, {"event": "start", "index": index})
             result = self.run_snippet(index, snippet, namespace)
             write_message(self.fd, result)
-            if result["kind"] != "ok" and not (result["kind"] == "error" and snippet.get("expects_exception")):
+            if result["kind"] != "ok" and not (
+                result["kind"] == "error" and snippet.get("expects_exception")
+            ):
                 break  # like a notebook's "run all": later cells would build on a broken state
         write_message(self.fd, {"event": "done"})
 
@@ -370,6 +383,8 @@ class _Child:
         # Same seeds for every note run, so that outputs (and cached results) are reproducible.
         random.seed(0)
         self.torch.manual_seed(0)
+        if "numpy" in sys.modules:  # imported by torch when installed; never imported just for this
+            sys.modules["numpy"].random.seed(0)
         if self.device != "cpu":
             self.torch.set_default_device(self.device)
 
@@ -495,10 +510,9 @@ def _format_exception(exc: BaseException, filename: str | None) -> str:
 def _block_network() -> None:
     """Make creating an internet socket, or resolving a host name, fail at once with a clear error.
 
-    A Python-level guard (code calling libc through ctypes, or a subprocess, is not
-    stopped): enough to turn an accidental download into an immediate, named error.
+    A Python-level guard (code using the `_socket` C type directly, calling libc
+    through ctypes, or running a subprocess, is not stopped): enough to turn an accidental download into an immediate, named error.
     """
-    import _socket
     import socket
 
     blocked = {socket.AF_INET, socket.AF_INET6}
@@ -515,13 +529,6 @@ def _block_network() -> None:
 
     socket.socket.__init__ = guarded_init  # type: ignore[method-assign]
 
-    class GuardedSocket(_socket.socket):  # for code that uses the C type directly
-        def __init__(self, family=-1, type=-1, proto=-1, fileno=None):  # noqa: A002
-            if fileno is None and (family == -1 or family in blocked):
-                refuse()
-            super().__init__(family, type, proto, fileno)
-
-    _socket.socket = _socket.SocketType = GuardedSocket  # type: ignore[misc]
     for name in ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr", "create_connection"):
         setattr(socket, name, refuse)
 
@@ -530,9 +537,12 @@ def _limit_memory(memory_mb: int, device: str) -> None:
     """Cap the address space the note may add to what the zygote already maps (torch's libraries).
 
     On CUDA, RLIMIT_AS is not used: the driver reserves far more virtual address space
-    than any sensible cap, and CUDA initialisation fails under one. RLIMIT_DATA (private
-    writable memory: malloc, numpy/torch CPU buffers) caps host memory instead; GPU
-    memory is not capped.
+    than any sensible cap (a CUDA child maps ~17 GB), and CUDA initialisation fails
+    under one ("cudaGetDeviceCount() ... Error 2: out of memory", seen on an H200 with
+    torch 2.11+cu130). RLIMIT_DATA (private writable memory: malloc, numpy/torch CPU
+    buffers) caps host memory instead; CUDA, pinned memory and a host-side MemoryError
+    all work under it there. GPU memory is not capped (an oversized allocation fails
+    with torch's OutOfMemoryError, reported as the memory limit).
     """
     if memory_mb <= 0:
         return

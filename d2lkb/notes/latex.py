@@ -59,10 +59,9 @@ def split_rows(latex: str) -> list[Row] | None:
     if match is None:
         return None
     i = match.end()
-    if match.group(1).startswith("alignat") or match.group(1) == "alignedat":
-        if latex.startswith("{", i):
-            close = _matching_brace(latex, i)
-            i = close + 1 if close >= 0 else i
+    if match.group(1).startswith(("alignat", "alignedat")) and latex.startswith("{", i):
+        close = _matching_brace(latex, i)
+        i = close + 1 if close >= 0 else i
     spans: list[tuple[int, int]] = []
     row_start = i
     depth = 0

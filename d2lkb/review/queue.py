@@ -1,8 +1,9 @@
 """Today's review queue: what to show next, within the daily limits. Pure: no I/O.
 
 Order (like Anki): learning/relearning cards due now (earliest first) -> review
-cards due today (earliest first) -> new cards (creation order) -> learning cards
-due within the learn-ahead window (shown only when nothing else is left).
+cards due today (earliest first) -> new cards (creation order: a new card's `due`
+is the time it was created, ties by id) -> learning cards due within the
+learn-ahead window (shown only when nothing else is left).
 
 "Today" is the review day from `days.day_bounds` (it ends at the next rollover
 hour, 4 am local by default), so a review card due at 03:00 tomorrow is due
@@ -127,7 +128,7 @@ def build_queue(
     ahead.sort(key=lambda c: (c.due, c.id))
     taken_groups = {c.sibling_key for c in learning + ahead if c.sibling_key}
     reviews = _take(sorted(review, key=lambda c: (c.due, c.id)), limits.reviews_left, taken_groups)
-    news = _take(sorted(new, key=lambda c: c.id), limits.new_left, taken_groups)
+    news = _take(sorted(new, key=lambda c: (c.due, c.id)), limits.new_left, taken_groups)
     return Queue(tuple(c.id for c in learning), reviews, news, tuple(c.id for c in ahead))
 
 

@@ -44,6 +44,7 @@ class CardView:
     leech: bool = False
     check_status: str | None = None  # formula/snippet cards: latest check status, e.g. "verified"
     check_detail: str = ""
+    retired: bool = False  # no longer in the notes (history kept; it comes back with the card)
 
 
 @dataclass(frozen=True, slots=True)

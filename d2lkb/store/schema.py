@@ -215,16 +215,53 @@ EXTRA_DDL = (
     "CREATE INDEX IF NOT EXISTS ix_notetag_tag ON notetag(tag_id)",
     "CREATE INDEX IF NOT EXISTS ix_card_sibling ON card(sibling_key)",
     "CREATE INDEX IF NOT EXISTS ix_card_prompt ON card(kind, prompt)",
+    # The review queue: learning/review cards by due time, new cards in order (review.queue).
+    "CREATE INDEX IF NOT EXISTS ix_card_queue ON card(state, due)",
 )
 
 
-def create_schema(connection) -> None:
-    """Create every table on a fresh sqlite3 connection (inside the caller's transaction)."""
-    from sqlalchemy import create_engine
-    from sqlalchemy.pool import StaticPool
+def _with_sql_defaults(column):
+    """A column whose Python default (`reps: int = 0`) is also its SQL DEFAULT.
 
-    engine = create_engine("sqlite://", creator=lambda: connection, poolclass=StaticPool)
-    with engine.begin() as conn:
-        SQLModel.metadata.create_all(conn)
-    for ddl in EXTRA_DDL:
+    The store writes with plain sqlite3, not the ORM, so an INSERT that leaves a
+    column out must get the same default the model declares.
+    """
+    from sqlalchemy import DefaultClause, text
+
+    default = column.default
+    if column.server_default is None and default is not None and getattr(default, "is_scalar", False):
+        value = default.arg
+        if isinstance(value, bool):
+            value = int(value)
+        if isinstance(value, int | float):
+            column.server_default = DefaultClause(text(repr(value)))
+        elif isinstance(value, str):
+            column.server_default = DefaultClause(value)
+    return column
+
+
+def schema_ddl() -> list[str]:
+    """Every CREATE statement of the schema, in dependency order."""
+    from sqlalchemy.dialects import sqlite
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    dialect = sqlite.dialect()
+    out: list[str] = []
+    for table in SQLModel.metadata.sorted_tables:
+        for column in table.columns:
+            _with_sql_defaults(column)
+        out.append(str(CreateTable(table).compile(dialect=dialect)).strip())
+        out.extend(str(CreateIndex(index).compile(dialect=dialect)).strip()
+                   for index in sorted(table.indexes, key=lambda i: i.name or ""))
+    return [*out, *EXTRA_DDL]
+
+
+def create_schema(connection) -> None:
+    """Create every table on a fresh sqlite3 connection (inside the caller's transaction).
+
+    The DDL is compiled by SQLAlchemy but executed on `connection` itself: an
+    SQLAlchemy engine over the same connection would COMMIT the caller's
+    transaction halfway through (and then the caller's own COMMIT fails).
+    """
+    for ddl in schema_ddl():
         connection.execute(ddl)

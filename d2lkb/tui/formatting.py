@@ -104,3 +104,23 @@ def minutes_seconds(seconds: float) -> str:
         return f"{m}m {s:02d}s"
     h, m = divmod(m, 60)
     return f"{h}h {m:02d}m"
+
+
+def themed(app, text: str, color: str | None = None, *, bold: bool = False, dim: bool = False):
+    """A Rich `Text` in a theme colour (`color` is a theme variable name such as "primary").
+
+    DataTable cells are Rich renderables, which know nothing of Textual's `$variables`;
+    screens rebuild their tables when the theme changes.
+    """
+    from rich.style import Style
+    from rich.text import Text
+    from textual.color import Color
+
+    rich_color = None
+    if color:
+        value = app.theme_variables.get(color, "")
+        try:
+            rich_color = Color.parse(value).rich_color
+        except Exception:  # noqa: BLE001 - "auto 60%" and the like: fall back to dim text
+            dim = True
+    return Text(str(text), style=Style(color=rich_color, bold=bold or None, dim=dim or None), no_wrap=True, end="")

@@ -34,6 +34,15 @@ SYMBOLS = {
     "parallel": "∥", "angle": "∠", "triangle": "△", "square": "□", "checkmark": "✓", "sqrt": "√",
 }
 
+# Binary operators and relations get a space on each side.
+SPACED = {"cdot", "times", "div", "pm", "mp", "leq", "le", "geq", "ge", "neq", "ne", "approx", "equiv", "sim",
+          "propto", "to", "rightarrow", "leftarrow", "Rightarrow", "Leftarrow", "leftrightarrow", "Leftrightarrow",
+          "implies", "iff", "mapsto", "in", "notin", "subset", "subseteq", "supset", "cup", "cap", "odot",
+          "otimes", "oplus", "circ", "gets", "ll", "gg", "perp", "mid", "land", "lor"}
+
+# Symbols that bind to what follows: the space after them goes.
+PREFIX = {"partial", "nabla", "neg", "sum", "prod", "int", "oint"}
+
 # Words set upright in math: \log x -> "log x".
 FUNCTIONS = {"log", "ln", "exp", "sin", "cos", "tan", "sinh", "cosh", "tanh", "max", "min", "arg", "argmax",
              "argmin", "sup", "inf", "lim", "det", "dim", "ker", "sgn", "softmax", "Pr", "deg", "gcd", "lg"}
@@ -74,6 +83,8 @@ def _wrap(text: str) -> str:
     """Parenthesise a fraction part unless it is one simple token."""
     text = text.strip()
     if len(text) <= 1 or text.replace(".", "").isalnum() or (text[0] in "([" and _balanced_outer(text)):
+        return text
+    if text[0] == "√" and len(text) > 2 and text[1] == "(" and _balanced_outer(text[1:]):
         return text
     if all(ch.isalnum() or ch in "∂∇′" for ch in text):  # ∂f, ∂xᵢ
         return text
@@ -130,7 +141,7 @@ class _Reader:
             return convert(raw)
         self.skip_spaces()
         if self.peek() == "\\":
-            return self.command()
+            return self.command(eat_space=False)
         ch = self.peek()
         self.pos += 1 if ch else 0
         return ch
@@ -146,7 +157,7 @@ class _Reader:
         self.pos = end + 1
         return convert(raw)
 
-    def command(self) -> str:
+    def command(self, eat_space: bool = True) -> str:
         """A `\\command` (cursor at the backslash) and its arguments, converted."""
         self.pos += 1
         start = self.pos
@@ -157,6 +168,9 @@ class _Reader:
             ch = self.peek()
             self.pos += 1 if ch else 0
             return ESCAPES.get(ch, ch)
+        spaced = self.peek().isspace()
+        if eat_space and name in PREFIX:  # `\\partial f` -> ∂f; other spacing is the author's
+            self.skip_spaces()
         if name in GREEK:
             return GREEK[name]
         if name in FUNCTIONS:
@@ -171,7 +185,7 @@ class _Reader:
             index = self.optional()
             arg = self.argument()
             root = {"3": "∛", "4": "∜"}.get(index or "", "√" if not index else _script(index, SUPERSCRIPT, "^") + "√")
-            return root + _wrap(arg)
+            return root + (arg if len(arg) <= 1 else f"({arg})")
         if name in PLAIN_ARG:
             if name in ("displaystyle", "textstyle"):
                 return ""
@@ -206,10 +220,19 @@ class _Reader:
                 self.group_source()
             return ""
         if name in SYMBOLS:
-            return SYMBOLS[name]
+            return f" {SYMBOLS[name]} " if name in SPACED else SYMBOLS[name]
         if name in ("limits", "nolimits"):
             return ""
-        return "\\" + name  # unknown: keep the source
+        # unknown: keep the source, arguments included
+        out = "\\" + name
+        while True:
+            before = self.pos
+            raw = self.group_source()
+            if raw is None:
+                self.pos = before
+                break
+            out += "{" + convert(raw) + "}"
+        return out + (" " if spaced and self.peek().isalnum() else "")
 
 
 def convert(src: str) -> str:

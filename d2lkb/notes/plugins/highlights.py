@@ -4,13 +4,21 @@
 `==a== b ==c==` pairs correctly and `==` inside code or math is never seen.
 Produces `mark_open` / `mark_close` tokens; both carry `meta["pos"]`, the offset of
 their `==` in the inline source, so callers can slice the Markdown in between.
+Suspicious runs get their own token types (rendered as plain text) so a consumer can
+warn about them: `mark_empty` for an empty highlight `====`, and `mark_unmatched`
+for a `==` that could only open (or only close) a highlight but found no partner.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from markdown_it import MarkdownIt
+from markdown_it.common.utils import escapeHtml
 from markdown_it.rules_inline import StateInline
 from markdown_it.rules_inline.state_inline import Delimiter
+from markdown_it.token import Token
+from markdown_it.utils import EnvType, OptionsDict
 
 _EQUALS = 0x3D
 
@@ -23,6 +31,12 @@ def _tokenize(state: StateInline, silent: bool) -> bool:
     length = scanned.length
     if length < 2:
         return False
+    if length == 4 and (scanned.can_open or scanned.can_close):
+        token = state.push("mark_empty", "", 0)
+        token.content = "===="
+        token.meta["pos"] = start
+        state.pos += 4
+        return True
     offset = 0
     if length % 2:
         token = state.push("text", "", 0)
@@ -51,9 +65,11 @@ def _tokenize(state: StateInline, silent: bool) -> bool:
 def _post_process_list(state: StateInline, delimiters: list[Delimiter]) -> None:
     lone_markers: list[int] = []
     tokens = state.tokens
+    closers: set[int] = set()
     for start_delim in delimiters:
         if start_delim.marker != _EQUALS or start_delim.end == -1:
             continue
+        closers.add(start_delim.end)
         end_delim = delimiters[start_delim.end]
 
         token = tokens[start_delim.token]
@@ -74,6 +90,16 @@ def _post_process_list(state: StateInline, delimiters: list[Delimiter]) -> None:
         if before.type == "text" and before.content == "=":
             lone_markers.append(end_delim.token - 1)
 
+    for index, delim in enumerate(delimiters):
+        if (
+            delim.marker == _EQUALS
+            and delim.end == -1
+            and index not in closers
+            and delim.open != delim.close
+            and tokens[delim.token].type == "text"
+        ):
+            tokens[delim.token].type = "mark_unmatched"
+
     # An odd run `===` is split as `=` + `==`; move the lone `=` after the closing
     # tag so that `===a===` renders as `<mark>=a</mark>=`, as markdown-it-mark does.
     while lone_markers:
@@ -93,7 +119,15 @@ def _post_process(state: StateInline) -> None:
             _post_process_list(state, meta["delimiters"])
 
 
+def _render_as_text(
+    self: object, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+) -> str:
+    return escapeHtml(tokens[idx].content)
+
+
 def highlights_plugin(md: MarkdownIt) -> None:
     """Recognise `==highlight==` as `mark_open` / `mark_close` tokens (`<mark>`)."""
     md.inline.ruler.before("emphasis", "mark", _tokenize)
     md.inline.ruler2.before("emphasis", "mark", _post_process)
+    md.add_render_rule("mark_empty", _render_as_text)
+    md.add_render_rule("mark_unmatched", _render_as_text)

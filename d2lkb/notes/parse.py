@@ -1,0 +1,672 @@
+"""Markdown note -> `ParsedNote` (see `d2lkb.model`).
+
+One MarkdownIt instance (CommonMark + tables, HTML on) with front matter, `$`/`$$`
+and `\\(`/`\\[` math, `==highlights==`, `[[wikilinks]]`, `#tags` and the ` :: ` card
+separator is built once and reused. Its last core rule, `d2lkb_collect`, walks the
+token stream once and gathers everything into a `NoteCollector` in `env`;
+`parse_note` turns that into frozen model values. Nothing is found by a regex over
+the raw note: code, math, HTML and link targets are consumed by their own rules
+before the tag/highlight/wikilink/separator rules could see them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import PurePosixPath
+from typing import Any
+from urllib.parse import unquote
+
+from markdown_it import MarkdownIt
+from markdown_it.rules_core import StateCore
+from markdown_it.token import Token
+from mdit_py_plugins.dollarmath import dollarmath_plugin
+from mdit_py_plugins.front_matter import front_matter_plugin
+
+from d2lkb.model import (
+    Card,
+    CardKind,
+    Formula,
+    Highlight,
+    Link,
+    ParsedNote,
+    ParseWarning,
+    Section,
+    Snippet,
+    Tag,
+)
+from d2lkb.notes.cards import CardDraft, ParagraphMarks, paragraph_cards, short_hash
+from d2lkb.notes.fences import fence_language, is_closing_fence, is_doctest, split_doctest
+from d2lkb.notes.frontmatter import front_matter_tag_names, load_front_matter, tags_key_line
+from d2lkb.notes.latex import Row, describe_row, split_rows
+from d2lkb.notes.plugins import (
+    bracket_math_plugin,
+    card_separator_plugin,
+    highlights_plugin,
+    source_positions_plugin,
+    tags_plugin,
+    wikilinks_plugin,
+)
+from d2lkb.notes.plugins.tags import clean_tag_name
+
+ENV_KEY = "d2lkb"
+_KNOWN_FAILURE = re.compile(r"<!--\s*known-failure:\s*(.*?)\s*-->", re.DOTALL)
+_URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+_SNIPPET_LANGUAGES = frozenset({"python", "pycon", "sympy"})
+
+
+def create_markdown() -> MarkdownIt:
+    """A fresh MarkdownIt with every syntax d2lkb understands (for rendering too)."""
+    md = MarkdownIt("commonmark", {"html": True}).enable("table")
+    md.use(front_matter_plugin)
+    md.use(
+        dollarmath_plugin,
+        allow_space=False,  # `$5 and $6`: not math (as in Pandoc)
+        allow_digits=False,
+        allow_blank_lines=False,  # keeps an unclosed `$$` from swallowing the note
+        double_inline=True,  # `$$x$$` inside a paragraph is display math
+    )
+    md.use(bracket_math_plugin)
+    md.use(highlights_plugin)
+    md.use(wikilinks_plugin)
+    md.use(tags_plugin)
+    md.use(card_separator_plugin)
+    md.use(source_positions_plugin)
+    return md
+
+
+def collect_plugin(md: MarkdownIt) -> None:
+    """Add the `d2lkb_collect` core rule: it fills the `NoteCollector` found in
+    `env[ENV_KEY]` (if any) from the finished token stream."""
+    md.core.ruler.push("d2lkb_collect", _collect_rule)
+
+
+def _collect_rule(state: StateCore) -> None:
+    collector = state.env.get(ENV_KEY) if isinstance(state.env, dict) else None
+    if isinstance(collector, NoteCollector):
+        collector.walk(state.tokens)
+
+
+@cache
+def note_parser() -> MarkdownIt:
+    """The shared MarkdownIt used by `parse_note` (do not modify it)."""
+    md = create_markdown()
+    md.use(collect_plugin)
+    # The collector reads `text_special` (escapes) like `text`; merging them first
+    # would only cost a pass over every inline token.
+    md.disable("text_join")
+    return md
+
+
+def parse_note(text: str, path: str) -> ParsedNote:
+    """Parse one note. `path` is relative to the notes root, POSIX separators.
+
+    Never raises: anything odd in the note becomes a `ParseWarning`.
+    """
+    try:
+        return _parse(text, path)
+    except Exception as exc:  # one unreadable note must not stop a sync
+        return ParsedNote(
+            path=path,
+            title=_stem(path),
+            text=text if isinstance(text, str) else "",
+            warnings=(ParseWarning(1, f"could not parse note: {type(exc).__name__}: {exc}"),),
+        )
+
+
+def _stem(path: str) -> str:
+    return PurePosixPath(path).stem if path else ""
+
+
+def _normalise(text: str) -> str:
+    # The same normalisation markdown-it applies, done first so that our line
+    # numbers and source lines agree with its token maps.
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    return text
+
+
+def _parse(text: str, path: str) -> ParsedNote:
+    text = _normalise(text)
+    collector = NoteCollector(text)
+    note_parser().parse(text, {ENV_KEY: collector})
+    return collector.result(path)
+
+
+# --- collection -----------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _SectionDraft:
+    level: int
+    title: str
+    line: int
+    parent: int | None
+    parts: list[str]
+    end_line: int = 0
+
+
+@dataclass(slots=True)
+class _MathDraft:
+    latex: str  # as written between the delimiters
+    display: bool
+    line: int  # line of the opening delimiter (latex[0] is on it)
+    section: int | None
+    known_failure: str | None = None
+
+
+@dataclass(slots=True)
+class _SnippetDraft:
+    language: str
+    code: str
+    line: int
+    section: int | None
+    info: str
+    expected: str | None = None
+    expected_line: int | None = None
+    known_failure: str | None = None
+
+
+def _relative_md_target(href: str) -> str | None:
+    """The path of a Markdown link to another note, or None (URLs, anchors, files)."""
+    if not href or href.startswith(("#", "//")) or _URL_SCHEME.match(href):
+        return None
+    target = unquote(href.split("#", 1)[0].split("?", 1)[0])
+    return target if target.lower().endswith((".md", ".markdown")) else None
+
+
+class NoteCollector:
+    """Gathers a note's data from its token stream (one pass, in document order)."""
+
+    def __init__(self, text: str) -> None:
+        self.lines = text.split("\n")
+        self.line_count = text.count("\n") + (0 if not text or text.endswith("\n") else 1)
+        self.front_matter: dict[str, Any] = {}
+        self.sections: list[_SectionDraft] = []
+        self.stack: list[int] = []
+        self.current: int | None = None
+        self.preamble_parts: list[str] = []
+        self.all_parts: list[str] = []
+        self.tags: list[Tag] = []
+        self.links: list[Link] = []
+        self.highlights: list[Highlight] = []
+        self.math: list[_MathDraft] = []
+        self.snippets: list[_SnippetDraft] = []
+        self.cards: list[CardDraft] = []
+        self.warnings: list[ParseWarning] = []
+
+    # -- the walk --
+
+    def walk(self, tokens: Sequence[Token]) -> None:
+        n = len(tokens)
+        i = 0
+        known_failure: tuple[str, int] | None = None
+        while i < n:
+            tok = tokens[i]
+            kind = tok.type
+            pending, known_failure = known_failure, None
+            used = False
+            if kind == "paragraph_open":
+                used = self._paragraph(tokens[i + 1], pending[0] if pending else None)
+                i += 3
+            elif kind == "heading_open":
+                self._heading(tok, tokens[i + 1])
+                i += 3
+            else:
+                if kind == "inline":  # table cells
+                    self._add_text(self._inline(tok, self.current))
+                elif kind == "fence":
+                    used = self._fence(tokens, i, pending[0] if pending else None)
+                elif kind == "math_block" or kind == "math_block_label":
+                    self._display_block(tok, pending[0] if pending else None)
+                    used = True
+                elif kind == "html_block":
+                    known_failure = self._known_failure_comment(tok)
+                elif kind == "code_block":
+                    self._add_text(tok.content)
+                elif kind == "front_matter":
+                    self._front_matter(tok)
+                i += 1
+            if pending is not None and not used:
+                self.warnings.append(
+                    ParseWarning(
+                        pending[1],
+                        "known-failure comment is not directly before a display formula or code block",
+                    )
+                )
+        if known_failure is not None:
+            self.warnings.append(
+                ParseWarning(
+                    known_failure[1],
+                    "known-failure comment is not directly before a display formula or code block",
+                )
+            )
+
+    def _add_text(self, text: str) -> None:
+        if not text:
+            return
+        if self.current is None:
+            self.preamble_parts.append(text)
+        else:
+            self.sections[self.current].parts.append(text)
+        self.all_parts.append(text)
+
+    def _front_matter(self, tok: Token) -> None:
+        content = tok.content
+        data, warnings = load_front_matter(content, 2)
+        self.warnings.extend(warnings)
+        self.front_matter = data
+        if not data:
+            return
+        line = tags_key_line(content, 2)
+        for raw in front_matter_tag_names(data):
+            name = clean_tag_name(raw)
+            if name is None:
+                self.warnings.append(ParseWarning(line, f"front matter tag {raw!r} is not a valid tag; ignored"))
+            else:
+                self.tags.append(Tag(name, line, None))
+
+    def _known_failure_comment(self, tok: Token) -> tuple[str, int] | None:
+        match = _KNOWN_FAILURE.fullmatch(tok.content.strip())
+        if match is None:
+            return None
+        line = tok.map[0] + 1 if tok.map else 1
+        reason = " ".join(match.group(1).split())
+        if not reason:
+            self.warnings.append(ParseWarning(line, "known-failure comment without a reason"))
+            reason = "known failure"
+        return reason, line
+
+    def _heading(self, opener: Token, inline: Token) -> None:
+        level = int(opener.tag[1:]) if opener.tag[1:].isdigit() else 1
+        line = opener.map[0] + 1 if opener.map else 1
+        sections = self.sections
+        stack = self.stack
+        while stack and sections[stack[-1]].level >= level:
+            sections[stack.pop()].end_line = line - 1
+        index = len(sections)
+        sections.append(_SectionDraft(level, "", line, stack[-1] if stack else None, []))
+        stack.append(index)
+        self.current = index
+        title = " ".join(self._inline(inline, index, heading=True).split())
+        if not title:  # a heading made only of tags
+            title = " ".join(f"#{tag.name}" for tag in self.tags if tag.section == index)
+        sections[index].title = title
+        self.all_parts.append(title)
+
+    def _paragraph(self, inline: Token, known_failure: str | None) -> bool:
+        before = len(self.math)
+        self._add_text(self._inline(inline, self.current, paragraph=True))
+        if known_failure is None:
+            return False
+        used = False
+        for draft in self.math[before:]:
+            if draft.display:
+                draft.known_failure = known_failure
+                used = True
+        return used
+
+    def _inline(self, tok: Token, section: int | None, *, paragraph: bool = False, heading: bool = False) -> str:
+        """Collect the inline data of one inline token; return its plain text."""
+        content = tok.content
+        base = tok.map[0] + 1 if tok.map else 1
+        children = tok.children or ()
+        parts: list[str] = []
+        seen = 0  # source offset up to which newlines are counted into `line`
+        line = base
+
+        # paragraph card material
+        lines: list[tuple[int, int, str | None]] = []
+        line_start = 0
+        line_size = 0
+        line_text: str | None = None
+        separators: list[tuple[int, str, int]] = []
+        markers: list[int] = []
+        open_marks: list[tuple[int, int]] = []
+        outer_marks: list[tuple[int, int]] = []
+        link_target: str | None = None
+        link_parts = 0
+        link_line = 0
+
+        for child in children:
+            kind = child.type
+            if kind == "text" or kind == "text_special":
+                parts.append(child.content)
+                line_size += 1
+                line_text = child.content
+                continue
+            if kind == "softbreak" or kind == "hardbreak":
+                parts.append("\n")
+                pos = child.meta.get("pos")
+                if pos is None:  # `\` + newline hard break: the next newline
+                    pos = content.find("\n", seen)
+                    if pos < 0:
+                        pos = len(content)
+                if paragraph:
+                    qmark = line_text if line_size == 1 and line_text in ("?", "??") else None
+                    lines.append((line_start, pos, qmark))
+                line_start = pos + 1
+                line_size = 0
+                line_text = None
+                if pos >= seen:
+                    line += content.count("\n", seen, pos + 1)
+                    seen = pos + 1
+                continue
+
+            line_size += 1
+            pos = child.meta.get("pos")
+            if pos is not None:
+                if pos >= seen:
+                    line += content.count("\n", seen, pos)
+                else:
+                    line = base + content.count("\n", 0, pos)
+                seen = pos
+
+            if kind == "tag":
+                self.tags.append(Tag(child.content, line, section))
+                if not heading:
+                    parts.append("#" + child.content)
+            elif kind == "mark_open":
+                markers.append(pos)
+                open_marks.append((pos, line))
+            elif kind == "mark_close":
+                markers.append(pos)
+                if open_marks:
+                    opened, opened_line = open_marks.pop()
+                    inner = content[opened + 2 : pos].strip()
+                    if inner:
+                        self.highlights.append(Highlight(inner, opened_line, section))
+                        if not open_marks:
+                            outer_marks.append((opened, pos))
+                    else:
+                        self.warnings.append(ParseWarning(opened_line, "empty highlight `====`"))
+            elif kind == "mark_empty":
+                parts.append(child.content)
+                self.warnings.append(ParseWarning(line, "empty highlight `====`"))
+            elif kind == "mark_unmatched":
+                parts.append(child.content)
+                self.warnings.append(ParseWarning(line, "`==` without its other half: not a highlight"))
+            elif kind == "math_inline":
+                self.math.append(_MathDraft(child.content, False, line, section))
+            elif kind == "math_inline_double":
+                self.math.append(_MathDraft(child.content, True, line, section))
+            elif kind == "code_inline":
+                parts.append(child.content)
+            elif kind == "wikilink":
+                meta = child.meta
+                if meta["target"]:
+                    self.links.append(Link(meta["target"], meta["alias"], line, section))
+                parts.append(meta["alias"] or meta["target"] or meta["anchor"] or "")
+            elif kind == "card_sep":
+                if paragraph:
+                    separators.append((pos, child.markup, len(lines)))
+                parts.append(child.markup)
+            elif kind == "link_open":
+                link_target = _relative_md_target(str(child.attrs.get("href", "")))
+                link_parts = len(parts)
+                link_line = line
+            elif kind == "link_close":
+                if link_target is not None:
+                    alias = " ".join("".join(parts[link_parts:]).split()) or None
+                    self.links.append(Link(link_target, alias, link_line, section))
+                    link_target = None
+            elif kind == "image":
+                parts.append(child.content)
+
+        if paragraph:
+            qmark = line_text if line_size == 1 and line_text in ("?", "??") else None
+            lines.append((line_start, len(content), qmark))
+            if separators or outer_marks or any(entry[2] for entry in lines):
+                drafts, warnings = paragraph_cards(
+                    ParagraphMarks(content, base, lines, separators, outer_marks, markers), section
+                )
+                self.cards.extend(drafts)
+                self.warnings.extend(warnings)
+        return "".join(parts)
+
+    def _display_block(self, tok: Token, known_failure: str | None) -> None:
+        line = tok.map[0] + 1 if tok.map else 1
+        self.math.append(_MathDraft(tok.content, True, line, self.current, known_failure))
+
+    def _fence(self, tokens: Sequence[Token], index: int, known_failure: str | None) -> bool:
+        tok = tokens[index]
+        line = tok.map[0] + 1 if tok.map else 1
+        if tok.map:
+            last = tok.map[1] - 1
+            if last <= tok.map[0] or last >= len(self.lines) or not is_closing_fence(self.lines[last], tok.markup):
+                self.warnings.append(ParseWarning(line, f"unterminated code fence opened at line {line}"))
+        content = tok.content
+        self._add_text(content)
+        language = fence_language(tok.info)
+        tok.meta["language"] = language
+        if language == "output":
+            self._output(tokens, index, line)
+            return False
+        if language not in _SNIPPET_LANGUAGES:
+            return False
+        expected: str | None = None
+        code = content
+        if language == "pycon" or (language == "python" and is_doctest(content)):
+            code, expected = split_doctest(content)
+            if code:
+                language = "pycon"
+            else:  # `pycon` without a single prompt: plain code
+                code, language = content, "python"
+        tok.meta["snippet"] = len(self.snippets)
+        self.snippets.append(
+            _SnippetDraft(
+                language,
+                code,
+                line,
+                self.current,
+                tok.info,
+                expected=expected,
+                expected_line=line if expected is not None else None,
+                known_failure=known_failure,
+            )
+        )
+        return True
+
+    def _output(self, tokens: Sequence[Token], index: int, line: int) -> None:
+        content = tokens[index].content
+        expected = content[:-1] if content.endswith("\n") else content
+        j = index - 1
+        while j >= 0 and tokens[j].nesting == -1:
+            j -= 1
+        previous = tokens[j] if j >= 0 else None
+        if previous is None or previous.type not in ("fence", "code_block"):
+            self.warnings.append(ParseWarning(line, "output fence not directly after a code block; ignored"))
+            return
+        if previous.meta.get("language") == "output":
+            self.warnings.append(ParseWarning(line, "output fence directly after another output fence; ignored"))
+            return
+        snippet = previous.meta.get("snippet")
+        if snippet is None:
+            return  # the output of a shell/other block: kept as text only
+        draft = self.snippets[snippet]
+        if draft.expected is not None:
+            self.warnings.append(
+                ParseWarning(line, f"code block at line {draft.line} already has an expected output; ignored")
+            )
+            return
+        draft.expected = expected
+        draft.expected_line = line
+
+    # -- the result --
+
+    def result(self, path: str) -> ParsedNote:
+        sections = self.sections
+        for index in self.stack:
+            sections[index].end_line = self.line_count
+        section_values = tuple(
+            Section(s.level, s.title, s.line, max(s.end_line, s.line), s.parent, "\n".join(s.parts))
+            for s in sections
+        )
+
+        fm_title = self.front_matter.get("title")
+        if isinstance(fm_title, str | int | float) and not isinstance(fm_title, bool) and str(fm_title).strip():
+            title = str(fm_title).strip()
+        else:
+            title = next((s.title for s in sections if s.level == 1 and s.title), "") or _stem(path)
+
+        formulas, formula_cards = self._formulas()
+        snippets, snippet_cards = self._snippets()
+        drafts = self.cards + formula_cards + snippet_cards
+        drafts.sort(key=lambda draft: draft.line)
+        scope = _TagScope(self.tags, sections)
+        cards = tuple(
+            Card(
+                kind=d.kind,
+                front=d.front,
+                back=d.back,
+                line=d.line,
+                section=d.section,
+                tags=scope.names(d.section),
+                prompt=d.prompt,
+                context=d.context,
+                reverse=d.reverse,
+                sibling_key=d.sibling_key,
+                formula=d.formula,
+                snippet=d.snippet,
+            )
+            for d in drafts
+        )
+        return ParsedNote(
+            path=path,
+            title=title,
+            front_matter=self.front_matter,
+            sections=section_values,
+            tags=tuple(self.tags),
+            links=tuple(self.links),
+            highlights=tuple(self.highlights),
+            formulas=formulas,
+            snippets=snippets,
+            cards=cards,
+            warnings=tuple(sorted(self.warnings, key=lambda w: w.line)),
+            text="\n".join([title, *self.all_parts]),
+        )
+
+    def _formulas(self) -> tuple[tuple[Formula, ...], list[CardDraft]]:
+        # (math draft, row, line, name, labelled, shown, rows in its block)
+        entries: list[tuple[_MathDraft, str, int, str | None, bool, str, int]] = []
+        unlabelled: dict[int | None, int] = {}
+        for draft in self.math:
+            if not draft.display:
+                entries.append((draft, draft.latex.strip(), draft.line, None, False, "", 1))
+                continue
+            rows = split_rows(draft.latex)
+            if rows is None:
+                stripped = draft.latex.strip()
+                rows = [Row(stripped, len(draft.latex) - len(draft.latex.lstrip()))] if stripped else []
+            if not rows:
+                self.warnings.append(ParseWarning(draft.line, "empty display formula"))
+            for row in rows:
+                label = describe_row(row.latex)
+                line = draft.line + draft.latex.count("\n", 0, row.offset)
+                entries.append((draft, row.latex, line, label.name, label.labelled, label.shown, len(rows)))
+                if not label.labelled:
+                    unlabelled[draft.section] = unlabelled.get(draft.section, 0) + 1
+
+        formulas: list[Formula] = []
+        cards: list[CardDraft] = []
+        for draft, latex, line, name, labelled, shown, row_count in entries:
+            section = draft.section
+            if draft.display and not labelled and section is not None and unlabelled.get(section) == 1:
+                name = self.sections[section].title or None
+            index = len(formulas)
+            formulas.append(Formula(latex, draft.display, line, section, name, draft.known_failure))
+            if not (draft.display and name):
+                continue
+            if not shown:
+                self.warnings.append(ParseWarning(line, f"formula {name!r} has nothing to show; no card"))
+                continue
+            sibling_key = "formula:" + short_hash(draft.latex) if row_count > 1 else ""
+            cards.append(
+                CardDraft(
+                    CardKind.FORMULA,
+                    name,
+                    f"$${shown}$$",
+                    line,
+                    section,
+                    prompt=name,
+                    context=latex,
+                    sibling_key=sibling_key,
+                    formula=index,
+                )
+            )
+        return tuple(formulas), cards
+
+    def _snippets(self) -> tuple[tuple[Snippet, ...], list[CardDraft]]:
+        snippets: list[Snippet] = []
+        cards: list[CardDraft] = []
+        for index, d in enumerate(self.snippets):
+            snippets.append(
+                Snippet(
+                    d.language,
+                    d.code,
+                    d.line,
+                    d.section,
+                    expected=d.expected,
+                    expected_line=d.expected_line,
+                    info=d.info,
+                    known_failure=d.known_failure,
+                )
+            )
+            if d.language == "sympy" or d.expected is None:
+                continue
+            code = d.code if d.code.endswith("\n") else d.code + "\n"
+            fence = "```"
+            while fence in code or fence in d.expected:
+                fence += "`"
+            cards.append(
+                CardDraft(
+                    CardKind.SNIPPET,
+                    f"{fence}python\n{code}{fence}",
+                    f"{fence}output\n{d.expected}\n{fence}",
+                    d.line,
+                    d.section,
+                    prompt=d.code,
+                    context=d.expected,
+                    snippet=index,
+                )
+            )
+        return tuple(snippets), cards
+
+
+class _TagScope:
+    """Tag names in scope of a section: note-wide ones, then each enclosing
+    section's own, outermost first; case-insensitively deduplicated."""
+
+    def __init__(self, tags: list[Tag], sections: list[_SectionDraft]) -> None:
+        self.note_wide: list[str] = []
+        self.own: dict[int, list[str]] = {}
+        for tag in tags:
+            if tag.section is None:
+                self.note_wide.append(tag.name)
+            else:
+                self.own.setdefault(tag.section, []).append(tag.name)
+        self.sections = sections
+        self.memo: dict[int | None, tuple[str, ...]] = {}
+
+    def names(self, section: int | None) -> tuple[str, ...]:
+        if section in self.memo:
+            return self.memo[section]
+        chain: list[int] = []
+        current = section
+        while current is not None:
+            chain.append(current)
+            current = self.sections[current].parent
+        seen: set[str] = set()
+        names: list[str] = []
+        for name in self.note_wide + [n for index in reversed(chain) for n in self.own.get(index, ())]:
+            key = name.lower()
+            if key not in seen:
+                seen.add(key)
+                names.append(name)
+        result = tuple(names)
+        self.memo[section] = result
+        return result

@@ -1,0 +1,432 @@
+"""Review on SQLite: the queue, answering (with undo), bury/suspend, and review statistics.
+
+`ReviewMixin` is one of `KnowledgeBase`'s bases. It relies on the host for
+`conn` (sqlite3, autocommit), `config.review`, `now()` (aware UTC datetime),
+`lock` (an RLock, taken by every method here) and `card_ids(query)`.
+
+The scheduling itself is pure (`d2lkb.review.scheduler` on top of fsrs, and
+`d2lkb.review.queue`); this module only reads candidates and writes results.
+Every answer is one transaction: the card, its review-log row (with everything
+needed to undo it), the siblings it buries and the leech tag it adds.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from bisect import bisect_right
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING
+
+from d2lkb.review import scheduler
+from d2lkb.review.days import day_bounds, day_start
+from d2lkb.review.leech import is_leech_lapse
+from d2lkb.review.queue import LEARN_AHEAD, Candidate, DayLimits, Queue, build_queue, siblings_to_bury
+from d2lkb.review.scheduler import Schedule, utc_seconds
+from d2lkb.review.types import AnswerResult, CardState, CardView, DeckCount, DueCounts, Grade, SessionSummary
+from d2lkb.store.db import transaction
+from d2lkb.store.graph import latest_status
+
+if TYPE_CHECKING:
+    from d2lkb.config import Config
+
+LEECH_TAG = "leech"
+# Fitted FSRS weights (`d2lkb optimize`), a JSON list in the `meta` table; absent: fsrs defaults.
+PARAMETERS_META_KEY = "fsrs_parameters"
+
+_LIVE = "retired_at IS NULL"
+# `+` keeps SQLite off ix_card_due (which would scan every new card) and on ix_card_queue.
+_AVAILABLE = "+retired_at IS NULL AND +suspended = 0 AND (buried_until IS NULL OR buried_until <= :now)"
+_CANDIDATE_COLS = "id, state, due, sibling_key, suspended, buried_until, last_review"
+_SCHEDULE_COLS = "state, step, stability, difficulty, due, last_review"
+_UNDO_COLS = f"{_SCHEDULE_COLS}, reps, lapses, leech, suspended, buried_until"
+
+
+def _utc(ts: int) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+class ReviewMixin:
+    conn: sqlite3.Connection
+    config: Config
+    lock: AbstractContextManager
+    # Time zone of the review day (None: the machine's local zone).
+    review_tz: tzinfo | None = None
+    learn_ahead: timedelta = LEARN_AHEAD
+
+    if TYPE_CHECKING:
+        def now(self) -> datetime: ...
+        def card_ids(self, query: str | None) -> list[int]: ...
+
+    # -- helpers -----------------------------------------------------------
+    def _now(self) -> datetime:
+        return utc_seconds(self.now())
+
+    def _day(self, now: datetime) -> tuple[datetime, datetime]:
+        return day_bounds(now, self.config.review.day_starts_at, self.review_tz)
+
+    def _limits(self, day: tuple[datetime, datetime]) -> DayLimits:
+        new_done, reviews_done = self.conn.execute(
+            "SELECT coalesce(sum(state_before = 0), 0), coalesce(sum(state_before = 2), 0) FROM reviewlog"
+            " WHERE reviewed_at >= ?", (int(day[0].timestamp()),)).fetchone()
+        cfg = self.config.review
+        return DayLimits(cfg.new_per_day, cfg.reviews_per_day, new_done, reviews_done)
+
+    def _parameters(self) -> list[float] | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (PARAMETERS_META_KEY,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def _scope(self, query: str | None) -> tuple[str, dict]:
+        """SQL condition restricting cards to a query (none for an empty query)."""
+        if query is None or not query.strip():
+            return "", {}
+        return " AND id IN (SELECT value FROM json_each(:ids))", {"ids": json.dumps(self.card_ids(query))}
+
+    def _queue(self, query: str | None, now: datetime, need: int | None = None) -> Queue:
+        """Today's queue (complete when `need` is None, else enough of it for its first `need` cards).
+
+        Candidates come from SQL in queue order, a few more than are wanted; they are fetched
+        again with more room only if sibling skipping ran them short."""
+        day = self._day(now)
+        limits = self._limits(day)
+        scope, params = self._scope(query)
+        params |= {"now": int(now.timestamp()), "end": int(day[1].timestamp())}
+        learning = [Candidate(*r) for r in self.conn.execute(
+            f"SELECT {_CANDIDATE_COLS} FROM card WHERE {_AVAILABLE} AND state IN (1, 3) AND due < :end{scope}",
+            params)]
+        want_reviews = limits.reviews_left if need is None else min(need, limits.reviews_left)
+        want_new = limits.new_left if need is None else min(need, limits.new_left)
+        room_reviews, room_new = want_reviews + 8, want_new + 8
+        while True:
+            reviews = self.conn.execute(
+                f"SELECT {_CANDIDATE_COLS} FROM card WHERE {_AVAILABLE} AND state = 2 AND due < :end{scope}"
+                " ORDER BY due, id LIMIT :n", params | {"n": room_reviews if want_reviews else 0}).fetchall()
+            news = self.conn.execute(
+                f"SELECT {_CANDIDATE_COLS} FROM card WHERE {_AVAILABLE} AND state = 0{scope} ORDER BY due, id LIMIT :n",
+                params | {"n": room_new if want_new else 0}).fetchall()
+            queue = build_queue(learning + [Candidate(*r) for r in reviews + news], now=now, day=day,
+                                limits=limits, learn_ahead=self.learn_ahead)
+            short_reviews = len(queue.review) < want_reviews and len(reviews) == room_reviews
+            short_new = len(queue.new) < want_new and len(news) == room_new
+            if not (short_reviews or short_new):
+                return queue
+            room_reviews *= 4 if short_reviews else 1
+            room_new *= 4 if short_new else 1
+
+    def _require_card(self, card_id: int) -> tuple:
+        row = self.conn.execute(f"SELECT {_UNDO_COLS}, sibling_key, retired_at FROM card WHERE id = ?",
+                                (card_id,)).fetchone()
+        if row is None:
+            raise ValueError(f"no card with id {card_id}")
+        return row
+
+    # -- the queue ---------------------------------------------------------
+    def due_counts(self, query: str | None = None) -> DueCounts:
+        """Cards left to review today for `query` (all cards when None), within the daily limits."""
+        with self.lock:
+            return self._queue(query, self._now()).counts
+
+    def next_card(self, query: str | None = None) -> CardView | None:
+        """The card to show now, or None when nothing is left (for now) today."""
+        with self.lock:
+            first = self._queue(query, self._now(), need=1).first()
+            return None if first is None else self.card(first)
+
+    def next_learning_due(self, query: str | None = None) -> datetime | None:
+        """When the next learning card becomes due today, if any (for "come back in 12 minutes")."""
+        with self.lock:
+            now = self._now()
+            scope, params = self._scope(query)
+            row = self.conn.execute(
+                f"SELECT min(due) FROM card WHERE {_AVAILABLE} AND state IN (1, 3) AND due < :end{scope}",
+                params | {"now": int(now.timestamp()), "end": int(self._day(now)[1].timestamp())}).fetchone()
+            return _utc(row[0]) if row[0] is not None else None
+
+    def deck_counts(self) -> list[DeckCount]:
+        """The whole collection (tag "") first, then one entry per tag carrying live cards (parents
+        before children; a parent counts its children's cards), each with today's due counts."""
+        with self.lock:
+            now = self._now()
+            day = self._day(now)
+            limits = self._limits(day)
+            params = {"now": int(now.timestamp()), "end": int(day[1].timestamp())}
+            candidates = {r[0]: Candidate(*r) for r in self.conn.execute(
+                f"SELECT {_CANDIDATE_COLS} FROM card WHERE {_AVAILABLE}"
+                " AND (state = 0 OR due < :end)", params)}
+            total = self.conn.execute(f"SELECT count(*) FROM card WHERE {_LIVE}").fetchone()[0]
+            displays = dict(self.conn.execute("SELECT name, display FROM tag"))
+            members: dict[str, set[int]] = {}
+            for card_id, name, display in self.conn.execute(
+                "SELECT card.id, tag.name, tag.display FROM cardtag JOIN card ON card.id = cardtag.card_id"
+                f" JOIN tag ON tag.id = cardtag.tag_id WHERE card.{_LIVE}"
+            ):
+                parts, shown = name.split("/"), display.split("/")
+                for i in range(1, len(parts) + 1):
+                    key = "/".join(parts[:i])
+                    members.setdefault(key, set()).add(card_id)
+                    displays.setdefault(key, "/".join(shown[:i]))
+
+            def counts(ids) -> DueCounts:
+                return build_queue(ids, now=now, day=day, limits=limits, learn_ahead=self.learn_ahead).counts
+
+            out = [DeckCount("", 0, counts(candidates.values()), total)]
+            for name in sorted(members):
+                ids = members[name]
+                out.append(DeckCount(displays[name], name.count("/"),
+                                     counts(candidates[i] for i in ids if i in candidates), len(ids)))
+            return out
+
+    # -- one card ----------------------------------------------------------
+    def card(self, card_id: int) -> CardView:
+        """A card as shown for review, with its note title, tags and latest check status."""
+        with self.lock:
+            row = self.conn.execute(
+                "SELECT c.id, c.kind, c.front, c.back, c.path, c.line, coalesce(n.title, ''), c.state, c.due,"
+                " c.reps, c.lapses, c.suspended, c.buried_until, c.leech, c.retired_at"
+                " FROM card c LEFT JOIN note n ON n.id = c.note_id WHERE c.id = ?", (card_id,)).fetchone()
+            if row is None:
+                raise ValueError(f"no card with id {card_id}")
+            (cid, kind, front, back, path, line, title, state, due, reps, lapses, suspended, buried_until, leech,
+             retired_at) = row
+            tags = tuple(r[0] for r in self.conn.execute(
+                "SELECT tag.display FROM cardtag JOIN tag ON tag.id = cardtag.tag_id WHERE cardtag.card_id = ?"
+                " ORDER BY tag.name", (cid,)))
+            status, detail = None, ""
+            doc = self.conn.execute("SELECT check_hash FROM doc WHERE kind = 'card' AND card_id = ? LIMIT 1",
+                                    (cid,)).fetchone()
+            if doc and doc[0]:
+                found = latest_status(self.conn, doc[0])
+                status, detail = found if found else ("unchecked", "")
+            now = int(self._now().timestamp())
+            return CardView(cid, kind, front, back, path, line, title, tags, CardState(state), _utc(due),
+                            reps=reps, lapses=lapses, suspended=bool(suspended),
+                            buried=buried_until is not None and buried_until > now, leech=bool(leech),
+                            check_status=status, check_detail=detail or "", retired=retired_at is not None)
+
+    def preview_intervals(self, card_id: int) -> dict[Grade, timedelta]:
+        """The interval each grade would give now (without fuzz)."""
+        with self.lock:
+            row = self._require_card(card_id)
+            return scheduler.preview(Schedule(*row[:6]), self._now(), self.config.review, self._parameters())
+
+    # -- answering ---------------------------------------------------------
+    def answer(self, card_id: int, grade: Grade | int, duration_ms: int = 0) -> AnswerResult:
+        """Grade a card now. Durable (committed) when it returns."""
+        grade = Grade(int(grade))
+        cfg = self.config.review
+        with self.lock, transaction(self.conn):
+            now = self._now()
+            now_s = int(now.timestamp())
+            row = self._require_card(card_id)
+            (state, step, stability, difficulty, due, last_review, reps, lapses, leech, suspended, buried_until,
+             sibling_key, retired_at) = row
+            if retired_at is not None:
+                raise ValueError(f"card {card_id} is retired (it is no longer in the notes)")
+            before = Schedule(state, step, stability, difficulty, due, last_review)
+            after = scheduler.answer(before, grade, now, cfg, self._parameters())
+            lapses_after = lapses + scheduler.is_lapse(before, grade)
+            leech_event = scheduler.is_lapse(before, grade) and is_leech_lapse(lapses_after, cfg.leech_lapses)
+            leech_after = 1 if leech_event else leech
+            suspended_after = 1 if leech_event and cfg.leech_suspend else suspended
+
+            day = self._day(now)
+            buried: list[tuple[int, int | None]] = []
+            if sibling_key:
+                siblings = [Candidate(*r) for r in self.conn.execute(
+                    f"SELECT {_CANDIDATE_COLS} FROM card WHERE sibling_key = ? AND id != ? AND {_LIVE}",
+                    (sibling_key, card_id))]
+                buried = siblings_to_bury(Candidate(card_id, state, due, sibling_key), siblings, day_end=day[1])
+                self.conn.executemany("UPDATE card SET buried_until = ? WHERE id = ?",
+                                      [(int(day[1].timestamp()), sid) for sid, _ in buried])
+            leech_tagged = self._add_leech_tag(card_id) if leech_event else False
+
+            self.conn.execute(
+                "UPDATE card SET state=?, step=?, stability=?, difficulty=?, due=?, last_review=?, reps=?, lapses=?,"
+                " leech=?, suspended=?, buried_until=NULL WHERE id=?",
+                (int(after.state), after.step, after.stability, after.difficulty, after.due, after.last_review,
+                 reps + 1, lapses_after, leech_after, suspended_after, card_id))
+            self.conn.execute(
+                "INSERT INTO reviewlog (card_id, rating, reviewed_at, duration_ms,"
+                " state_before, state_after, step_before, step_after, stability_before, stability_after,"
+                " difficulty_before, difficulty_after, due_before, due_after, last_review_before, last_review_after,"
+                " reps_before, reps_after, lapses_before, lapses_after, leech_before, leech_after,"
+                " suspended_before, suspended_after, buried_until_before, buried_siblings, leech_tagged)"
+                " VALUES (?,?,?,?, ?,?,?,?,?,?, ?,?,?,?,?,?, ?,?,?,?,?,?, ?,?,?,?,?)",
+                (card_id, int(grade), now_s, max(0, int(duration_ms)),
+                 state, int(after.state), step, after.step, stability, after.stability,
+                 difficulty, after.difficulty, due, after.due, last_review, after.last_review,
+                 reps, reps + 1, lapses, lapses_after, leech, leech_after,
+                 suspended, suspended_after, buried_until, json.dumps(buried), int(leech_tagged)))
+        return AnswerResult(card_id, grade, _utc(after.due), timedelta(seconds=after.due - now_s),
+                            after.state, leech=leech_event, suspended=bool(suspended_after))
+
+    def _add_leech_tag(self, card_id: int) -> bool:
+        """Tag the card `leech` (card tags and its search document). True if it was not tagged yet."""
+        row = self.conn.execute("SELECT id FROM tag WHERE name = ?", (LEECH_TAG,)).fetchone()
+        tag_id = row[0] if row else self.conn.execute(
+            "INSERT INTO tag (name, display, parent_id) VALUES (?, ?, NULL)", (LEECH_TAG, LEECH_TAG)).lastrowid
+        added = self.conn.execute("INSERT OR IGNORE INTO cardtag (card_id, tag_id) VALUES (?, ?)",
+                                  (card_id, tag_id)).rowcount > 0
+        self.conn.execute("INSERT OR IGNORE INTO doctag (tag_id, doc_id) SELECT ?, id FROM doc"
+                          " WHERE kind = 'card' AND card_id = ?", (tag_id, card_id))
+        return added
+
+    def _remove_leech_tag(self, card_id: int) -> None:
+        row = self.conn.execute("SELECT id FROM tag WHERE name = ?", (LEECH_TAG,)).fetchone()
+        if row is None:
+            return
+        tag_id = row[0]
+        self.conn.execute("DELETE FROM cardtag WHERE card_id = ? AND tag_id = ?", (card_id, tag_id))
+        self.conn.execute("DELETE FROM doctag WHERE tag_id = ? AND doc_id IN"
+                          " (SELECT id FROM doc WHERE kind = 'card' AND card_id = ?)", (tag_id, card_id))
+        # A tag row nobody uses any more goes (as sync does with unused tags).
+        self.conn.execute(
+            "DELETE FROM tag WHERE id = ? AND id NOT IN (SELECT tag_id FROM cardtag)"
+            " AND id NOT IN (SELECT tag_id FROM notetag) AND id NOT IN (SELECT tag_id FROM doctag)"
+            " AND id NOT IN (SELECT parent_id FROM tag WHERE parent_id IS NOT NULL)", (tag_id,))
+
+    def undo(self) -> int | None:
+        """Undo the most recent answer: the card exactly as before, its log row gone, the siblings it
+        buried un-buried, the leech tag it added removed. Returns the card id, None if nothing to undo."""
+        with self.lock, transaction(self.conn):
+            row = self.conn.execute(
+                "SELECT id, card_id, state_before, step_before, stability_before, difficulty_before, due_before,"
+                " last_review_before, reps_before, lapses_before, leech_before, suspended_before,"
+                " buried_until_before, buried_siblings, leech_tagged FROM reviewlog ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+            if row is None:
+                return None
+            log_id, card_id, *card_before, buried_json, leech_tagged = row
+            self.conn.execute(
+                "UPDATE card SET state=?, step=?, stability=?, difficulty=?, due=?, last_review=?, reps=?,"
+                " lapses=?, leech=?, suspended=?, buried_until=? WHERE id=?", (*card_before, card_id))
+            self.conn.executemany("UPDATE card SET buried_until = ? WHERE id = ?",
+                                  [(previous, sid) for sid, previous in json.loads(buried_json or "[]")])
+            if leech_tagged:
+                self._remove_leech_tag(card_id)
+            self.conn.execute("DELETE FROM reviewlog WHERE id = ?", (log_id,))
+            return card_id
+
+    # -- by hand -----------------------------------------------------------
+    def bury(self, card_id: int) -> None:
+        """Hide a card until the next day starts."""
+        with self.lock:
+            self._require_card(card_id)
+            end = self._day(self._now())[1]
+            self.conn.execute("UPDATE card SET buried_until = ? WHERE id = ?", (int(end.timestamp()), card_id))
+
+    def suspend(self, card_id: int) -> None:
+        """Take a card out of review until it is unsuspended."""
+        with self.lock:
+            self._require_card(card_id)
+            self.conn.execute("UPDATE card SET suspended = 1 WHERE id = ?", (card_id,))
+
+    def unsuspend(self, card_id: int) -> None:
+        with self.lock:
+            self._require_card(card_id)
+            self.conn.execute("UPDATE card SET suspended = 0 WHERE id = ?", (card_id,))
+
+    # -- statistics --------------------------------------------------------
+    def review_stats(self) -> dict:
+        """`d2lkb stats --json`: card counts by state (suspended cards only under `suspended`, so
+        new + learning + review + suspended == cards), due today (within the limits, learning
+        cards due any time today included), reviews today, and the 30-day retention of review
+        cards (share of review-state answers that were not Again; None without any)."""
+        with self.lock:
+            now = self._now()
+            day = self._day(now)
+            cards, new, learning, review, suspended = self.conn.execute(
+                "SELECT count(*), coalesce(sum(suspended = 0 AND state = 0), 0),"
+                " coalesce(sum(suspended = 0 AND state IN (1, 3)), 0), coalesce(sum(suspended = 0 AND state = 2), 0),"
+                f" coalesce(sum(suspended = 1), 0) FROM card WHERE {_LIVE}").fetchone()
+            queue = self._queue(None, now)
+            learning_today = self.conn.execute(
+                f"SELECT count(*) FROM card WHERE {_AVAILABLE} AND state IN (1, 3) AND due < :end",
+                {"now": int(now.timestamp()), "end": int(day[1].timestamp())}).fetchone()[0]
+            reviews_today = self.conn.execute("SELECT count(*) FROM reviewlog WHERE reviewed_at >= ?",
+                                              (int(day[0].timestamp()),)).fetchone()[0]
+            passed, total = self.conn.execute(
+                "SELECT coalesce(sum(rating > 1), 0), count(*) FROM reviewlog WHERE state_before = 2"
+                " AND reviewed_at >= ?", (int((now - timedelta(days=30)).timestamp()),)).fetchone()
+            return {
+                "cards": cards, "new": new, "learning": learning, "review": review, "suspended": suspended,
+                "due_today": len(queue.new) + len(queue.review) + learning_today,
+                "reviews_today": reviews_today,
+                "retention_30d": passed / total if total else None,
+            }
+
+    def _day_starts(self, first: int, count: int) -> list[datetime]:
+        """Starts of `count` consecutive review days, the first `first` days from today's."""
+        hour = self.config.review.day_starts_at
+        today = self._day(self._now())[0]
+        return [day_start(today + timedelta(days=first + i, hours=12), hour, self.review_tz) for i in range(count)]
+
+    def _per_day(self, days: int, where: str = "1") -> list[tuple[str, int, int, int]]:
+        """(local date, answers, review-state answers, of which passed) for the last `days` review days."""
+        starts = self._day_starts(-(days - 1), days + 1)
+        first, stops = int(starts[0].timestamp()), [int(s.timestamp()) for s in starts[1:]]
+        acc = [[0, 0, 0] for _ in range(days)]
+        # Buckets of 15 minutes: every time zone's day boundary falls on one.
+        for bucket, n, reviews, passed in self.conn.execute(
+            "SELECT reviewed_at / 900, count(*), coalesce(sum(state_before = 2), 0),"
+            f" coalesce(sum(state_before = 2 AND rating > 1), 0) FROM reviewlog WHERE reviewed_at >= ? AND {where}"
+            " GROUP BY reviewed_at / 900", (first,)
+        ):
+            i = _index(stops, bucket * 900)
+            if i < days:
+                a = acc[i]
+                a[0] += n
+                a[1] += reviews
+                a[2] += passed
+        return [(s.date().isoformat(), *a) for s, a in zip(starts, acc, strict=False)]
+
+    def heatmap(self, days: int = 365) -> dict[str, int]:
+        """Answers per review day (local ISO date) over the last `days` days; days without answers left out."""
+        with self.lock:
+            return {d: n for d, n, _, _ in self._per_day(days) if n}
+
+    def retention_by_day(self, days: int = 30) -> list[tuple[str, float | None]]:
+        """For each of the last `days` review days (oldest first): share of review-state answers that
+        were not Again, None on a day without any."""
+        with self.lock:
+            return [(d, passed / reviews if reviews else None) for d, _, reviews, passed in self._per_day(days)]
+
+    def forecast(self, days: int = 30) -> list[int]:
+        """Cards due per review day from today (index 0: today, overdue included); new and
+        suspended cards are not counted."""
+        with self.lock:
+            stops = [int(s.timestamp()) for s in self._day_starts(1, days)]
+            out = [0] * days
+            for (due,) in self.conn.execute(
+                f"SELECT due FROM card WHERE {_LIVE} AND suspended = 0 AND state != 0 AND due < ?", (stops[-1],)
+            ):
+                out[_index(stops, due)] += 1
+            return out
+
+    def answer_breakdown(self) -> dict[int, int]:
+        """How often each grade (1..4) was given, over the whole log."""
+        with self.lock:
+            out = {int(g): 0 for g in Grade}
+            out.update(dict(self.conn.execute("SELECT rating, count(*) FROM reviewlog GROUP BY rating")))
+            return out
+
+    def session_summary(self, since: datetime) -> SessionSummary:
+        """Answers given since `since`: how many, time spent (the answers' durations; the wall time from
+        `since` to the last answer when none was timed), Agains, and a count per grade."""
+        with self.lock:
+            since_s = int(utc_seconds(since).timestamp())
+            rows = self.conn.execute("SELECT rating, duration_ms, reviewed_at FROM reviewlog WHERE reviewed_at >= ?",
+                                     (since_s,)).fetchall()
+            by_grade = {int(g): 0 for g in Grade}
+            for rating, _, _ in rows:
+                by_grade[rating] = by_grade.get(rating, 0) + 1
+            ms = sum(r[1] for r in rows)
+            seconds = ms / 1000 if ms else (max(r[2] for r in rows) - since_s if rows else 0.0)
+            return SessionSummary(len(rows), float(seconds), by_grade[int(Grade.AGAIN)], by_grade)
+
+
+def _index(stops: Sequence[int], ts: int) -> int:
+    """Index of the first stop greater than `ts` (len(stops) if none)."""
+    return bisect_right(stops, ts)

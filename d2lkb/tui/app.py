@@ -1,0 +1,141 @@
+"""The d2lkb terminal UI: decks, review, browse/search, stats and checks.
+
+The app talks to one `KnowledgeBase` and nothing else. Anything that may take a
+while (sync, counts, stats, checks, answering) runs in a thread worker; the
+knowledge base serialises its own connection with a lock. Screens other than
+home and review are imported when first opened, so start-up stays small
+(no torch, sympy or plotext on the way to the first card).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+from textual.message import Message
+
+from d2lkb.tui.screens.home import HomeScreen
+
+if TYPE_CHECKING:
+    from d2lkb.store.kb import KnowledgeBase
+    from d2lkb.store.sync import SyncReport
+
+STARTS = ("home", "review", "browse", "stats", "checks")
+
+
+class NotesSynced(Message):
+    """Sent to every screen after a sync finished (report is None when it failed)."""
+
+    def __init__(self, report: SyncReport | None) -> None:
+        super().__init__()
+        self.report = report
+
+
+class D2lkbApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "d2lkb"
+    SUB_TITLE = "study notes"
+    BINDINGS = [
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("f1", "help", "Help", show=False),
+        Binding("ctrl+t", "toggle_theme", "Light/dark", show=False),
+    ]
+
+    def __init__(self, kb: KnowledgeBase, *, query: str | None = None, start: str = "home",
+                 sync_on_start: bool = True) -> None:
+        if start not in STARTS:
+            raise ValueError(f"start must be one of {', '.join(STARTS)}, not {start!r}")
+        super().__init__()
+        self.kb = kb
+        self.query = query or None
+        self.start = start
+        self.sync_on_start = sync_on_start
+        self.synced = threading.Event()  # set once the start-up sync is over (or skipped)
+        self.last_sync: SyncReport | None = None
+
+    # -- start-up ----------------------------------------------------------
+    def get_default_screen(self) -> HomeScreen:
+        return HomeScreen()
+
+    def on_mount(self) -> None:
+        if self.sync_on_start:
+            self.sync_notes()
+        else:
+            self.synced.set()
+        if self.start == "review":
+            self.open_review(self.query)
+        elif self.start == "browse":
+            self.open_browse(self.query)
+        elif self.start == "stats":
+            self.open_stats()
+        elif self.start == "checks":
+            self.open_checks(self.query)
+
+    @work(thread=True, exclusive=True, group="sync", exit_on_error=False)
+    def sync_notes(self) -> None:
+        """Incremental sync of the notes folder; screens refresh when it is done."""
+        report = None
+        try:
+            report = self.kb.sync()
+        except Exception as exc:  # noqa: BLE001 - shown to the user, never a traceback
+            self.notify(f"sync failed: {exc}", severity="error", timeout=10, markup=False)
+        finally:
+            self.synced.set()
+        self.last_sync = report
+        self.call_later_safe(self._after_sync, report)
+
+    def _after_sync(self, report: SyncReport | None) -> None:
+        if report is not None and report.warnings:
+            first = [f"{w.path}:{w.line}: {w.message}" if w.line else f"{w.path}: {w.message}"
+                     for w in report.warnings[:3]]
+            more = len(report.warnings) - len(first)
+            body = "\n".join(first) + (f"\n… and {more} more (see `d2lkb sync`)" if more > 0 else "")
+            self.notify(body, title=f"{len(report.warnings)} sync warning(s)", severity="warning",
+                        timeout=8, markup=False)
+        for screen in self.screen_stack:
+            screen.post_message(NotesSynced(report))
+
+    def call_later_safe(self, callback, *args) -> None:
+        """Run `callback` on the UI thread from a worker thread; a no-op once the app is closing."""
+        try:
+            self.call_from_thread(callback, *args)
+        except RuntimeError:  # the app stopped while the worker ran
+            pass
+
+    # -- navigation --------------------------------------------------------
+    def open_review(self, query: str | None = None) -> None:
+        from d2lkb.tui.screens.review import ReviewScreen
+
+        self.push_screen(ReviewScreen(query or None))
+
+    def open_browse(self, query: str | None = None) -> None:
+        from d2lkb.tui.screens.browse import BrowseScreen
+
+        self.push_screen(BrowseScreen(query or ""))
+
+    def open_stats(self) -> None:
+        from d2lkb.tui.screens.stats import StatsScreen  # imports plotext: only now
+
+        self.push_screen(StatsScreen())
+
+    def open_checks(self, query: str | None = None) -> None:
+        from d2lkb.tui.screens.checks import ChecksScreen
+
+        self.push_screen(ChecksScreen(query or None))
+
+    def action_help(self) -> None:
+        from d2lkb.tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(context=type(self.screen).__name__))
+
+    def action_toggle_theme(self) -> None:
+        self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
+
+
+def run_app(kb: KnowledgeBase, query: str | None = None, start: str = "home") -> None:
+    """Run the TUI on `kb` until the user quits (`start`: home, review, browse, stats or checks)."""
+    D2lkbApp(kb, query=query, start=start).run()

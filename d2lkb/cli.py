@@ -186,15 +186,16 @@ def search_cmd(
     if not hits:
         console.print("no matches")
         return
-    table = Table(show_header=True, header_style="bold")
-    table.add_column("kind")
-    table.add_column("where", no_wrap=True)
-    table.add_column("title")
+    table = Table(show_header=True, header_style="bold", expand=True)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("where", overflow="fold")
     table.add_column("match", ratio=1)
-    table.add_column("tags")
     for h in hits:
-        table.add_row(h.kind, f"{h.path}:{h.line}", Text(h.title), _highlighted(h.snippet),
-                      Text(" ".join("#" + t for t in h.tags), style="cyan"))
+        match = Text(_short(h.title, 60) + "\n", style="bold") if h.kind in ("note", "section", "formula") else Text()
+        match.append_text(_highlighted(h.snippet))
+        if h.tags:
+            match.append("\n" + " ".join("#" + t for t in h.tags), style="cyan")
+        table.add_row(h.kind, f"{h.path}:{h.line}", match)
     console.print(table)
 
 
@@ -323,18 +324,23 @@ STATUS_STYLE = {"verified": "green", "passed": "green", "definition": "cyan", "r
 
 
 def _print_checks(result) -> None:
-    table = Table(show_header=True, header_style="bold", expand=True)
-    table.add_column("status")
-    table.add_column("where", no_wrap=True)
-    table.add_column("what")
-    table.add_column("detail", ratio=1)
-    table.add_column("s", justify="right")
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("where", no_wrap=True, overflow="fold")
+    table.add_column("what", max_width=28, overflow="ellipsis", no_wrap=True)
+    table.add_column("s", justify="right", no_wrap=True, min_width=4)
     for r in result.sorted():
         status = r.status.value + (" (known)" if r.known_failure else "") + (" ·" if r.cached else "")
-        detail = r.detail if r.is_failure else _short(r.detail, 120)
         table.add_row(Text(status, style=STATUS_STYLE.get(r.status.value, "")), f"{r.path}:{r.line}",
-                      Text(r.name or r.kind), Text(detail), f"{r.seconds:.2f}")
+                      Text(r.name or r.kind), f"{r.seconds:.2f}")
     console.print(table)
+    for r in result.sorted():
+        if r.is_failure or r.status.value in ("unparsed", "untrusted") or r.known_failure:
+            style = STATUS_STYLE.get(r.status.value, "")
+            console.print(Text(f"{r.path}:{r.line} {r.status.value}", style=style))
+            if r.known_failure:
+                console.print(Text(f"  known failure: {r.known_failure}", style="dim"))
+            console.print(Text("  " + r.detail.replace("\n", "\n  ")), soft_wrap=True)
     summary = ", ".join(f"{n} {s}" for s, n in sorted(result.summary.items()))
     console.print(f"{len(result.results)} checks on {result.device or 'cpu'} (torch {result.torch_version}): {summary}"
                   f" [dim]({result.seconds:.2f} s; · = cached)[/]")

@@ -326,7 +326,7 @@ STATUS_STYLE = {"verified": "green", "passed": "green", "definition": "cyan", "r
 def _print_checks(result) -> None:
     table = Table(show_header=True, header_style="bold")
     table.add_column("status", no_wrap=True)
-    table.add_column("where", no_wrap=True, overflow="fold")
+    table.add_column("where", overflow="fold")
     table.add_column("what", max_width=28, overflow="ellipsis", no_wrap=True)
     table.add_column("s", justify="right", no_wrap=True, min_width=4)
     for r in result.sorted():

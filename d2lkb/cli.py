@@ -273,6 +273,44 @@ def show_cmd(
                 console.print(Text(fmt(x)))
 
 
+@app.command("review")
+def review_cmd(
+    ctx: typer.Context,
+    query: Annotated[str | None, typer.Argument(help="Search query selecting the cards, e.g. '#calculus'.")] = None,
+) -> None:
+    """Open the TUI straight into reviewing the due cards a query selects (all when omitted)."""
+    if query:
+        from d2lkb.query import parse_query
+
+        try:
+            parse_query(query)
+        except QueryError as exc:
+            fail(f"bad query: {exc}", code=2)
+    _run_tui(_state(ctx), query=query, start="review")
+
+
+@app.command("stats")
+def stats_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Card counts, due today, reviews today and 30-day retention."""
+    kb = _state(ctx).open()
+    with kb:
+        _sync(kb, quiet=True)
+        stats = kb.review_stats()
+        forecast = kb.forecast(7)
+    if as_json:
+        print(json.dumps(stats))
+        return
+    table = Table(show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for key, value in stats.items():
+        if key == "retention_30d":
+            value = "—" if value is None else f"{value:.1%}"
+        table.add_row(key.replace("_", " "), str(value))
+    table.add_row("due next 7 days", " ".join(str(n) for n in forecast))
+    console.print(table)
+
+
 @app.command("check")
 def check_cmd(
     ctx: typer.Context,

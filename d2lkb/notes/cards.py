@@ -15,6 +15,9 @@ from d2lkb.model import CardKind, ParseWarning
 # `key:: value` at line start: a Dataview/Logseq property, not a card.
 _PROPERTY = re.compile(r"[A-Za-z_][\w-]*::")
 CLOZE_GAP = "[...]"
+# Every cloze card repeats its paragraph: past this many characters in all, a
+# paragraph's clozes are skipped (with a warning) rather than built.
+MAX_CLOZE_TEXT = 2_000_000
 
 
 def short_hash(text: str) -> str:
@@ -127,7 +130,15 @@ def paragraph_cards(
     if seen_lines and (cards or warnings):
         return cards, warnings
 
-    if marks.highlights:
+    if marks.highlights and len(content) * len(marks.highlights) > MAX_CLOZE_TEXT:
+        warnings.append(
+            ParseWarning(
+                marks.first_line,
+                f"paragraph too large for cloze cards ({len(marks.highlights)} highlights in "
+                f"{len(content)} characters); no cards made",
+            )
+        )
+    elif marks.highlights:
         context = _strip_markers(marks, 0, len(content))
         key = "cloze:" + short_hash(context)
         for opened, closed in marks.highlights:

@@ -21,6 +21,13 @@ from markdown_it.utils import EnvType, OptionsDict
 MAX_INLINE_MATH = 20_000
 
 
+def last_index(state: StateInline, text: str) -> int:
+    """`state.src.rfind(text)`, cached for the inline block where markdown-it-py offers
+    it, so rejecting an opener that has no closer after it is O(1)."""
+    cached = getattr(state, "html_terminator_last", None)
+    return cached(text) if cached is not None else state.src.rfind(text)
+
+
 def _math_inline_brackets(state: StateInline, silent: bool) -> bool:
     src = state.src
     pos = state.pos
@@ -32,6 +39,8 @@ def _math_inline_brackets(state: StateInline, silent: bool) -> bool:
     elif opener == "[":
         closer, kind = "\\]", "math_inline_double"
     else:
+        return False
+    if last_index(state, closer) < pos + 2:
         return False
     end = src.find(closer, pos + 2, min(state.posMax, pos + 2 + MAX_INLINE_MATH))
     if end < 0 or not src[pos + 2 : end].strip():

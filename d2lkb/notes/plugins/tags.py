@@ -64,11 +64,9 @@ def _preceded_ok(src: str, pos: int) -> bool:
         return False
     # Something like `(`, `*` or `"`: fine, unless the `#` sits inside a bare URL
     # such as `https://en.wikipedia.org/wiki/A_(b)#History`.
-    start = pos - 1
     limit = max(0, pos - _URL_LOOKBACK)
-    while start >= limit and not src[start].isspace():
-        start -= 1
-    chunk = src[start + 1 : pos]
+    start = max(src.rfind(" ", limit, pos), src.rfind("\n", limit, pos), src.rfind("\t", limit, pos))
+    chunk = src[max(start + 1, limit) : pos]
     return "://" not in chunk and not chunk.lower().startswith("www.")
 
 

@@ -17,6 +17,8 @@ from markdown_it.rules_inline import StateInline
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
 
+from d2lkb.notes.plugins.math import last_index
+
 # Longest `[[...]]` body looked at; keeps many unclosed `[[` linear.
 MAX_WIKILINK_LENGTH = 1000
 
@@ -39,6 +41,8 @@ def _wikilink_rule(state: StateInline, silent: bool) -> bool:
     src = state.src
     pos = state.pos
     if src[pos] != "[" or not src.startswith("[", pos + 1):
+        return False
+    if last_index(state, "]]") < pos + 2:
         return False
     end = src.find("]]", pos + 2, min(state.posMax, pos + 2 + MAX_WIKILINK_LENGTH))
     if end < 0:

@@ -11,13 +11,7 @@ import argparse
 import random
 from pathlib import Path
 
-WORDS = (
-    "tensor gradient descent model parameter loss function optimizer layer network weight bias activation "
-    "softmax regression classification probability expectation variance matrix vector norm derivative chain "
-    "rule backpropagation convolution kernel pooling recurrent attention transformer embedding token batch "
-    "epoch learning rate momentum dropout regularization overfitting generalization dataset feature label "
-    "sample distribution entropy likelihood posterior prior bayes sequence memory hidden state output input"
-).split()
+WORDS = ["tensor", "gradient", "descent", "model", "parameter", "loss", "function", "optimizer", "layer", "network", "weight", "bias", "activation", "softmax", "regression", "classification", "probability", "expectation", "variance", "matrix", "vector", "norm", "derivative", "chain", "rule", "backpropagation", "convolution", "kernel", "pooling", "recurrent", "attention", "transformer", "embedding", "token", "batch", "epoch", "learning", "rate", "momentum", "dropout", "regularization", "overfitting", "generalization", "dataset", "feature", "label", "sample", "distribution", "entropy", "likelihood", "posterior", "prior", "bayes", "sequence", "memory", "hidden", "state", "output", "input"]
 CJK = ["参数", "模型", "梯度", "损失", "张量", "学习"]
 TAGS = ["ml", "ml/supervised", "ml/unsupervised", "math", "math/calculus", "math/linear-algebra", "dl",
         "dl/cnn", "dl/rnn", "optim", "prob", "参数", "code", "review-later", "concept"]

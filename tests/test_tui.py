@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -28,12 +30,6 @@ from d2lkb.tui.screens.home import HomeScreen
 from d2lkb.tui.screens.review import ReviewScreen
 from d2lkb.tui.screens.summary import SummaryScreen
 from d2lkb.tui.widgets.heatmap import calendar_weeks, level
-
-# Until ReviewMixin is one of KnowledgeBase's bases (it is being merged), compose it here.
-if not hasattr(KnowledgeBase, "next_card"):
-    from d2lkb.store.reviews import ReviewMixin
-
-    KnowledgeBase = type("KnowledgeBase", (ReviewMixin, KnowledgeBase), {})  # noqa: F811
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # a Monday, noon UTC
@@ -112,10 +108,8 @@ def kb(tmp_path: Path):
 async def settle(pilot, rounds: int = 3) -> None:
     """Let workers finish and their results reach the screen."""
     for _ in range(rounds):
-        try:
+        with contextlib.suppress(WorkerCancelled):  # an exclusive worker replaced by a newer one
             await pilot.app.workers.wait_for_complete()
-        except WorkerCancelled:  # an exclusive worker replaced by a newer one
-            pass
         await pilot.pause()
 
 
@@ -178,7 +172,24 @@ async def test_review_session_reveal_grade_undo_bury_suspend_and_summary(kb):
         body = static_text(app.screen.query_one("#summary-body", Static))
         assert f"{answered} cards reviewed" in body and "Again rate 0%" in body
 
+        await pilot.press("u")  # undo from the summary: back to the last card answered
+        await settle(pilot)
+        assert isinstance(app.screen, ReviewScreen) and app.screen.card is not None
+        assert kb.session_summary(NOW).cards == answered - 1
+
         await pilot.press("escape")  # back home, counts refreshed
+        await settle(pilot)
+        assert isinstance(app.screen, HomeScreen)
+        assert app.screen.decks and app.screen.decks[0].counts.total >= 1
+
+
+async def test_review_with_nothing_due_says_so(kb):
+    app = D2lkbApp(kb, query="kind:card path:nowhere.md", start="review")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, SummaryScreen)
+        assert "Nothing to review" in static_text(app.screen.query_one("#summary-title", Static))
+        await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, HomeScreen)
 
@@ -202,6 +213,17 @@ async def test_review_of_a_deck_and_editor_without_editor(kb, monkeypatch):
         await pilot.press("e")
         await pilot.pause()
         assert any("EDITOR" in n.message for n in app._notifications)
+
+        # a checked formula/snippet card carries its check badge
+        badge = screen.query_one("#card-badge", Static)
+        assert static_text(badge) == ""
+        counts = kb.due_counts("#python")
+        screen.show_card(replace(screen.card, check_status="refuted", check_detail="x=1: 2 != 3"), counts, {})
+        await pilot.pause()
+        assert static_text(badge) == "✗ refuted" and badge.has_class("badge-bad")
+        screen.show_card(replace(screen.card, check_status="verified"), counts, {})
+        await pilot.pause()
+        assert static_text(badge) == "✓ verified" and badge.has_class("badge-ok")
         await pilot.press("q")
         await settle(pilot)
         assert isinstance(app.screen, HomeScreen)
@@ -339,9 +361,9 @@ async def test_sync_warnings_become_a_notification(tmp_path):
         async with app.run_test(size=(80, 24)) as pilot:
             await settle(pilot)
             report = app.last_sync
-            assert report is not None
-            if report.warnings:
-                assert any("sync warning" in n.title for n in app._notifications)
+            assert report is not None and any(w.path == "broken.md" for w in report.warnings)
+            toast = next(n for n in app._notifications if "sync warning" in n.title)
+            assert "broken.md" in toast.message
     finally:
         kb.close()
 
@@ -354,9 +376,6 @@ from datetime import datetime, UTC
 from d2lkb.config import load_config
 from d2lkb.store.kb import KnowledgeBase
 from d2lkb.tui.app import D2lkbApp
-if not hasattr(KnowledgeBase, "next_card"):
-    from d2lkb.store.reviews import ReviewMixin
-    KnowledgeBase = type("KnowledgeBase", (ReviewMixin, KnowledgeBase), {})
 
 async def main():
     kb = KnowledgeBase(load_config(sys.argv[1], sys.argv[2]), clock=lambda: datetime(2026, 3, 2, 12, tzinfo=UTC))
@@ -447,6 +466,16 @@ def test_heatmap_grid_and_levels():
     assert [level(n, 8) for n in (0, 1, 3, 5, 8)] == [0, 1, 2, 3, 4]
 
 
+def test_cloze_answer_is_shown_in_its_context():
+    from d2lkb.review.types import CardState, CardView
+    from d2lkb.tui.screens.review import card_markdown
+
+    card = CardView(1, "cloze", "The [...] points uphill.", "gradient", "a.md", 3, "A", (), CardState.NEW, NOW)
+    assert card_markdown(card) == ("The **[...]** points uphill.", "The **gradient** points uphill.")
+    basic = replace(card, kind="basic", front="Area of a circle?", back="$\\pi r^2$")
+    assert card_markdown(basic) == ("Area of a circle?", "`π r²`")
+
+
 def test_editor_command_and_check_order():
     assert editor_command(Path("n.md"), 12, "vim") == ["vim", "+12", "n.md"]
     assert editor_command(Path("n.md"), 3, "code -w") == ["code", "-w", "+3", "n.md"]
@@ -467,7 +496,7 @@ def snapshot_kb(tmp_path, monkeypatch):
     i = 0
     for day in range(20):  # a short, fixed review history
         clock.now = NOW - timedelta(days=20 - day)
-        if day % 4 == 3:
+        if day % 5 == 2:  # a few days off; the last two days make a streak of 2
             continue
         for _ in range(3):
             card = kb.next_card()
@@ -479,7 +508,7 @@ def snapshot_kb(tmp_path, monkeypatch):
     clock.now = NOW
     yield kb
     kb.close()
-    monkeypatch.delenv("TZ")
+    monkeypatch.undo()  # TZ back to what it was, then let the C library see it
     time.tzset()
 
 

@@ -51,6 +51,9 @@ class ParagraphMarks:
     separators: list[tuple[int, str, int]]  # (pos, "::"/":::", line index)
     highlights: list[tuple[int, int]]  # (open pos, close pos) of outermost non-empty `==..==`
     markers: list[int]  # positions of every `==` that opens or closes a highlight
+    # Markdown of a list/fence/table/quote that directly follows the paragraph (no
+    # blank line): the answer of a multi-line card whose `?` line ends the paragraph.
+    following: str = ""
 
 
 def _line_of(marks: ParagraphMarks, pos: int) -> int:
@@ -66,7 +69,15 @@ def _question_answer(
         cards[0].sibling_key = key
         cards.append(
             CardDraft(
-                CardKind.BASIC, back, front, line, section, prompt=back, context=front, reverse=True, sibling_key=key
+                CardKind.BASIC,
+                back,
+                front,
+                line,
+                section,
+                prompt=back,
+                context=front,
+                reverse=True,
+                sibling_key=key,
             )
         )
     return cards
@@ -85,9 +96,7 @@ def _strip_markers(marks: ParagraphMarks, start: int, end: int) -> str:
     return "".join(out)
 
 
-def paragraph_cards(
-    marks: ParagraphMarks, section: int | None
-) -> tuple[list[CardDraft], list[ParseWarning]]:
+def paragraph_cards(marks: ParagraphMarks, section: int | None) -> tuple[list[CardDraft], list[ParseWarning]]:
     """The cards of one paragraph (or list item), in source order.
 
     A line holding only `?` (or `??`, reversed) makes the whole paragraph one
@@ -103,7 +112,7 @@ def paragraph_cards(
         if qmark is None:
             continue
         question = content[:start].strip()
-        answer = content[end:].strip()
+        answer = content[end:].strip() or marks.following.strip()
         line = _line_of(marks, start)
         if not question or not answer:
             side = "question" if not question else "answer"
@@ -143,7 +152,9 @@ def paragraph_cards(
         key = "cloze:" + short_hash(context)
         for opened, closed in marks.highlights:
             deletion = _strip_markers(marks, opened + 2, closed).strip()
-            front = _strip_markers(marks, 0, opened) + CLOZE_GAP + _strip_markers(marks, closed + 2, len(content))
+            front = (
+                _strip_markers(marks, 0, opened) + CLOZE_GAP + _strip_markers(marks, closed + 2, len(content))
+            )
             cards.append(
                 CardDraft(
                     CardKind.CLOZE,

@@ -39,7 +39,8 @@ def load_front_matter(content: str, first_line: int) -> tuple[dict[str, Any], li
         data = yaml.load(content, Loader=loader)  # noqa: S506 - a safe loader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = first_line + (mark.line if mark is not None else 0)
+        last_line = first_line + max(content.count("\n"), 0)
+        line = min(first_line + (mark.line if mark is not None else 0), last_line)
         problem = exc.problem or exc.context or "invalid YAML"
         return {}, [ParseWarning(line, f"front matter is not valid YAML ({problem}); ignored")]
     except Exception as exc:  # YAML can fail in many ways (bad dates, deep nesting...)

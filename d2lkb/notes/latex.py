@@ -114,42 +114,51 @@ def split_rows(latex: str) -> list[Row] | None:
     return rows
 
 
-def _last_double_ampersand(latex: str) -> int:
-    """Index of the last `&&` outside braces (not `\\&`), or -1."""
-    found = -1
+def _top_level_ampersands(latex: str) -> list[int]:
+    """Offsets of the `&` outside braces and nested environments (not `\\&`)."""
+    found = []
     depth = 0
+    env_depth = 0
     i = 0
     n = len(latex)
     while i < n:
         ch = latex[i]
         if ch == "\\":
+            if latex.startswith("\\begin{", i):
+                env_depth += 1
+            elif latex.startswith("\\end{", i):
+                env_depth = max(0, env_depth - 1)
             i += 2
             continue
         if ch == "{":
             depth += 1
         elif ch == "}":
             depth = max(0, depth - 1)
-        elif ch == "&" and depth == 0 and latex.startswith("&&", i):
-            found = i
-            i += 2
-            continue
+        elif ch == "&" and depth == 0 and env_depth == 0:
+            found.append(i)
         i += 1
     return found
 
 
+def _last_double_ampersand(latex: str) -> int:
+    """Index of the last top-level `&&`, or -1."""
+    found = -1
+    previous = -2
+    for index in _top_level_ampersands(latex):
+        if index == previous + 1:
+            found = previous
+        previous = index
+    return found
+
+
 def _remove_alignment(latex: str) -> str:
+    """`latex` without its top-level `&` (those of a nested matrix stay), spaces collapsed."""
     out = []
-    i = 0
-    n = len(latex)
-    while i < n:
-        ch = latex[i]
-        if ch == "\\" and i + 1 < n:
-            out.append(latex[i : i + 2])
-            i += 2
-            continue
-        if ch != "&":
-            out.append(ch)
-        i += 1
+    prev = 0
+    for index in _top_level_ampersands(latex):
+        out.append(latex[prev:index])
+        prev = index + 1
+    out.append(latex[prev:])
     return " ".join("".join(out).split())
 
 

@@ -12,6 +12,8 @@ before the tag/highlight/wikilink/separator rules could see them.
 from __future__ import annotations
 
 import re
+import textwrap
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -55,6 +57,10 @@ ENV_KEY = "d2lkb"
 _KNOWN_FAILURE = re.compile(r"<!--\s*known-failure:\s*(.*?)\s*-->", re.DOTALL)
 _URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 _SNIPPET_LANGUAGES = frozenset({"python", "pycon", "sympy"})
+# Blocks that can interrupt a paragraph and so may hold the answer of a `?` card.
+_ANSWER_BLOCKS = frozenset(
+    {"bullet_list_open", "ordered_list_open", "fence", "table_open", "blockquote_open"}
+)
 
 
 def create_markdown() -> MarkdownIt:
@@ -211,7 +217,8 @@ class NoteCollector:
             pending, known_failure = known_failure, None
             used = False
             if kind == "paragraph_open":
-                used = self._paragraph(tokens[i + 1], pending[0] if pending else None)
+                following = tokens[i + 3] if i + 3 < n else None
+                used = self._paragraph(tokens[i + 1], following, pending[0] if pending else None)
                 i += 3
             elif kind == "heading_open":
                 self._heading(tok, tokens[i + 1])
@@ -266,7 +273,9 @@ class NoteCollector:
         for raw in front_matter_tag_names(data):
             name = clean_tag_name(raw)
             if name is None:
-                self.warnings.append(ParseWarning(line, f"front matter tag {raw!r} is not a valid tag; ignored"))
+                self.warnings.append(
+                    ParseWarning(line, f"front matter tag {raw!r} is not a valid tag; ignored")
+                )
             else:
                 self.tags.append(Tag(name, line, None))
 
@@ -298,9 +307,16 @@ class NoteCollector:
         sections[index].title = title
         self.all_parts.append(title)
 
-    def _paragraph(self, inline: Token, known_failure: str | None) -> bool:
+    def _paragraph(self, inline: Token, following: Token | None, known_failure: str | None) -> bool:
         before = len(self.math)
-        self._add_text(self._inline(inline, self.current, paragraph=True))
+        if following is not None and not (
+            following.type in _ANSWER_BLOCKS
+            and following.map
+            and inline.map
+            and following.map[0] == inline.map[1]
+        ):
+            following = None
+        self._add_text(self._inline(inline, self.current, paragraph=True, following=following))
         if known_failure is None:
             return False
         used = False
@@ -310,7 +326,28 @@ class NoteCollector:
                 used = True
         return used
 
-    def _inline(self, tok: Token, section: int | None, *, paragraph: bool = False, heading: bool = False) -> str:
+    def _block_source(self, block: Token) -> str:
+        """The source lines of `block` up to its first blank line (a fence: all),
+        dedented."""
+        assert block.map is not None
+        start, end = block.map
+        lines = self.lines[start:end]
+        if block.type != "fence":
+            for offset, text in enumerate(lines):
+                if not text.strip():
+                    lines = lines[:offset]
+                    break
+        return textwrap.dedent("\n".join(lines))
+
+    def _inline(
+        self,
+        tok: Token,
+        section: int | None,
+        *,
+        paragraph: bool = False,
+        heading: bool = False,
+        following: Token | None = None,
+    ) -> str:
         """Collect the inline data of one inline token; return its plain text."""
         content = tok.content
         base = tok.map[0] + 1 if tok.map else 1
@@ -328,6 +365,7 @@ class NoteCollector:
         markers: list[int] = []
         open_marks: list[tuple[int, int]] = []
         outer_marks: list[tuple[int, int]] = []
+        highlights: list[tuple[int, Highlight]] = []
         link_target: str | None = None
         link_parts = 0
         link_line = 0
@@ -379,7 +417,7 @@ class NoteCollector:
                     opened, opened_line = open_marks.pop()
                     inner = content[opened + 2 : pos].strip()
                     if inner:
-                        self.highlights.append(Highlight(inner, opened_line, section))
+                        highlights.append((opened, Highlight(inner, opened_line, section)))
                         if not open_marks:
                             outer_marks.append((opened, pos))
                     else:
@@ -392,8 +430,10 @@ class NoteCollector:
                 self.warnings.append(ParseWarning(line, "`==` without its other half: not a highlight"))
             elif kind == "math_inline":
                 self.math.append(_MathDraft(child.content, False, line, section))
+                parts.append(f"${child.content}$")
             elif kind == "math_inline_double":
                 self.math.append(_MathDraft(child.content, True, line, section))
+                parts.append(f"$${child.content}$$")
             elif kind == "code_inline":
                 parts.append(child.content)
             elif kind == "wikilink":
@@ -417,13 +457,17 @@ class NoteCollector:
             elif kind == "image":
                 parts.append(child.content)
 
+        if highlights:  # in the order they open (a nested one closes first)
+            highlights.sort(key=lambda item: item[0])
+            self.highlights.extend(h for _, h in highlights)
         if paragraph:
             qmark = line_text if line_size == 1 and line_text in ("?", "??") else None
             lines.append((line_start, len(content), qmark))
             if separators or outer_marks or any(entry[2] for entry in lines):
-                drafts, warnings = paragraph_cards(
-                    ParagraphMarks(content, base, lines, separators, outer_marks, markers), section
-                )
+                marks = ParagraphMarks(content, base, lines, separators, outer_marks, markers)
+                if qmark is not None and following is not None:
+                    marks.following = self._block_source(following)
+                drafts, warnings = paragraph_cards(marks, section)
                 self.cards.extend(drafts)
                 self.warnings.extend(warnings)
         return "".join(parts)
@@ -437,7 +481,11 @@ class NoteCollector:
         line = tok.map[0] + 1 if tok.map else 1
         if tok.map:
             last = tok.map[1] - 1
-            if last <= tok.map[0] or last >= len(self.lines) or not is_closing_fence(self.lines[last], tok.markup):
+            if (
+                last <= tok.map[0]
+                or last >= len(self.lines)
+                or not is_closing_fence(self.lines[last], tok.markup)
+            ):
                 self.warnings.append(ParseWarning(line, f"unterminated code fence opened at line {line}"))
         content = tok.content
         self._add_text(content)
@@ -455,7 +503,7 @@ class NoteCollector:
             if code:
                 language = "pycon"
             else:  # `pycon` without a single prompt: plain code
-                code, language = content, "python"
+                code, expected, language = content, None, "python"
         tok.meta["snippet"] = len(self.snippets)
         self.snippets.append(
             _SnippetDraft(
@@ -482,7 +530,9 @@ class NoteCollector:
             self.warnings.append(ParseWarning(line, "output fence not directly after a code block; ignored"))
             return
         if previous.meta.get("language") == "output":
-            self.warnings.append(ParseWarning(line, "output fence directly after another output fence; ignored"))
+            self.warnings.append(
+                ParseWarning(line, "output fence directly after another output fence; ignored")
+            )
             return
         snippet = previous.meta.get("snippet")
         if snippet is None:
@@ -508,7 +558,11 @@ class NoteCollector:
         )
 
         fm_title = self.front_matter.get("title")
-        if isinstance(fm_title, str | int | float) and not isinstance(fm_title, bool) and str(fm_title).strip():
+        if (
+            isinstance(fm_title, str | int | float)
+            and not isinstance(fm_title, bool)
+            and str(fm_title).strip()
+        ):
             title = str(fm_title).strip()
         else:
             title = next((s.title for s in sections if s.level == 1 and s.title), "") or _stem(path)
@@ -551,29 +605,31 @@ class NoteCollector:
         )
 
     def _formulas(self) -> tuple[tuple[Formula, ...], list[CardDraft]]:
-        # (math draft, row, line, name, labelled, shown, rows in its block)
-        entries: list[tuple[_MathDraft, str, int, str | None, bool, str, int]] = []
+        # (math draft, row, line, name, labelled, shown)
+        entries: list[tuple[_MathDraft, str, int, str | None, bool, str]] = []
         unlabelled: dict[int | None, int] = {}
         for draft in self.math:
             if not draft.display:
-                entries.append((draft, draft.latex.strip(), draft.line, None, False, "", 1))
+                entries.append((draft, draft.latex.strip(), draft.line, None, False, ""))
                 continue
             rows = split_rows(draft.latex)
+            aligned = rows is not None
             if rows is None:
                 stripped = draft.latex.strip()
-                rows = [Row(stripped, len(draft.latex) - len(draft.latex.lstrip()))] if stripped else []
+                rows = [Row(stripped, 0)] if stripped else []
             if not rows:
                 self.warnings.append(ParseWarning(draft.line, "empty display formula"))
             for row in rows:
                 label = describe_row(row.latex)
-                line = draft.line + draft.latex.count("\n", 0, row.offset)
-                entries.append((draft, row.latex, line, label.name, label.labelled, label.shown, len(rows)))
+                # a row: its own line; a whole formula: the line of its opening delimiter
+                line = draft.line + draft.latex.count("\n", 0, row.offset) if aligned else draft.line
+                entries.append((draft, row.latex, line, label.name, label.labelled, label.shown))
                 if not label.labelled:
                     unlabelled[draft.section] = unlabelled.get(draft.section, 0) + 1
 
         formulas: list[Formula] = []
         cards: list[CardDraft] = []
-        for draft, latex, line, name, labelled, shown, row_count in entries:
+        for draft, latex, line, name, labelled, shown in entries:
             section = draft.section
             if draft.display and not labelled and section is not None and unlabelled.get(section) == 1:
                 name = self.sections[section].title or None
@@ -584,7 +640,6 @@ class NoteCollector:
             if not shown:
                 self.warnings.append(ParseWarning(line, f"formula {name!r} has nothing to show; no card"))
                 continue
-            sibling_key = "formula:" + short_hash(draft.latex) if row_count > 1 else ""
             cards.append(
                 CardDraft(
                     CardKind.FORMULA,
@@ -594,10 +649,15 @@ class NoteCollector:
                     section,
                     prompt=name,
                     context=latex,
-                    sibling_key=sibling_key,
+                    sibling_key="formula:" + short_hash(draft.latex),
                     formula=index,
                 )
             )
+        # The named rows of one block are siblings; a lone formula card has none.
+        per_block = Counter(card.sibling_key for card in cards)
+        for card in cards:
+            if per_block[card.sibling_key] == 1:
+                card.sibling_key = ""
         return tuple(formulas), cards
 
     def _snippets(self) -> tuple[tuple[Snippet, ...], list[CardDraft]]:

@@ -133,7 +133,12 @@ def preview(fields: Schedule, now: datetime, config: ReviewConfig | None = None,
     """Interval each grade would give at `now`, without fuzz (so it equals `answer` when fuzz is off)."""
     scheduler = build_scheduler(config or ReviewConfig(), parameters, fuzz=False)
     at = utc_seconds(now)
-    return {g: timedelta(seconds=_review(scheduler, fields, g, at).due - _ts(at)) for g in Grade}
+    at_s = _ts(at)
+    card = fields.to_fsrs()  # review_card copies its input, so one card serves all four grades
+    return {g: timedelta(seconds=_ts(scheduler.review_card(card, _RATINGS[g], at)[0].due) - at_s) for g in Grade}
+
+
+_RATINGS = {g: Rating(int(g)) for g in Grade}
 
 
 def _review(scheduler: Scheduler, fields: Schedule, grade: Grade | int, now: datetime) -> Schedule:

@@ -17,6 +17,7 @@ import sqlite3
 from bisect import bisect_right
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
 
@@ -42,6 +43,23 @@ _AVAILABLE = "+retired_at IS NULL AND +suspended = 0 AND (buried_until IS NULL O
 _CANDIDATE_COLS = "id, state, due, sibling_key, suspended, buried_until, last_review"
 _SCHEDULE_COLS = "state, step, stability, difficulty, due, last_review"
 _UNDO_COLS = f"{_SCHEDULE_COLS}, reps, lapses, leech, suspended, buried_until"
+
+
+QUEUE_BATCH = 50  # queue head computed at once and served from memory while nothing invalidates it
+
+
+@dataclass
+class _QueueHead:
+    """The first cards of today's queue (learning due now, reviews, new; not learn-ahead), kept between
+    `next_card` calls. Valid while the day, the query and the database are unchanged (our own answers
+    excepted: `answer` updates the head itself) and no learning card has become due meanwhile."""
+
+    query: str | None
+    day_start: int
+    valid_until: int  # the earliest due time of a learning card not yet due at build time
+    data_version: int  # PRAGMA data_version: changes when another connection commits
+    total_changes: int  # this connection's row changes: any write we did not account for
+    cards: list[int]
 
 
 def _utc(ts: int) -> datetime:
@@ -93,12 +111,30 @@ class ReviewMixin:
         limits = self._limits(day)
         scope, params = self._scope(query)
         params |= {"now": int(now.timestamp()), "end": int(day[1].timestamp())}
-        learning = [Candidate(*r) for r in self.conn.execute(
-            f"SELECT {_CANDIDATE_COLS} FROM card WHERE {_AVAILABLE} AND state IN (1, 3) AND due < :end{scope}",
-            params)]
+        if need is None:
+            learning = [Candidate(*r) for r in self.conn.execute(
+                f"SELECT {_CANDIDATE_COLS} FROM card WHERE {_AVAILABLE} AND state IN (1, 3) AND due < :end{scope}",
+                params)]
+        else:
+            # Only the head is wanted: learning cards due by the end of the learn-ahead window, plus
+            # interday learning cards (due all day). A long intraday learning backlog is not read.
+            ahead = int((now + self.learn_ahead).timestamp())
+            learning = [Candidate(*r) for r in self.conn.execute(
+                f"SELECT {_CANDIDATE_COLS} FROM card WHERE {_AVAILABLE} AND state IN (1, 3) AND due < :end"
+                f" AND due <= :ahead{scope} ORDER BY due, id LIMIT :n",
+                params | {"ahead": ahead, "n": need + 8})]
+            learning += [Candidate(*r) for r in self.conn.execute(
+                f"SELECT {_CANDIDATE_COLS} FROM card WHERE {_AVAILABLE} AND state IN (1, 3) AND due < :end"
+                f" AND due > :ahead AND last_review < :start{scope} ORDER BY due, id LIMIT :n",
+                params | {"ahead": ahead, "start": int(day[0].timestamp()), "n": need + 8})]
         want_reviews = limits.reviews_left if need is None else min(need, limits.reviews_left)
         want_new = limits.new_left if need is None else min(need, limits.new_left)
         room_reviews, room_new = want_reviews + 8, want_new + 8
+        if need is not None and learning:
+            # Learning cards due now come first: when enough are due, nothing else is read.
+            queue = build_queue(learning, now=now, day=day, limits=limits, learn_ahead=self.learn_ahead)
+            if len(queue.learning) >= need:
+                return queue
         while True:
             reviews = self.conn.execute(
                 f"SELECT {_CANDIDATE_COLS} FROM card WHERE {_AVAILABLE} AND state = 2 AND due < :end{scope}"
@@ -131,8 +167,50 @@ class ReviewMixin:
     def next_card(self, query: str | None = None) -> CardView | None:
         """The card to show now, or None when nothing is left (for now) today."""
         with self.lock:
-            first = self._queue(query, self._now(), need=1).first()
+            now = self._now()
+            head = self._valid_head(query, now)
+            if head is not None:
+                return self.card(head.cards[0])
+            queue = self._queue(query, now, need=QUEUE_BATCH)
+            cards = list(queue.learning + queue.review + queue.new)[:QUEUE_BATCH]
+            if cards:
+                self._head = self._build_head(query, now, cards)
+                return self.card(cards[0])
+            self._head = None
+            first = queue.first()  # learn-ahead: only when nothing else is left
             return None if first is None else self.card(first)
+
+    def _build_head(self, query: str | None, now: datetime, cards: list[int]) -> _QueueHead:
+        scope, params = self._scope(query)
+        now_s = int(now.timestamp())
+        nxt = self.conn.execute(
+            f"SELECT min(due) FROM card WHERE {_AVAILABLE} AND state IN (1, 3) AND due > :now{scope}",
+            params | {"now": now_s}).fetchone()[0]
+        return _QueueHead(query, int(self._day(now)[0].timestamp()), nxt if nxt is not None else 2**62,
+                          self.conn.execute("PRAGMA data_version").fetchone()[0], self.conn.total_changes, cards)
+
+    def _valid_head(self, query: str | None, now: datetime) -> _QueueHead | None:
+        head: _QueueHead | None = getattr(self, "_head", None)
+        if head is None or not head.cards or head.query != query:
+            return None
+        now_s = int(now.timestamp())
+        if (now_s >= head.valid_until or head.total_changes != self.conn.total_changes
+                or head.day_start != int(self._day(now)[0].timestamp())
+                or head.data_version != self.conn.execute("PRAGMA data_version").fetchone()[0]):
+            self._head = None
+            return None
+        return head
+
+    def _head_after_answer(self, changes_before: int, card_id: int, buried: list[int], due: int) -> None:
+        """Keep the cached queue head in step with an answer we just committed."""
+        head: _QueueHead | None = getattr(self, "_head", None)
+        if head is None or head.total_changes != changes_before:
+            self._head = None
+            return
+        gone = {card_id, *buried}
+        head.cards = [c for c in head.cards if c not in gone]
+        head.valid_until = min(head.valid_until, due)  # it comes back when due (learning steps)
+        head.total_changes = self.conn.total_changes
 
     def next_learning_due(self, query: str | None = None) -> datetime | None:
         """When the next learning card becomes due today, if any (for "come back in 12 minutes")."""
@@ -216,7 +294,14 @@ class ReviewMixin:
         """Grade a card now. Durable (committed) when it returns."""
         grade = Grade(int(grade))
         cfg = self.config.review
-        with self.lock, transaction(self.conn):
+        with self.lock:
+            changes_before = self.conn.total_changes
+            result, buried_ids, due_after = self._answer(card_id, grade, duration_ms, cfg)
+            self._head_after_answer(changes_before, card_id, buried_ids, due_after)
+            return result
+
+    def _answer(self, card_id: int, grade: Grade, duration_ms: int, cfg) -> tuple[AnswerResult, list[int], int]:
+        with transaction(self.conn):
             now = self._now()
             now_s = int(now.timestamp())
             row = self._require_card(card_id)
@@ -259,8 +344,9 @@ class ReviewMixin:
                  difficulty, after.difficulty, due, after.due, last_review, after.last_review,
                  reps, reps + 1, lapses, lapses_after, leech, leech_after,
                  suspended, suspended_after, buried_until, json.dumps(buried), int(leech_tagged)))
-        return AnswerResult(card_id, grade, _utc(after.due), timedelta(seconds=after.due - now_s),
-                            after.state, leech=leech_event, suspended=bool(suspended_after))
+        result = AnswerResult(card_id, grade, _utc(after.due), timedelta(seconds=after.due - now_s),
+                              after.state, leech=leech_event, suspended=bool(suspended_after))
+        return result, [sid for sid, _ in buried], after.due
 
     def _add_leech_tag(self, card_id: int) -> bool:
         """Tag the card `leech` (card tags and its search document). True if it was not tagged yet."""

@@ -217,6 +217,8 @@ EXTRA_DDL = (
     "CREATE INDEX IF NOT EXISTS ix_card_prompt ON card(kind, prompt)",
     # The review queue: learning/review cards by due time, new cards in order (review.queue).
     "CREATE INDEX IF NOT EXISTS ix_card_queue ON card(state, due)",
+    # Today's answers by kind (daily limits) without touching the log rows themselves.
+    "CREATE INDEX IF NOT EXISTS ix_reviewlog_day ON reviewlog(reviewed_at, state_before)",
 )
 
 

@@ -9,6 +9,7 @@ home and review are imported when first opened, so start-up stays small
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import TYPE_CHECKING
 
@@ -100,10 +101,8 @@ class D2lkbApp(App[None]):
 
     def call_later_safe(self, callback, *args) -> None:
         """Run `callback` on the UI thread from a worker thread; a no-op once the app is closing."""
-        try:
+        with contextlib.suppress(RuntimeError):  # the app stopped while the worker ran
             self.call_from_thread(callback, *args)
-        except RuntimeError:  # the app stopped while the worker ran
-            pass
 
     # -- navigation --------------------------------------------------------
     def open_review(self, query: str | None = None) -> None:

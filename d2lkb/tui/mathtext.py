@@ -295,8 +295,8 @@ def _find_closing(text: str, start: int, delim: str) -> int:
     return -1
 
 
-def _prettify_span(text: str) -> str:
-    """Math in one block of Markdown prose (no fenced code inside)."""
+def _prettify_span(text: str, markdown: bool = True) -> str:
+    """Math in one block of Markdown prose (no fenced code inside); plain one-line text unless `markdown`."""
     out: list[str] = []
     i, n = 0, len(text)
     while i < n:
@@ -319,7 +319,10 @@ def _prettify_span(text: str) -> str:
                 out.append(text[i:])
                 break
             body = latex_to_unicode(text[i + 2:end])
-            out.append("\n```\n" + body + "\n```\n" if body else "")
+            if markdown:
+                out.append("\n```\n" + body + "\n```\n" if body else "")
+            else:
+                out.append(" ".join(body.split()))
             i = end + 2
         elif ch == "$" and i + 1 < n and not text[i + 1].isspace():
             end = _find_closing(text, i + 1, "$")
@@ -327,12 +330,18 @@ def _prettify_span(text: str) -> str:
                 out.append(ch)
                 i += 1
             else:
-                out.append(_inline_code(latex_to_unicode(text[i + 1:end]).replace("\n", " ")))
+                body = " ".join(latex_to_unicode(text[i + 1:end]).split())
+                out.append(_inline_code(body) if markdown else body)
                 i = end + 1
         else:
             out.append(ch)
             i += 1
     return "".join(out)
+
+
+def plain_math(text: str) -> str:
+    """One line of text (a title, a search snippet) with its math as Unicode, no Markdown added."""
+    return _prettify_span(text, markdown=False) if "$" in text else text
 
 
 def prettify_math(markdown: str) -> str:

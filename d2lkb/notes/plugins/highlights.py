@@ -46,8 +46,8 @@ def _tokenize(state: StateInline, silent: bool) -> bool:
     for i in range(0, length, 2):
         token = state.push("text", "", 0)
         token.content = "=="
-        token.meta["pos"] = start + offset + i
         if scanned.can_open or scanned.can_close:
+            token.meta["pos"] = start + offset + i
             state.delimiters.append(
                 Delimiter(
                     marker=_EQUALS,

@@ -6,6 +6,7 @@ not tags); a trailing `/` or `-` is not part of it, and it must start with a let
 digit or `_`. The rule fires only at `#` characters the inline parser reaches, so
 code spans, math, autolinks, inline HTML and link targets (which other rules consume
 whole) are never scanned, and `\\#` (eaten by the escape rule) never reaches it.
+A `\\` right before `#` can only be an escaped backslash, so `\\\\#tag` is a tag.
 `a#b` (word before `#`) and bare URLs such as `http://x/#frag` are rejected by
 looking at the source before the `#`.
 
@@ -34,7 +35,7 @@ _MARKS = (
 _TAG_BODY = re.compile(rf"[\w{_MARKS}/-]+")
 _TAG_NAME = re.compile(rf"[\w{_MARKS}][\w{_MARKS}/-]*")
 # Characters that, directly before `#`, mean it is part of a word, URL or entity.
-_NOT_BEFORE = frozenset("/#&=.:%+@\\-?$")
+_NOT_BEFORE = frozenset("/#&=.:%+@-?$")
 _URL_LOOKBACK = 256
 
 
@@ -60,7 +61,11 @@ def _preceded_ok(src: str, pos: int) -> bool:
     prev = src[pos - 1]
     if prev.isspace():
         return True
-    if prev.isalnum() or prev == "_" or prev in _NOT_BEFORE:
+    if prev == "_":
+        # `x_#y` is inside a word; `_#tag_` is emphasis.
+        if pos >= 2 and (src[pos - 2].isalnum() or src[pos - 2] == "_"):
+            return False
+    elif prev.isalnum() or prev in _NOT_BEFORE:
         return False
     # Something like `(`, `*` or `"`: fine, unless the `#` sits inside a bare URL
     # such as `https://en.wikipedia.org/wiki/A_(b)#History`.
@@ -90,9 +95,7 @@ def _tag_rule(state: StateInline, silent: bool) -> bool:
     return True
 
 
-def _render_tag(
-    self: object, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
-) -> str:
+def _render_tag(self: object, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType) -> str:
     name = escapeHtml(tokens[idx].content)
     return f'<span class="tag">#{name}</span>'
 

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from rich.text import Text
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Markdown, Static
 from textual.widgets.data_table import ColumnKey
 
 from d2lkb.tui.formatting import short, themed
-from d2lkb.tui.mathtext import prettify_math
+from d2lkb.tui.mathtext import plain_math, prettify_math
 
 if TYPE_CHECKING:
     from d2lkb.store.search import Hit
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 DEBOUNCE = 0.15
 LIMIT = 200
 PREVIEW_LINES = 400
-KIND_W, WHERE_W, TITLE_W = 7, 22, 20
+KIND_W = 7
 HINT = 'words, "phrases", #tag, kind:card, path:x, status:refuted, due:today, AND/OR/NOT, -x'
 
 
@@ -36,7 +36,7 @@ class BrowseScreen(Screen):
     ]
 
     def __init__(self, query: str = "") -> None:
-        super().__init__(id="browse")
+        super().__init__()
         self.initial_query = query
         self.hits: list[Hit] = []
         self.searched = ""  # the query whose results are shown
@@ -50,9 +50,9 @@ class BrowseScreen(Screen):
             yield Static("", id="search-status", markup=False)
             table: DataTable = DataTable(id="results", cursor_type="row", zebra_stripes=True)
             table.add_column("kind", key="kind", width=KIND_W)
-            table.add_column("where", key="where", width=WHERE_W)
-            table.add_column("title", key="title", width=TITLE_W)
-            table.add_column("match", key="match", width=40)
+            table.add_column("where", key="where", width=16)
+            table.add_column("title", key="title", width=16)
+            table.add_column("match", key="match", width=30)
             yield table
             with VerticalScroll(id="preview-scroll"):
                 yield Markdown("", id="preview")
@@ -130,21 +130,28 @@ class BrowseScreen(Screen):
         table = self.query_one("#results", DataTable)
         row = table.cursor_row
         table.clear()
-        self._fit_columns()
+        where_w, title_w = self._fit_columns()
         app = self.app
         for i, h in enumerate(self.hits):
-            table.add_row(themed(app, h.kind, "text-secondary"), themed(app, short(f"{h.path}:{h.line}", WHERE_W)),
-                          themed(app, short(h.title, TITLE_W), bold=True), self._snippet(h.snippet), key=str(i))
+            table.add_row(themed(app, h.kind, "text-secondary"), themed(app, short(f"{h.path}:{h.line}", where_w)),
+                          themed(app, short(plain_math(h.title), title_w), bold=True), self._snippet(h.snippet),
+                          key=str(i))
         if self.hits and row > 0:
             table.move_cursor(row=min(row, len(self.hits) - 1))
 
-    def _fit_columns(self) -> None:
+    def _fit_columns(self) -> tuple[int, int]:
+        """Share the table's width: where and title get a fifth each (within bounds), the match the rest."""
         table = self.query_one("#results", DataTable)
         width = table.size.width or self.app.size.width - 2
-        match = table.columns.get(ColumnKey("match"))
-        if match is not None:
-            match.width = max(12, width - (KIND_W + WHERE_W + TITLE_W) - 2 * 4 - 2)
-            match.auto_width = False
+        where_w = max(14, min(32, width // 5))
+        title_w = max(14, min(40, width // 5))
+        sizes = {"where": where_w, "title": title_w,
+                 "match": max(12, width - (KIND_W + where_w + title_w) - 2 * 4 - 2)}
+        for key, size in sizes.items():
+            column = table.columns.get(ColumnKey(key))
+            if column is not None:
+                column.width, column.auto_width = size, False
+        return where_w, title_w
 
     def on_resize(self) -> None:
         if self.hits:
@@ -154,7 +161,7 @@ class BrowseScreen(Screen):
         from d2lkb.store.search import HIGHLIGHT
 
         text = Text(no_wrap=True, end="")
-        parts = short(snippet, 300).split(HIGHLIGHT[0])
+        parts = short(plain_math(snippet), 300).split(HIGHLIGHT[0])
         text.append(parts[0].replace(HIGHLIGHT[1], ""))
         for part in parts[1:]:
             hit, _, rest = part.partition(HIGHLIGHT[1])

@@ -10,7 +10,7 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 
-from d2lkb.tui.formatting import FAILING, check_badge, short, themed
+from d2lkb.tui.formatting import FAILING, check_badge, plural, short, themed
 
 BADGE_COLOURS = {"ok": "success", "bad": "error", "warn": "warning", "info": "text-muted"}
 
@@ -44,7 +44,7 @@ class ChecksScreen(Screen):
     ]
 
     def __init__(self, query: str | None = None) -> None:
-        super().__init__(id="checks")
+        super().__init__()
         self.check_query = query
         self.results: list[dict] = []
         self.running = False
@@ -103,7 +103,7 @@ class ChecksScreen(Screen):
             status.update("No checks yet: press a to run every formula and snippet check.")
         else:
             status.update(Content.assemble(
-                f"{len(results)} checks · ",
+                f"{plural(len(results), 'check')} · ",
                 (f"{failing} failing", "b $error" if failing else "b $success"),
                 " · r: re-run the selected note · a: re-run all"))
         self.fill_table()

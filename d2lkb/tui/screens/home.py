@@ -34,7 +34,7 @@ class HomeScreen(Screen):
     def __init__(self) -> None:
         super().__init__(id="home")
         self.decks: list[DeckCount] = []
-        self.loaded = False
+        self.first_show = True
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -59,14 +59,19 @@ class HomeScreen(Screen):
     def on_mount(self) -> None:
         self.query_one("#decks", DataTable).focus()
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self.fill_table())
-        self.load_counts()
 
     def on_screen_resume(self) -> None:
-        if self.loaded:  # coming back from review/browse: counts may have changed
-            self.load_counts()
+        # Counts load when home is shown (first time, or back from review/browse), so that a start
+        # straight into review never waits behind them (deck counts over 100k cards take ~1 s).
+        if self.first_show:
+            self.first_show = False
+            if self.app.start != "home":
+                return
+        self.load_counts()
 
     def on_notes_synced(self, message) -> None:  # d2lkb.tui.app.NotesSynced
-        self.load_counts()
+        if self.app.screen is self:
+            self.load_counts()
 
     # -- data ----------------------------------------------------------------
     @work(thread=True, exclusive=True, group="home-counts", exit_on_error=False)
@@ -85,7 +90,6 @@ class HomeScreen(Screen):
 
     def show_counts(self, decks: list[DeckCount], total: DueCounts, days: int) -> None:
         self.decks = decks
-        self.loaded = True
         self.query_one("#due-total", Static).update(Content.from_markup(
             "[b]Due today[/] [b $accent]$n[/]  ($new new · $learn learning · $review review)",
             n=str(total.total), new=str(total.new), learn=str(total.learning), review=str(total.review)))

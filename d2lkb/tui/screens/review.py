@@ -16,13 +16,26 @@ from textual.widgets import Footer, Header, Markdown, Rule, Static
 
 from d2lkb.review.types import CardState, Grade
 from d2lkb.tui.formatting import GRADE_LABELS, check_badge, compact_duration
-from d2lkb.tui.mathtext import prettify_math
+from d2lkb.tui.mathtext import plain_math, prettify_math
 
 if TYPE_CHECKING:
     from d2lkb.review.types import CardView, DueCounts
 
 STATE_NAMES = {CardState.NEW: "new", CardState.LEARNING: "learning", CardState.REVIEW: "review",
                CardState.RELEARNING: "relearning"}
+
+
+CLOZE_BLANK = "[...]"
+
+
+def card_markdown(card: CardView) -> tuple[str, str]:
+    """(question, answer) as Markdown for display: math prettified, a cloze's blank in bold and its
+    answer shown in the context it was cut from."""
+    front, back = card.front, card.back
+    if card.kind == "cloze" and front.count(CLOZE_BLANK) == 1 and "\n" not in back.strip():
+        back = front.replace(CLOZE_BLANK, f"**{back.strip()}**")
+        front = front.replace(CLOZE_BLANK, f"**{CLOZE_BLANK}**")
+    return prettify_math(front), prettify_math(back)
 
 
 class ReviewScreen(Screen):
@@ -42,7 +55,7 @@ class ReviewScreen(Screen):
 
     def __init__(self, query: str | None = None, *, session_start: datetime | None = None, answered: int = 0,
                  undo_first: bool = False) -> None:
-        super().__init__(id="review")
+        super().__init__()
         self.undo_first = undo_first
         self.review_query = query
         self.session_start = session_start
@@ -127,7 +140,8 @@ class ReviewScreen(Screen):
     def undo_last(self) -> None:
         kb = self.app.kb
         try:
-            if self.suspended_last is not None:
+            answer_undone = self.suspended_last is None
+            if not answer_undone:
                 card_id, self.suspended_last = self.suspended_last, None
                 kb.unsuspend(card_id)
                 message = "Unsuspended"
@@ -143,7 +157,7 @@ class ReviewScreen(Screen):
             self._failed("could not undo", exc)
             return
         self.app.notify(message, timeout=2)
-        self.app.call_later_safe(self._undone, *fetched)
+        self.app.call_later_safe(self._undone if answer_undone else self.show_card, *fetched)
 
     @work(thread=True, exclusive=True, group="review", exit_on_error=False)
     def set_aside(self, card_id: int, how: str) -> None:
@@ -209,7 +223,8 @@ class ReviewScreen(Screen):
         self.query_one("#card-kind", Static).update(Content.from_markup(
             "[b]$kind[/] · $state", kind=card.kind, state=STATE_NAMES.get(card.state, str(card.state))
             + (" · leech" if card.leech else "")))
-        where = f"{card.note_title} — {card.path}:{card.line}" if card.note_title else f"{card.path}:{card.line}"
+        title = plain_math(card.note_title)
+        where = f"{title} — {card.path}:{card.line}" if title else f"{card.path}:{card.line}"
         self.query_one("#card-where", Static).update(where)
         badge = self.query_one("#card-badge", Static)
         shown = check_badge(card.check_status)
@@ -217,8 +232,9 @@ class ReviewScreen(Screen):
         badge.update(Content(shown[0]) if shown else "")
         badge.tooltip = card.check_detail or None
         self.query_one("#card-tags", Static).update(" ".join("#" + t for t in card.tags))
-        self.query_one("#card-front", Markdown).update(prettify_math(card.front))
-        self.query_one("#card-back", Markdown).update(prettify_math(card.back))
+        front, back = card_markdown(card)
+        self.query_one("#card-front", Markdown).update(front)
+        self.query_one("#card-back", Markdown).update(back)
         self._set_revealed(False)
         self.query_one("#card-scroll", VerticalScroll).scroll_home(animate=False)
         self.shown_at = time.monotonic()

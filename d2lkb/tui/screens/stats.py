@@ -41,7 +41,7 @@ class StatsScreen(Screen):
     ]
 
     def __init__(self) -> None:
-        super().__init__(id="stats")
+        super().__init__()
         self.data: StatsData | None = None
 
     def compose(self) -> ComposeResult:

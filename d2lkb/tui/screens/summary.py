@@ -30,7 +30,7 @@ class SummaryScreen(Screen):
     ]
 
     def __init__(self, query: str | None, session_start: datetime, answered: int = 0) -> None:
-        super().__init__(id="summary")
+        super().__init__()
         self.review_query = query
         self.session_start = session_start
         self.answered = answered

@@ -42,7 +42,7 @@ class Heatmap(Widget):
     COMPONENT_CLASSES = {"heatmap--label", "heatmap--l0", "heatmap--l1", "heatmap--l2", "heatmap--l3",
                          "heatmap--l4", "heatmap--today"}
     DEFAULT_CSS = """
-    Heatmap { height: 10; width: 1fr; }
+    Heatmap { height: 9; width: 1fr; }
     """
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
@@ -95,7 +95,7 @@ class Heatmap(Widget):
                 name = "heatmap--today" if day == self.today and n == 0 else f"heatmap--l{level(n, top)}"
                 segments.append(Segment(CELL, base + self._cell_style(name)))
             return Strip(segments).crop_extend(0, self.size.width, base)
-        if y == 9:
+        if y == 8:
             total = sum(self.counts.values())
             active = sum(1 for v in self.counts.values() if v > 0)
             segments = [Segment(" " * LABEL_WIDTH + "Less ", label_style)]
@@ -107,4 +107,4 @@ class Heatmap(Widget):
 
     def render_text(self) -> str:
         """The grid as plain text (for tests): one line per row."""
-        return "\n".join(self.render_line(y).text for y in range(10))
+        return "\n".join(self.render_line(y).text for y in range(9))

@@ -12,13 +12,20 @@ import random
 from pathlib import Path
 
 WORDS = ["tensor", "gradient", "descent", "model", "parameter", "loss", "function", "optimizer", "layer", "network", "weight", "bias", "activation", "softmax", "regression", "classification", "probability", "expectation", "variance", "matrix", "vector", "norm", "derivative", "chain", "rule", "backpropagation", "convolution", "kernel", "pooling", "recurrent", "attention", "transformer", "embedding", "token", "batch", "epoch", "learning", "rate", "momentum", "dropout", "regularization", "overfitting", "generalization", "dataset", "feature", "label", "sample", "distribution", "entropy", "likelihood", "posterior", "prior", "bayes", "sequence", "memory", "hidden", "state", "output", "input"]
+# Real notes follow a Zipf law over thousands of words; a 60-word vocabulary would make every
+# word match a third of the corpus. Filler words are pronounceable pseudo-words, ranked.
+_SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "ze", "pa", "qu", "ri", "do", "fe", "gu", "ha"]
+FILLER = sorted({a + b + c for a in _SYLLABLES for b in _SYLLABLES for c in _SYLLABLES})[:4000]
+FILLER_WEIGHTS = [1.0 / (rank + 1) for rank in range(len(FILLER))]
 CJK = ["参数", "模型", "梯度", "损失", "张量", "学习"]
 TAGS = ["ml", "ml/supervised", "ml/unsupervised", "math", "math/calculus", "math/linear-algebra", "dl",
         "dl/cnn", "dl/rnn", "optim", "prob", "参数", "code", "review-later", "concept"]
 
 
 def sentence(rng: random.Random, n: int = 12) -> str:
-    words = [rng.choice(WORDS) for _ in range(n)]
+    words = rng.choices(FILLER, FILLER_WEIGHTS, k=n)
+    for _ in range(max(1, n // 6)):  # domain terms: about one word in six
+        words[rng.randrange(n)] = rng.choice(WORDS)
     if rng.random() < 0.1:
         words.insert(rng.randrange(len(words)), rng.choice(CJK))
     return " ".join(words).capitalize() + "."

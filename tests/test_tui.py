@@ -157,6 +157,12 @@ async def test_review_session_reveal_grade_undo_bury_suspend_and_summary(kb):
         await pilot.press("s")
         await settle(pilot)
         assert kb.card(suspended).suspended and screen.card is not None and screen.card.id != suspended
+        await pilot.press("u")  # right after a suspend, u takes the suspend back
+        await settle(pilot)
+        assert not kb.card(suspended).suspended and screen.card.id == suspended
+        await pilot.press("s")
+        await settle(pilot)
+        assert kb.card(suspended).suspended
 
         for _ in range(60):  # grade everything left, Good each time
             if not isinstance(app.screen, ReviewScreen):

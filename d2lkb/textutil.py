@@ -36,3 +36,26 @@ def join_cjk(text: str) -> str:
 def normalise(text: str) -> str:
     """Whitespace-collapsed, case-folded, NFKC text: the form identities are compared in."""
     return _WS.sub(" ", unicodedata.normalize("NFKC", text)).strip().casefold()
+
+
+def tag_token(name: str) -> str:
+    """The FTS token standing for a tag (lower-cased name): `t` + hex of its UTF-8 bytes.
+
+    Hex keeps any tag (`ml/supervised`, `参数`) a single alphanumeric token that no word of
+    ordinary text can collide with, because user text terms never search the `meta` column.
+    """
+    return "t" + name.lower().encode().hex()
+
+
+def tag_tokens(names) -> str:
+    """Tokens for tags and all their ancestors: `ml/supervised` also stands for `ml`."""
+    out: dict[str, None] = {}
+    for name in names:
+        parts = name.lower().split("/")
+        for i in range(1, len(parts) + 1):
+            out[tag_token("/".join(parts[:i]))] = None
+    return " ".join(out)
+
+
+def kind_token(kind: str) -> str:
+    return "k" + kind

@@ -18,6 +18,7 @@ from d2lkb.review.scheduler import Schedule
 from d2lkb.review.types import CardState, DueCounts, Grade
 from d2lkb.store.kb import KnowledgeBase
 from d2lkb.store.reviews import ReviewMixin
+from d2lkb.textutil import kind_token, tag_tokens
 
 JST = timezone(timedelta(hours=9))
 M, D = timedelta(minutes=1), timedelta(days=1)
@@ -81,7 +82,8 @@ def add_card(kb, front: str = "Q", *, back: str = "A", path: str = "n.md", sibli
     doc_id = kb.conn.execute(
         "INSERT INTO doc (kind, note_id, card_id, path, line, title, check_hash) VALUES ('card', ?, ?, ?, ?, ?, ?)",
         (note_id, card_id, path, line, front, check_hash)).lastrowid
-    kb.conn.execute("INSERT INTO fts (rowid, title, body) VALUES (?, ?, ?)", (doc_id, front, back))
+    kb.conn.execute("INSERT INTO fts (rowid, title, body, meta) VALUES (?, ?, ?, ?)",
+                    (doc_id, front, back, kind_token("card") + " " + tag_tokens(tags)))
     for name in tags:
         tag_id = None
         parts = name.split("/")

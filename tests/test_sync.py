@@ -211,3 +211,22 @@ def test_ignored_front_matter_is_not_a_note(make_kb, notes_dir):
     kb = make_kb()
     r = kb.sync()
     assert (r.notes, r.cards) == (1, 0)
+
+
+def test_parallel_parse_gives_the_same_kb_as_sequential(tmp_path, notes_dir):
+    from d2lkb.notes.parse import parse_note
+    from d2lkb.store.db import connect
+
+    for i in range(sync_mod.PARALLEL_MIN_FILES + 6):
+        write(notes_dir / f"d{i % 3}" / f"n{i}.md", NOTE.replace("Calculus", f"Calculus {i}") + f"\nExtra {i} :: x{i}\n")
+    (notes_dir / "bad.md").write_bytes(b"# Bad\n\ncaf\xe9 :: coffee\n")
+    dumps = []
+    for name, parse in (("parallel", None), ("sequential", parse_note)):
+        conn = connect(tmp_path / f"{name}.sqlite")
+        report = sync_mod.sync(conn, notes_dir, now=1000, parse=parse)
+        assert report.added == sync_mod.PARALLEL_MIN_FILES + 7
+        assert [w.path for w in report.warnings] == ["bad.md"]
+        dumps.append([conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall()
+                      for t in ("note", "card", "doc", "doctag", "cardtag", "section", "tag")])
+        conn.close()
+    assert dumps[0] == dumps[1]

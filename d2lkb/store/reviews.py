@@ -29,6 +29,7 @@ from d2lkb.review.scheduler import Schedule, utc_seconds
 from d2lkb.review.types import AnswerResult, CardState, CardView, DeckCount, DueCounts, Grade, SessionSummary
 from d2lkb.store.db import transaction
 from d2lkb.store.graph import latest_status
+from d2lkb.store.sync import refresh_card_meta
 
 if TYPE_CHECKING:
     from d2lkb.config import Config
@@ -357,6 +358,7 @@ class ReviewMixin:
                                   (card_id, tag_id)).rowcount > 0
         self.conn.execute("INSERT OR IGNORE INTO doctag (tag_id, doc_id) SELECT ?, id FROM doc"
                           " WHERE kind = 'card' AND card_id = ?", (tag_id, card_id))
+        refresh_card_meta(self.conn, card_id)
         return added
 
     def _remove_leech_tag(self, card_id: int) -> None:
@@ -367,6 +369,7 @@ class ReviewMixin:
         self.conn.execute("DELETE FROM cardtag WHERE card_id = ? AND tag_id = ?", (card_id, tag_id))
         self.conn.execute("DELETE FROM doctag WHERE tag_id = ? AND doc_id IN"
                           " (SELECT id FROM doc WHERE kind = 'card' AND card_id = ?)", (tag_id, card_id))
+        refresh_card_meta(self.conn, card_id)
         # A tag row nobody uses any more goes (as sync does with unused tags).
         self.conn.execute(
             "DELETE FROM tag WHERE id = ? AND id NOT IN (SELECT tag_id FROM cardtag)"

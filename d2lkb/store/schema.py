@@ -209,12 +209,13 @@ class Meta(SQLModel, table=True):
 # Raw SQL the ORM cannot express: full-text indexes and the reverse tag lookup.
 EXTRA_DDL = (
     # Word index (unicode61; CJK text is indexed one character per token, see store.text).
-    "CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(title, body, tokenize='unicode61 remove_diacritics 2')",
+    # `meta` holds one token per kind and per tag (ancestors included) of the document, so tag and
+    # kind filters are intersections of FTS5 doclists (see store.search and textutil.tag_token).
+    "CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(title, body, meta, tokenize='unicode61 remove_diacritics 2')",
     "CREATE INDEX IF NOT EXISTS ix_doctag_doc ON doctag(doc_id)",
     "CREATE INDEX IF NOT EXISTS ix_cardtag_tag ON cardtag(tag_id)",
     "CREATE INDEX IF NOT EXISTS ix_notetag_tag ON notetag(tag_id)",
     "CREATE INDEX IF NOT EXISTS ix_card_sibling ON card(sibling_key)",
-    "CREATE INDEX IF NOT EXISTS ix_card_prompt ON card(kind, prompt)",
     # The review queue: learning/review cards by due time, new cards in order (review.queue).
     "CREATE INDEX IF NOT EXISTS ix_card_queue ON card(state, due)",
     # Today's answers by kind (daily limits) without touching the log rows themselves.

@@ -12,10 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 from d2lkb.query import And, Field, Node, Not, Or, QueryError, TagTerm, Text, parse_query
 from d2lkb.review.days import day_bounds
-from d2lkb.textutil import join_cjk, split_cjk
+from d2lkb.textutil import join_cjk, kind_token, split_cjk, tag_token
 
 HIGHLIGHT = ("\x02", "\x03")
-KIND_ORDER = "CASE d.kind WHEN 'note' THEN 0 WHEN 'section' THEN 1 WHEN 'formula' THEN 2 WHEN 'snippet' THEN 3 ELSE 4 END"
 FAILING = ("refuted", "failed", "error", "timeout")
 _CARD_STATUS_SQL = {
     "new": "state = 0",
@@ -52,15 +51,23 @@ class SearchContext:
     day_starts_at: int = 4
 
 
+TEXT_COLUMNS = "{title body}"
+RANK = "bm25(fts, 4.0, 1.0, 0.0)"  # title counts 4x body; the meta column never ranks
+
+
 def _fts_term(t: Text) -> str:
     body = split_cjk(t.text).replace('"', '""')
-    return f'"{body}"' + (" *" if t.prefix else "")
+    return f'{TEXT_COLUMNS} : "{body}"' + (" *" if t.prefix else "")
 
 
 def fts_expression(node: Node) -> str | None:
-    """The whole node as one FTS5 expression, if it only involves text."""
+    """The whole node as one FTS5 expression, if it only involves text, tags and kinds."""
     if isinstance(node, Text):
         return _fts_term(node)
+    if isinstance(node, TagTerm):
+        return f"meta : {tag_token(node.name)}"
+    if isinstance(node, Field) and node.key == "kind":
+        return f"meta : {kind_token(node.value)}"
     if isinstance(node, Or):
         parts = [fts_expression(i) for i in node.items]
         return None if None in parts else "(" + " OR ".join(parts) + ")"
@@ -74,6 +81,15 @@ def fts_expression(node: Node) -> str | None:
             expr = f"({expr} NOT {n})"
         return expr
     return None
+
+
+def _has_text(node: Node) -> bool:
+    """Does the node rank by text (a positive word or phrase somewhere)?"""
+    if isinstance(node, Text):
+        return True
+    if isinstance(node, And | Or):
+        return any(_has_text(i) for i in node.items)
+    return False
 
 
 class _Compiler:
@@ -91,8 +107,8 @@ class _Compiler:
             return f"d.id IN (SELECT rowid FROM fts WHERE fts MATCH {self.bind(_fts_term(node))})"
         if isinstance(node, TagTerm):
             n = node.name
-            return ("d.id IN (SELECT doc_id FROM doctag WHERE tag_id IN (SELECT id FROM tag WHERE name = "
-                    f"{self.bind(n)} OR (name > {self.bind(n + '/')} AND name < {self.bind(n + '0')})))")
+            return ("EXISTS (SELECT 1 FROM doctag dt WHERE dt.doc_id = d.id AND dt.tag_id IN (SELECT id FROM tag"
+                    f" WHERE name = {self.bind(n)} OR (name > {self.bind(n + '/')} AND name < {self.bind(n + '0')})))")
         if isinstance(node, Not):
             return f"NOT ({self.sql(node.item)})"
         if isinstance(node, And | Or):
@@ -137,12 +153,30 @@ def _split_driver(node: Node) -> tuple[str | None, Node | None]:
     if whole is not None:
         return whole, None
     if isinstance(node, And):
-        text_items = [i for i in node.items if fts_expression(i) is not None and not isinstance(i, Not)]
-        rest = [i for i in node.items if i not in text_items]
-        if text_items:
-            expr = " AND ".join(fts_expression(i) for i in text_items)
+        driving = [i for i in node.items if not isinstance(i, Not) and fts_expression(i) is not None]
+        rest = [i for i in node.items if not any(i is d for d in driving)]
+        if driving:
+            expr = " AND ".join(fts_expression(i) for i in driving)
             return expr, (rest[0] if len(rest) == 1 else And(tuple(rest))) if rest else None
     return None, node
+
+
+def _ids(conn: sqlite3.Connection, node: Node, ctx: SearchContext, limit: int) -> tuple[list[int], str | None]:
+    """Ids of the best `limit` documents, and the FTS expression used for snippets (if any)."""
+    comp = _Compiler(ctx)
+    driver, rest = _split_driver(node)
+    comp.params["limit"] = max(1, int(limit))
+    order = RANK if _has_text(node) else "fts.rowid"
+    if driver is not None and rest is None:
+        comp.params["match"] = driver
+        sql = f"SELECT fts.rowid FROM fts WHERE fts MATCH :match ORDER BY {order} LIMIT :limit"
+    elif driver is not None:
+        comp.params["match"] = driver
+        sql = (f"SELECT fts.rowid FROM fts JOIN doc d ON d.id = fts.rowid WHERE fts MATCH :match AND {comp.sql(rest)}"
+               f" ORDER BY {order} LIMIT :limit")
+    else:
+        sql = f"SELECT d.id FROM doc d WHERE {comp.sql(node)} ORDER BY d.id LIMIT :limit"
+    return [r[0] for r in conn.execute(sql, comp.params)], driver
 
 
 def search(conn: sqlite3.Connection, query: str | Node, *, limit: int = 20,
@@ -150,25 +184,22 @@ def search(conn: sqlite3.Connection, query: str | Node, *, limit: int = 20,
     """Run a query; hits best first. Raises QueryError for a bad query."""
     node = parse_query(query) if isinstance(query, str) else query
     ctx = ctx or SearchContext()
-    comp = _Compiler(ctx)
-    driver, rest = _split_driver(node)
-    where = comp.sql(rest) if rest is not None else "1"
-    comp.params["limit"] = max(1, int(limit))
-    if driver is not None:
-        comp.params["match"] = driver
-        sql = (f"SELECT d.id, d.kind, d.path, d.line, d.title, d.note_id, d.card_id FROM fts JOIN doc d ON d.id = fts.rowid"
-               f" WHERE fts MATCH :match AND {where} ORDER BY bm25(fts, 4.0, 1.0), {KIND_ORDER} LIMIT :limit")
-    else:
-        sql = (f"SELECT d.id, d.kind, d.path, d.line, d.title, d.note_id, d.card_id FROM doc d WHERE {where}"
-               f" ORDER BY {KIND_ORDER}, d.path, d.line LIMIT :limit")
     try:
-        rows = conn.execute(sql, comp.params).fetchall()
-        snippets = _snippets(conn, [r[0] for r in rows], driver)
-        tags = _doc_tags(conn, [r[0] for r in rows])
+        ids, driver = _ids(conn, node, ctx, limit)
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        docs = {r[0]: r for r in conn.execute(
+            f"SELECT id, kind, path, line, title, note_id, card_id FROM doc WHERE id IN ({marks})", ids)}
+        snippets = _snippets(conn, ids, driver if _has_text(node) else None)
+        tags = _doc_tags(conn, ids)
     except sqlite3.OperationalError as exc:  # should not happen: terms are always quoted
         raise QueryError(f"search failed: {exc}") from exc
-    return [Hit(kind, path, line, join_cjk(title), tags.get(did, ()), snippets.get(did, ""), did, nid, cid)
-            for did, kind, path, line, title, nid, cid in rows]
+    hits = []
+    for did in ids:
+        _, kind, path, line, title, nid, cid = docs[did]
+        hits.append(Hit(kind, path, line, join_cjk(title), tags.get(did, ()), snippets.get(did, ""), did, nid, cid))
+    return hits
 
 
 def matching_card_ids(conn: sqlite3.Connection, query: str | Node | None, ctx: SearchContext | None = None) -> list[int]:
@@ -176,6 +207,10 @@ def matching_card_ids(conn: sqlite3.Connection, query: str | Node | None, ctx: S
     if query is None or (isinstance(query, str) and not query.strip()):
         return [r[0] for r in conn.execute("SELECT id FROM card WHERE retired_at IS NULL")]
     node = parse_query(query) if isinstance(query, str) else query
+    expr = fts_expression(node)
+    if expr is not None:
+        sql = "SELECT d.card_id FROM fts JOIN doc d ON d.id = fts.rowid WHERE fts MATCH ? AND d.kind = 'card'"
+        return [r[0] for r in conn.execute(sql, (f"({expr}) AND meta : {kind_token('card')}",))]
     comp = _Compiler(ctx or SearchContext())
     sql = f"SELECT DISTINCT d.card_id FROM doc d WHERE d.kind = 'card' AND {comp.sql(node)}"
     return [r[0] for r in conn.execute(sql, comp.params)]

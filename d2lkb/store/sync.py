@@ -15,6 +15,7 @@ import os
 import posixpath
 import sqlite3
 import stat
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from pathlib import Path
 from d2lkb.identity import Fingerprint, match_cards
 from d2lkb.model import CardKind, ParsedNote
 from d2lkb.store.db import transaction
-from d2lkb.textutil import split_cjk
+from d2lkb.textutil import kind_token, split_cjk, tag_tokens
 
 NOTE_SUFFIXES = (".md", ".markdown")
 MAX_NOTE_BYTES = 5 * 1024 * 1024  # larger files are reported and skipped
@@ -167,6 +168,15 @@ class _Writer:
         self.conn = conn
         self.now = now
         self.tags: dict[str, int] = {name: tid for tid, name in conn.execute("SELECT id, name FROM tag")}
+        self.names: dict[int, str] = {tid: name for name, tid in self.tags.items()}
+        self.next_doc_id = conn.execute("SELECT coalesce(max(id), 0) FROM doc").fetchone()[0]
+        self.next_card_id = conn.execute("SELECT coalesce(max(id), 0) FROM card").fetchone()[0]
+        self.metas: dict[tuple, str] = {}
+        self.docs: list[tuple] = []
+        self.fts: list[tuple] = []
+        self.doctags: list[tuple] = []
+        self.new_cards: list[tuple] = []
+        self.cardtags: list[tuple] = []
 
     def tag_id(self, display: str) -> int:
         key = display.lower()
@@ -180,16 +190,32 @@ class _Writer:
             "INSERT INTO tag (name, display, parent_id) VALUES (?, ?, ?)", (key, display, parent_id)
         ).lastrowid
         self.tags[key] = tid
+        self.names[tid] = key
         return tid
 
     def add_doc(self, kind, note_id, card_id, path, line, title, body, tag_ids, check_hash=None) -> None:
-        doc_id = self.conn.execute(
-            "INSERT INTO doc (kind, note_id, card_id, path, line, title, check_hash) VALUES (?,?,?,?,?,?,?)",
-            (kind, note_id, card_id, path, line, title, check_hash),
-        ).lastrowid
-        self.conn.execute("INSERT INTO fts (rowid, title, body) VALUES (?, ?, ?)", (doc_id, split_cjk(title), split_cjk(body)))
-        if tag_ids:
-            self.conn.executemany("INSERT OR IGNORE INTO doctag (tag_id, doc_id) VALUES (?, ?)", [(t, doc_id) for t in tag_ids])
+        """Queue a search document; `flush` writes the queued ones with three executemany calls."""
+        self.next_doc_id += 1
+        doc_id = self.next_doc_id
+        self.docs.append((doc_id, kind, note_id, card_id, path, line, title, check_hash))
+        key = (kind, tuple(tag_ids))
+        meta = self.metas.get(key)
+        if meta is None:
+            meta = self.metas[key] = kind_token(kind) + " " + tag_tokens(self.names[t] for t in tag_ids)
+        self.fts.append((doc_id, split_cjk(title), split_cjk(body), meta))
+        self.doctags.extend((t, doc_id) for t in dict.fromkeys(tag_ids))
+
+    def flush(self) -> None:
+        conn = self.conn
+        conn.executemany("INSERT INTO card (id, note_id, path, line, kind, front, back, prompt, context, reverse,"
+                         " sibling_key, formula_idx, snippet_idx, created_at, due) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                         self.new_cards)
+        conn.executemany("INSERT INTO doc (id, kind, note_id, card_id, path, line, title, check_hash)"
+                         " VALUES (?,?,?,?,?,?,?,?)", self.docs)
+        conn.executemany("INSERT INTO fts (rowid, title, body, meta) VALUES (?, ?, ?, ?)", self.fts)
+        conn.executemany("INSERT OR IGNORE INTO doctag (tag_id, doc_id) VALUES (?, ?)", self.doctags)
+        conn.executemany("INSERT OR IGNORE INTO cardtag (card_id, tag_id) VALUES (?, ?)", self.cardtags)
+        self.docs, self.fts, self.doctags, self.new_cards, self.cardtags = [], [], [], [], []
 
     def clear_note(self, note_id: int) -> None:
         self.conn.execute("DELETE FROM fts WHERE rowid IN (SELECT id FROM doc WHERE note_id = ?)", (note_id,))
@@ -271,11 +297,9 @@ class _Writer:
             values = (note_id, path, card.line, card.kind.value, card.front, card.back, card.prompt, card.context,
                       int(card.reverse), card.sibling_key, card.formula, card.snippet)
             if cid is None:
-                cid = conn.execute(
-                    "INSERT INTO card (note_id, path, line, kind, front, back, prompt, context, reverse, sibling_key,"
-                    " formula_idx, snippet_idx, created_at, due) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (*values, self.now, self.now),
-                ).lastrowid
+                self.next_card_id += 1
+                cid = self.next_card_id
+                self.new_cards.append((cid, *values, self.now, self.now))
             else:
                 conn.execute(
                     "UPDATE card SET note_id=?, path=?, line=?, kind=?, front=?, back=?, prompt=?, context=?, reverse=?,"
@@ -285,7 +309,7 @@ class _Writer:
                 conn.execute("DELETE FROM cardtag WHERE card_id = ? AND tag_id NOT IN (SELECT id FROM tag WHERE name = 'leech')",
                              (cid,))
             tag_ids = list(dict.fromkeys(self.tag_id(t) for t in card.tags))
-            conn.executemany("INSERT OR IGNORE INTO cardtag (card_id, tag_id) VALUES (?, ?)", [(cid, t) for t in tag_ids])
+            self.cardtags.extend((cid, t) for t in tag_ids)
             check = None
             if card.kind == CardKind.FORMULA and card.formula is not None:
                 check = formula_hash(parsed.formulas[card.formula].latex)
@@ -293,6 +317,7 @@ class _Writer:
                 check = hashes[card.snippet]
             self.add_doc("card", note_id, cid, path, card.line, card.front[:200], card.front + "\n" + card.back,
                          tag_ids + (self._leech(cid) if continued else []), check)
+        self.flush()
         return note_id
 
     def _leech(self, card_id: int) -> list[int]:
@@ -300,8 +325,76 @@ class _Writer:
             "SELECT tag_id FROM cardtag JOIN tag ON tag.id = tag_id WHERE card_id = ? AND tag.name = 'leech'", (card_id,))]
 
 
+def refresh_card_meta(conn: sqlite3.Connection, card_id: int) -> None:
+    """Re-derive the FTS `meta` tokens of a card's search document from its `doctag` rows
+    (after the review layer adds or removes the `leech` tag)."""
+    for doc_id, kind in conn.execute("SELECT id, kind FROM doc WHERE kind = 'card' AND card_id = ?", (card_id,)).fetchall():
+        names = [r[0] for r in conn.execute(
+            "SELECT tag.name FROM doctag JOIN tag ON tag.id = doctag.tag_id WHERE doctag.doc_id = ?", (doc_id,))]
+        conn.execute("UPDATE fts SET meta = ? WHERE rowid = ?", (kind_token(kind) + " " + tag_tokens(names), doc_id))
+
+
 def _fingerprint(card, path: str) -> Fingerprint:
     return Fingerprint(card.kind.value, bool(card.reverse), card.prompt, card.context, path)
+
+
+PARALLEL_MIN_FILES = 64  # below this a process pool costs more than it saves
+
+
+def _load_one(f: _File, known_digest: str | None, parse=None) -> tuple:
+    """Read, hash, decode and parse one file: (file, outcome, digest, parsed, warnings).
+
+    outcome: "keep" (could not read or parse: the KB keeps what it had), "touched" (same
+    content, new mtime), "ignored" (front matter `d2lkb: ignore`) or "changed".
+    """
+    warnings: list[SyncWarning] = []
+    if f.size > MAX_NOTE_BYTES:
+        warnings.append(SyncWarning(f.rel, 0, f"file too large ({f.size / 2**20:.1f} MiB > "
+                                              f"{MAX_NOTE_BYTES // 2**20} MiB); skipped"))
+        return f, "keep", None, None, warnings
+    try:
+        with open(f.abs, "rb") as fh:
+            data = fh.read(MAX_NOTE_BYTES + 1)
+    except OSError as exc:
+        warnings.append(SyncWarning(f.rel, 0, f"cannot read: {exc.strerror or exc}"))
+        return f, "keep", None, None, warnings
+    digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+    if digest == known_digest:
+        return f, "touched", digest, None, warnings
+    text = decode_note(data, f.rel, warnings)
+    if parse is None:
+        from d2lkb.notes.parse import parse_note as parse
+    try:
+        parsed = parse(text, f.rel)
+    except Exception as exc:  # a parser bug must not stop the sync
+        warnings.append(SyncWarning(f.rel, 0, f"could not parse ({type(exc).__name__}: {exc}); kept previous version"))
+        return f, "keep", None, None, warnings
+    warnings.extend(SyncWarning(f.rel, w.line, w.message) for w in parsed.warnings)
+    if is_ignored(parsed):
+        return f, "ignored", digest, None, warnings
+    return f, "changed", digest, parsed, warnings
+
+
+def _load_packed(args: tuple) -> tuple:
+    return _load_one(*args)
+
+
+def _load_all(files: list[_File], known: dict, parse) -> Iterator[tuple]:
+    """`_load_one` over every file, in order; parsed in a process pool when it pays off.
+
+    Only from a single-threaded process (forking a threaded one can deadlock) and with the
+    default parser (a custom one may not survive pickling)."""
+    jobs = [(f, known[f.rel][3] if f.rel in known else None) for f in files]
+    workers = min(os.cpu_count() or 1, 8)
+    if parse is not None or workers < 2 or len(files) < PARALLEL_MIN_FILES or threading.active_count() > 1:
+        for f, digest in jobs:
+            yield _load_one(f, digest, parse)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        yield from pool.map(_load_packed, jobs, chunksize=16)
 
 
 def sync(
@@ -314,8 +407,6 @@ def sync(
 ) -> SyncReport:
     """Bring the KB in line with `notes_dir`. Returns counts and every warning."""
     started = time.perf_counter()
-    if parse is None:
-        from d2lkb.notes.parse import parse_note as parse
     now_i = int(now if now is not None else time.time())
     report = SyncReport()
     warnings = report.warnings
@@ -339,38 +430,34 @@ def sync(
             continue
         to_read.append(f)
 
-    for n, f in enumerate(to_read, 1):
+    if not known and conn.execute("SELECT 1 FROM card LIMIT 1").fetchone() is None:
+        # A first sync: no card has an identity to keep, so notes are written as they are parsed
+        # (the pool parses the next files while this process writes).
+        with transaction(conn):
+            writer = _Writer(conn, now_i)
+            for n, (f, outcome, digest, parsed, file_warnings) in enumerate(_load_all(to_read, known, parse), 1):
+                if on_progress:
+                    on_progress(n, len(to_read))
+                warnings.extend(file_warnings)
+                if outcome == "changed":
+                    writer.write_note(None, f, digest, parsed, [None] * len(parsed.cards))
+                    report.added += 1
+            _resolve_links(conn)
+            _count(conn, report)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    for n, (f, outcome, digest, parsed, file_warnings) in enumerate(_load_all(to_read, known, parse), 1):
         if on_progress:
             on_progress(n, len(to_read))
-        if f.size > MAX_NOTE_BYTES:
-            warnings.append(SyncWarning(f.rel, 0, f"file too large ({f.size / 2**20:.1f} MiB > "
-                                                  f"{MAX_NOTE_BYTES // 2**20} MiB); skipped"))
+        warnings.extend(file_warnings)
+        if outcome == "keep":
             keep.add(f.rel)
-            continue
-        try:
-            with open(f.abs, "rb") as fh:
-                data = fh.read(MAX_NOTE_BYTES + 1)
-        except OSError as exc:
-            warnings.append(SyncWarning(f.rel, 0, f"cannot read: {exc.strerror or exc}"))
-            keep.add(f.rel)
-            continue
-        digest = hashlib.blake2b(data, digest_size=16).hexdigest()
-        old = known.get(f.rel)
-        if old is not None and old[3] == digest:
+        elif outcome == "touched":
             touched.append((f, digest))
             report.unchanged += 1
-            continue
-        text = decode_note(data, f.rel, warnings)
-        try:
-            parsed = parse(text, f.rel)
-        except Exception as exc:  # a parser bug must not stop the sync
-            warnings.append(SyncWarning(f.rel, 0, f"could not parse ({type(exc).__name__}: {exc}); kept previous version"))
-            keep.add(f.rel)
-            continue
-        warnings.extend(SyncWarning(f.rel, w.line, w.message) for w in parsed.warnings)
-        if is_ignored(parsed):
-            continue
-        changed.append((f, digest, parsed))
+        elif outcome == "changed":
+            changed.append((f, digest, parsed))
 
     removed = [path for path in known if path not in seen and path not in keep]
     # A known file that is now ignored (front matter `d2lkb: ignore`) leaves the KB too.
@@ -382,14 +469,18 @@ def sync(
             conn.execute("UPDATE note SET size=?, mtime_ns=? WHERE path=?", (f.size, f.mtime_ns, f.rel))
         if changed or removed:
             _apply(conn, known, changed, removed, now_i, report)
-        report.notes = conn.execute("SELECT count(*) FROM note").fetchone()[0]
-        report.cards = conn.execute("SELECT count(*) FROM card WHERE retired_at IS NULL").fetchone()[0]
-        report.tags = conn.execute("SELECT count(DISTINCT tag_id) FROM notetag").fetchone()[0]
-        report.formulas = conn.execute("SELECT count(*) FROM formula").fetchone()[0]
-        report.snippets = conn.execute("SELECT count(*) FROM snippet").fetchone()[0]
-        report.links = conn.execute("SELECT count(*) FROM link").fetchone()[0]
+        _count(conn, report)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _count(conn: sqlite3.Connection, report: SyncReport) -> None:
+    report.notes = conn.execute("SELECT count(*) FROM note").fetchone()[0]
+    report.cards = conn.execute("SELECT count(*) FROM card WHERE retired_at IS NULL").fetchone()[0]
+    report.tags = conn.execute("SELECT count(DISTINCT tag_id) FROM notetag").fetchone()[0]
+    report.formulas = conn.execute("SELECT count(*) FROM formula").fetchone()[0]
+    report.snippets = conn.execute("SELECT count(*) FROM snippet").fetchone()[0]
+    report.links = conn.execute("SELECT count(*) FROM link").fetchone()[0]
 
 
 def _apply(conn, known, changed, removed, now_i: int, report: SyncReport) -> None:

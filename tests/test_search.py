@@ -1,0 +1,155 @@
+"""Search over a real KB: the query language end to end (FTS5, tags, kinds, fields)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from d2lkb.query import QueryError
+from d2lkb.review.types import Grade
+from tests.conftest import write
+
+NOTES = {
+    "ml/intro.md": """---
+tags: [ml]
+---
+# Machine learning
+
+## Supervised #ml/supervised
+
+Supervised learning uses labelled data. Gradient descent minimises the loss.
+
+What minimises the loss? :: gradient descent
+
+## Unsupervised #ml/unsupervised
+
+Clustering groups similar points.
+""",
+    "math/calc.md": """# Calculus #math
+
+## Derivatives
+
+The derivative measures change. 模型的参数 are learned.
+
+### Product rule
+
+$$
+\\frac{d}{dx} [f(x) g(x)] = f(x) \\frac{d}{dx} g(x) + g(x) \\frac{d}{dx} f(x)
+$$
+
+Gradients generalise derivatives :: to many variables
+""",
+    "code.md": """# Code #python
+
+```python
+1 + 1
+```
+
+```output
+2
+```
+""",
+}
+
+
+@pytest.fixture
+def kb(make_kb, notes_dir):
+    for path, text in NOTES.items():
+        write(notes_dir / path, text)
+    kb = make_kb()
+    assert kb.sync().warnings == []
+    return kb
+
+
+def found(kb, query, limit=50):
+    return {(h.kind, h.path, h.title) for h in kb.search(query, limit=limit)}
+
+
+def kinds(kb, query):
+    return sorted({h.kind for h in kb.search(query, limit=100)})
+
+
+def test_words_phrases_and_ranking(kb):
+    hits = kb.search("gradient descent")
+    assert hits[0].path == "ml/intro.md"
+    assert ("section", "ml/intro.md", "Supervised") in found(kb, '"gradient descent"')
+    assert ("section", "ml/intro.md", "Supervised") not in found(kb, '"descent gradient"')
+    assert "\x02" in hits[0].snippet  # highlighted
+    assert found(kb, "grad*") >= found(kb, "gradient")
+    assert ("card", "math/calc.md", "Gradients generalise derivatives") in found(kb, "grad*")
+
+
+def test_tag_hierarchy_and_case(kb):
+    sup = found(kb, "#ml/supervised")
+    assert ("section", "ml/intro.md", "Supervised") in sup
+    assert ("section", "ml/intro.md", "Unsupervised") not in sup
+    everything_ml = found(kb, "#ML")
+    assert sup <= everything_ml
+    assert ("section", "ml/intro.md", "Unsupervised") in everything_ml
+    assert found(kb, "tag:ml") == everything_ml
+    assert not found(kb, "#m")  # a prefix of a tag name is not its parent
+
+
+def test_boolean_logic(kb):
+    assert found(kb, "clustering OR derivative") == found(kb, "clustering") | found(kb, "derivative")
+    both = found(kb, "gradient #ml")
+    assert both and all(p == "ml/intro.md" for _, p, _ in both)
+    assert not (found(kb, "gradient -#ml") & both)
+    assert found(kb, "gradient NOT #ml") == found(kb, "gradient -#ml")
+    assert found(kb, "(clustering OR derivative) #math") == found(kb, "derivative #math")
+    only_negative = found(kb, "-#ml")
+    assert only_negative and all(p != "ml/intro.md" for _, p, _ in only_negative)
+
+
+def test_kind_path_and_cjk(kb):
+    assert kinds(kb, "kind:card") == ["card"]
+    assert kinds(kb, "kind:formula") == ["formula"]
+    assert kinds(kb, "kind:snippet") == ["snippet"]
+    assert kinds(kb, "gradient -kind:section") == ["card"]
+    assert {p for _, p, _ in found(kb, "path:math/")} == {"math/calc.md"}
+    assert {p for _, p, _ in found(kb, "path:*.md derivative")} == {"math/calc.md"}
+    cjk = kb.search("参数")
+    assert cjk and cjk[0].path == "math/calc.md" and "参数" in cjk[0].snippet
+    assert kb.search("型的参")  # any substring of Chinese text
+
+
+def test_status_and_due_fields(kb, clock):
+    assert kinds(kb, "status:new") == ["card"]
+    card = kb.next_card()
+    kb.answer(card.id, Grade.GOOD)
+    assert kinds(kb, "status:learning") == ["card"]
+    assert len(kb.search("status:learning")) == 1
+    assert len(kb.search("due:today", limit=100)) == len(kb.search("kind:card", limit=100))
+    assert not kb.search("due:overdue")
+    assert kb.search("status:unchecked kind:formula")
+    report = kb.run_checks("kind:formula")
+    assert report.ok
+    assert kinds(kb, "status:verified") == ["card", "formula"]
+
+
+def test_leech_tag_is_searchable(kb, clock):
+    kb.conn.execute("UPDATE card SET state = 2, stability = 1, difficulty = 5, due = 0, last_review = 0, lapses = 7")
+    card = kb.next_card()
+    kb.answer(card.id, Grade.AGAIN)
+    assert [h.card_id for h in kb.search("#leech")] == [card.id]
+    kb.undo()
+    assert kb.search("#leech") == []
+
+
+def test_hits_limit(kb):
+    assert len(kb.search("kind:card", limit=2)) == 2
+
+
+def test_any_string_is_safe(kb):
+    rng = random.Random(3)
+    alphabet = 'ab #:-"()*^{}[]\\%_\'ORANDNOT参数 \x7f/.'
+    strings = ["'; DROP TABLE card; --", 'a" OR 1=1 --', "NEAR(a b)", "a*b", "^x", "title:x", "{a}", "\\",
+               "%_%", "#a/b/c", "🙂", "col:umn", '"a" "b', "a AND AND b", "((a)", "- -a", "*", "#", "path:%"]
+    strings += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 25))) for _ in range(400)]
+    for query in strings:
+        try:
+            kb.search(query)
+        except QueryError as exc:  # a parse error, never SQLite/FTS5 complaining
+            assert not str(exc).startswith("search failed"), (query, exc)
+    assert kb.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

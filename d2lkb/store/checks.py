@@ -253,7 +253,7 @@ class ChecksMixin:
                 results = runner.run_note(snippets)
                 with self.lock, transaction(self.conn):
                     for r, res in zip(code_rows, results, strict=True):
-                        if res.status != CheckStatus.SKIPPED or "earlier snippet" not in res.detail:
+                        if res.status != CheckStatus.SKIPPED:  # a skip says nothing about the code
                             self._store("snippet", r[10], dev, version, res.status, res.detail, res.output, res.seconds)
                 for r, res in zip(code_rows, results, strict=True):
                     emit(CheckItemResult("snippet", r[1], r[6], res.status, res.detail, res.device or dev, res.seconds,

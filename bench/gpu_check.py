@@ -42,7 +42,7 @@ def main() -> int:
         report = kb.run_checks(device=device, use_cache=False)
         wall = time.perf_counter() - t0
         t1 = time.perf_counter()
-        cached = kb.run_checks(device=device)
+        kb.run_checks(device=device)
         cached_wall = time.perf_counter() - t1
         reports[device] = report
         snippet_seconds = sum(r.seconds for r in report.results if r.kind == "snippet")

@@ -59,3 +59,26 @@ def tag_tokens(names) -> str:
 
 def kind_token(kind: str) -> str:
     return "k" + kind
+
+
+def matching_brace(src: str, open_pos: int) -> int:
+    """Index of the `}` closing the `{` at `open_pos` (backslash escapes skipped), or -1.
+
+    Shared by the Markdown side (aligned rows) and the LaTeX normaliser of the checks.
+    """
+    depth = 0
+    i = open_pos
+    n = len(src)
+    while i < n:
+        ch = src[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return -1

@@ -19,22 +19,14 @@ from d2lkb.review.types import CardState, DueCounts, Grade
 from d2lkb.store.kb import KnowledgeBase
 from d2lkb.store.reviews import ReviewMixin
 from d2lkb.textutil import kind_token, tag_tokens
+from tests import conftest
 
 JST = timezone(timedelta(hours=9))
 M, D = timedelta(minutes=1), timedelta(days=1)
 KB = KnowledgeBase if issubclass(KnowledgeBase, ReviewMixin) else type("KB", (KnowledgeBase, ReviewMixin), {})
 
 
-class Clock:
-    def __init__(self, now: datetime):
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kw) -> None:
-        self.now += timedelta(**kw)
-
+class Clock(conftest.Clock):
     def set(self, *args) -> None:
         self.now = datetime(*args, tzinfo=JST)
 

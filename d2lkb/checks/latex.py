@@ -19,6 +19,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from d2lkb.textutil import matching_brace
+
 
 class LatexError(ValueError):
     """The LaTeX cannot be read faithfully; the message says why."""
@@ -116,21 +118,10 @@ _ELLIPSES = _words("ldots cdots dots vdots ddots dotsc dotsb dotsm")
 
 def _group_end(s: str, i: int) -> int:
     """Index just past the ``{...}`` group that starts at ``s[i] == '{'``."""
-    depth = 0
-    j = i
-    while j < len(s):
-        c = s[j]
-        if c == "\\":
-            j += 2
-            continue
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return j + 1
-        j += 1
-    raise LatexError("unbalanced braces")
+    end = matching_brace(s, i)
+    if end < 0:
+        raise LatexError("unbalanced braces")
+    return end + 1
 
 
 def _argument(s: str, i: int) -> tuple[str, int]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from d2lkb.textutil import matching_brace
+
 _ALIGN_BEGIN = re.compile(
     r"\\begin\{(aligned|alignedat|align\*?|alignat\*?|flalign\*?|gather\*?|gathered"
     r"|split|eqnarray\*?|multline\*?)\}"
@@ -31,26 +33,6 @@ class RowLabel:
     name: str | None  # the label's text, unless it is a condition ("for n != 0")
 
 
-def _matching_brace(src: str, open_pos: int) -> int:
-    """Index of the `}` closing the `{` at `open_pos`, or -1."""
-    depth = 0
-    i = open_pos
-    n = len(src)
-    while i < n:
-        ch = src[i]
-        if ch == "\\":
-            i += 2
-            continue
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
-    return -1
-
-
 def split_rows(latex: str) -> list[Row] | None:
     """The non-empty rows of the first alignment environment in `latex`, or None
     when there is none. Rows are split at `\\\\` outside braces and nested
@@ -60,7 +42,7 @@ def split_rows(latex: str) -> list[Row] | None:
         return None
     i = match.end()
     if match.group(1).startswith(("alignat", "alignedat")) and latex.startswith("{", i):
-        close = _matching_brace(latex, i)
+        close = matching_brace(latex, i)
         i = close + 1 if close >= 0 else i
     spans: list[tuple[int, int]] = []
     row_start = i
@@ -173,7 +155,7 @@ def _label_name(label: str) -> str | None:
     for command in _TEXT_COMMANDS:
         if label.startswith(command + "{") or label.startswith(command + " {"):
             open_pos = label.index("{")
-            close = _matching_brace(label, open_pos)
+            close = matching_brace(label, open_pos)
             if close < 0:
                 return None
             text = label[open_pos + 1 : close]
@@ -200,7 +182,7 @@ def describe_row(latex: str) -> RowLabel:
     tag_at = max(body.rfind("\\tag{"), body.rfind("\\tag*{"))
     if tag_at >= 0:
         open_pos = body.index("{", tag_at)
-        close = _matching_brace(body, open_pos)
+        close = matching_brace(body, open_pos)
         if close >= 0:
             tag_text = body[open_pos + 1 : close].strip()
             body = body[:tag_at] + body[close + 1 :]

@@ -575,13 +575,13 @@ class NoteCollector:
         cards = tuple(
             Card(
                 kind=d.kind,
-                front=d.front,
-                back=d.back,
+                front=_without_tag_runs(d.front) if d.kind in _PROSE_CARDS else d.front,
+                back=_without_tag_runs(d.back) if d.kind in _PROSE_CARDS else d.back,
                 line=d.line,
                 section=d.section,
                 tags=scope.names(d.section),
                 prompt=d.prompt,
-                context=d.context,
+                context=_without_tag_runs(d.context) if d.kind in _PROSE_CARDS else d.context,
                 reverse=d.reverse,
                 sibling_key=d.sibling_key,
                 formula=d.formula,
@@ -730,3 +730,16 @@ class _TagScope:
         result = tuple(names)
         self.memo[section] = result
         return result
+
+
+_PROSE_CARDS = (CardKind.BASIC, CardKind.CLOZE)
+# A run of tags at the start or end of a card's text (`#parameters #参数 A way to ...`) labels the
+# paragraph; the card shows its tags apart, so the run is not repeated in the card's text. The
+# tags were found by the token-level plugin already; this only trims the card's display text.
+_TAG = r"#(?=[\w/-]*[^\W\d])[\w][\w/-]*"
+_LEADING_TAGS = re.compile(rf"^(?:{_TAG}[ \t]+)+(?=\S)")
+_TRAILING_TAGS = re.compile(rf"(?<=\S)(?:[ \t]+{_TAG})+$")
+
+
+def _without_tag_runs(text: str) -> str:
+    return _TRAILING_TAGS.sub("", _LEADING_TAGS.sub("", text))

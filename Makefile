@@ -27,6 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[bench]'  # anki, for the review comparison
 	$(BIN)/python bench/run.py
 
 clean:

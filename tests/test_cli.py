@@ -123,3 +123,19 @@ def test_retired_listing(tmp_path, notes_dir):
     listing = json.loads(run(tmp_path, notes_dir, "retired", "--json").stdout)
     assert [c["front"] for c in listing] == ["Q"]
     assert "purged 1" in run(tmp_path, notes_dir, "retired", "--purge", "--yes").stdout
+
+
+def test_stats_json_after_a_review(tmp_path, notes_dir):
+    from d2lkb.config import load_config
+    from d2lkb.review.types import Grade
+    from d2lkb.store.kb import KnowledgeBase
+
+    write(notes_dir / "a.md", "# A\n\nQ1 :: A1\n\nQ2 :: A2\n")
+    result = run(tmp_path, notes_dir, "stats", "--json")
+    stats = json.loads(result.stdout)
+    assert stats == {"cards": 2, "new": 2, "learning": 0, "review": 0, "suspended": 0, "due_today": 2,
+                     "reviews_today": 0, "retention_30d": None}
+    with KnowledgeBase(load_config(tmp_path / "kb", notes_dir)) as kb:
+        kb.answer(kb.next_card().id, Grade.GOOD)
+    stats = json.loads(run(tmp_path, notes_dir, "stats", "--json").stdout)
+    assert (stats["new"], stats["learning"], stats["reviews_today"]) == (1, 1, 1)

@@ -230,3 +230,14 @@ def test_parallel_parse_gives_the_same_kb_as_sequential(tmp_path, notes_dir):
                       for t in ("note", "card", "doc", "doctag", "cardtag", "section", "tag")])
         conn.close()
     assert dumps[0] == dumps[1]
+
+
+def test_aliases_resolve_links_and_attachments_are_not_links(make_kb, notes_dir):
+    write(notes_dir / "a.md", "# A\n\nSee [[today]] and ![[diagram.png]] and [paper](paper.pdf) and [[b.md]].\n")
+    write(notes_dir / "daily" / "2026-11-26.md", "---\naliases: [today, Thursday]\n---\n# Day\n")
+    write(notes_dir / "b.md", "# B\n")
+    kb = make_kb()
+    kb.sync()
+    links = dict(kb.conn.execute("SELECT link.target, n.path FROM link LEFT JOIN note n ON n.id = link.target_note_id"))
+    assert links == {"today": "daily/2026-11-26.md", "b.md": "b.md"}
+    assert [h.path for h in kb.search("thursday")] == ["daily/2026-11-26.md"]

@@ -135,6 +135,33 @@ def is_ignored(parsed: ParsedNote) -> bool:
     return str(value).strip().lower() == "ignore"
 
 
+def _is_attachment(target: str) -> bool:
+    """`![[diagram.png]]`, `[pdf](paper.pdf)`: links to files that are not notes are not graph edges."""
+    name = target.rsplit("/", 1)[-1]
+    if "." not in name:
+        return False
+    suffix = "." + name.rsplit(".", 1)[-1].lower()
+    return suffix not in NOTE_SUFFIXES and suffix[1:].isalnum() and len(suffix) <= 6
+
+
+def _aliases(front_matter: dict) -> list[str]:
+    value = front_matter.get("aliases", front_matter.get("alias")) if isinstance(front_matter, dict) else None
+    if isinstance(value, str):
+        return [a.strip() for a in value.split(",") if a.strip()]
+    if isinstance(value, list):
+        return [str(a).strip() for a in value if str(a).strip()]
+    return []
+
+
+def _front_matter_words(front_matter: dict) -> list[str]:
+    """What of the front matter is searchable: aliases and a description."""
+    words = _aliases(front_matter)
+    description = front_matter.get("description") if isinstance(front_matter, dict) else None
+    if isinstance(description, str):
+        words.append(description)
+    return words
+
+
 def link_key(target: str) -> str:
     key = target.strip().replace("\\", "/").lower()
     if key.endswith((".md", ".markdown")):
@@ -262,7 +289,7 @@ class _Writer:
             "INSERT INTO link (note_id, target, target_key, alias, line) VALUES (?,?,?,?,?)",
             [(note_id, ln.target, link_key(posixpath.normpath(posixpath.join(base, ln.target)) if "/" in ln.target or
                                            ln.target.lower().endswith(".md") else ln.target), ln.alias, ln.line)
-             for ln in parsed.links],
+             for ln in parsed.links if not _is_attachment(ln.target)],
         )
         conn.executemany(
             "INSERT INTO formula (note_id, idx, latex, display, line, name, known_failure, check_hash) VALUES (?,?,?,?,?,?,?,?)",
@@ -277,8 +304,7 @@ class _Writer:
              for i, s in enumerate(parsed.snippets)],
         )
         # Search documents.
-        self.add_doc("note", note_id, None, path, 1, parsed.title,
-                     " ".join(str(v) for k, v in parsed.front_matter.items() if k in ("aliases", "description")),
+        self.add_doc("note", note_id, None, path, 1, parsed.title, " ".join(_front_matter_words(parsed.front_matter)),
                      note_wide)
         for i, sec in enumerate(parsed.sections):
             self.add_doc("section", note_id, None, path, sec.line, sec.title, sec.text, scope[i])
@@ -542,14 +568,17 @@ def _apply(conn, known, changed, removed, now_i: int, report: SyncReport) -> Non
 
 
 def _resolve_links(conn: sqlite3.Connection) -> None:
-    """Point links at notes: by path (relative or vault-root), then file stem, then title."""
+    """Point links at notes: by path (relative or vault-root), then file stem, then title or alias."""
     by_key: dict[str, int] = {}
     stems: dict[str, list[int]] = {}
     titles: dict[str, list[int]] = {}
-    for nid, path, title in conn.execute("SELECT id, path, title FROM note"):
+    for nid, path, title, front_matter in conn.execute("SELECT id, path, title, front_matter FROM note"):
         by_key[link_key(path)] = nid
         stems.setdefault(link_key(posixpath.basename(path)), []).append(nid)
         titles.setdefault(title.strip().lower(), []).append(nid)
+        if "alias" in front_matter:  # cheap test before parsing the JSON
+            for alias in _aliases(json.loads(front_matter)):
+                titles.setdefault(alias.lower(), []).append(nid)
     updates = []
     for lid, key in conn.execute("SELECT id, target_key FROM link WHERE target_note_id IS NULL").fetchall():
         nid = by_key.get(key)

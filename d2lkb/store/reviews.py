@@ -101,6 +101,14 @@ class ReviewMixin:
         """SQL condition restricting cards to a query (none for an empty query)."""
         if query is None or not query.strip():
             return "", {}
+        from d2lkb.query import TagTerm, parse_query
+
+        node = parse_query(query)
+        if isinstance(node, TagTerm):
+            # A deck: probe the card's own tags (indexed) instead of listing every card of the deck.
+            return (" AND EXISTS (SELECT 1 FROM cardtag ct WHERE ct.card_id = card.id AND ct.tag_id IN"
+                    " (SELECT id FROM tag WHERE name = :deck OR (name > :deck_lo AND name < :deck_hi)))",
+                    {"deck": node.name, "deck_lo": node.name + "/", "deck_hi": node.name + "0"})
         return " AND id IN (SELECT value FROM json_each(:ids))", {"ids": json.dumps(self.card_ids(query))}
 
     def _queue(self, query: str | None, now: datetime, need: int | None = None) -> Queue:

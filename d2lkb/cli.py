@@ -426,6 +426,68 @@ def trust_cmd(
     console.print(f"trusted {resolved}")
 
 
+@app.command("suspend")
+def suspend_cmd(
+    ctx: typer.Context,
+    query: Annotated[str, typer.Argument(help="Search query selecting the cards, e.g. '#calculus kind:cloze'.")],
+    undo: Annotated[bool, typer.Option("--undo", help="Unsuspend instead.")] = False,
+) -> None:
+    """Suspend the cards a query selects (or unsuspend them with --undo, e.g. `suspend status:suspended --undo`)."""
+    _check_query(query)
+    kb = _state(ctx).open()
+    with kb:
+        _sync(kb, quiet=True)
+        n = kb.set_suspended(query, not undo)
+    console.print(f"{'unsuspended' if undo else 'suspended'} {n} card(s)")
+
+
+@app.command("backup")
+def backup_cmd(
+    ctx: typer.Context,
+    dest: Annotated[Path | None, typer.Argument(help="File to write [default: kb/backups/kb-DATE-TIME.sqlite].")] = None,
+) -> None:
+    """Write a consistent copy of the knowledge base (review history included)."""
+    kb = _state(ctx).open()
+    with kb:
+        try:
+            path = kb.backup(dest)
+        except (FileExistsError, RuntimeError, OSError) as exc:
+            fail(str(exc))
+    console.print(f"backed up to {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+
+
+@app.command("export")
+def export_cmd(
+    ctx: typer.Context,
+    fmt: Annotated[str, typer.Argument(help="csv | json (cards and review log) | apkg (Anki package)")],
+    query: Annotated[str | None, typer.Argument(help="Only the cards this query selects.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write [default: d2lkb.FORMAT].")] = None,
+) -> None:
+    """Export cards (with their schedule and tags) to CSV, JSON or an Anki .apkg."""
+    if fmt not in ("csv", "json", "apkg"):
+        fail(f"unknown format {fmt!r}: use csv, json or apkg", code=2)
+    if query:
+        _check_query(query)
+    dest = output or Path(f"d2lkb.{fmt}")
+    kb = _state(ctx).open()
+    with kb:
+        _sync(kb, quiet=True)
+        try:
+            n = kb.export(fmt, dest, query)
+        except OSError as exc:
+            fail(f"cannot write {dest}: {exc.strerror or exc}")
+    console.print(f"wrote {n} card(s) to {dest}")
+
+
+def _check_query(query: str) -> None:
+    from d2lkb.query import parse_query
+
+    try:
+        parse_query(query)
+    except QueryError as exc:
+        fail(f"bad query: {exc}", code=2)
+
+
 @app.command("retired")
 def retired_cmd(
     ctx: typer.Context,

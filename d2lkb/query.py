@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 KINDS = ("note", "section", "card", "formula", "snippet")
+CARD_KINDS = ("basic", "cloze")  # kinds of card (formula and snippet cards: `kind:card` + the formula/snippet)
 CHECK_STATUSES = ("verified", "refuted", "definition", "unparsed", "timeout", "passed", "failed", "error",
                   "skipped", "untrusted", "unchecked", "failing")
 CARD_STATUSES = ("new", "learning", "review", "relearning", "suspended", "buried", "leech")
@@ -120,9 +121,9 @@ def _field(key: str, value: str) -> Node:
     if key == "tag":
         return _tag(value)
     if key == "kind":
-        kind = low.rstrip("s") if low.rstrip("s") in KINDS else low
-        if kind not in KINDS:
-            raise QueryError(f"kind:{value} is not a kind (use {', '.join(KINDS)})")
+        kind = low.rstrip("s") if low.rstrip("s") in KINDS + CARD_KINDS else low
+        if kind not in KINDS + CARD_KINDS:
+            raise QueryError(f"kind:{value} is not a kind (use {', '.join(KINDS + CARD_KINDS)})")
         return Field("kind", kind)
     if key == "status":
         if low not in CHECK_STATUSES + CARD_STATUSES:

@@ -58,7 +58,8 @@ def tag_tokens(names) -> str:
 
 
 def kind_token(kind: str) -> str:
-    return "k" + kind
+    """`kcard`, `ksection`, ...; kinds of card (`basic`, `cloze`) get `kc` + kind."""
+    return ("kc" if kind in ("basic", "cloze") else "k") + kind
 
 
 def matching_brace(src: str, open_pos: int) -> int:

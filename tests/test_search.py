@@ -107,6 +107,10 @@ def test_kind_path_and_cjk(kb):
     assert kinds(kb, "kind:formula") == ["formula"]
     assert kinds(kb, "kind:snippet") == ["snippet"]
     assert kinds(kb, "gradient -kind:section") == ["card"]
+    assert [h.title for h in kb.search("kind:basic #math")] == ["Gradients generalise derivatives"]
+    assert {h.title for h in kb.search("kind:basic")} == {"What minimises the loss?", "Gradients generalise derivatives"}
+    assert kb.search("kind:cloze") == []
+    assert len(kb.search("kind:card")) == 4  # two basic cards, a formula card and a snippet card
     assert {p for _, p, _ in found(kb, "path:math/")} == {"math/calc.md"}
     assert {p for _, p, _ in found(kb, "path:*.md derivative")} == {"math/calc.md"}
     cjk = kb.search("参数")

@@ -241,3 +241,17 @@ def test_aliases_resolve_links_and_attachments_are_not_links(make_kb, notes_dir)
     links = dict(kb.conn.execute("SELECT link.target, n.path FROM link LEFT JOIN note n ON n.id = link.target_note_id"))
     assert links == {"today": "daily/2026-11-26.md", "b.md": "b.md"}
     assert [h.path for h in kb.search("thursday")] == ["daily/2026-11-26.md"]
+
+
+def test_a_new_parser_version_rereads_unchanged_notes_and_keeps_history(make_kb, notes_dir, monkeypatch):
+    write(notes_dir / "calc.md", NOTE)
+    kb = make_kb()
+    kb.sync()
+    cid = card_ids(kb)["basic:What is the derivative of x^2?:0"]
+    add_review(kb, cid)
+    assert kb.sync().updated == 0
+    monkeypatch.setattr(sync_mod, "PARSER_VERSION", "test-next")
+    r = kb.sync()
+    assert (r.updated, r.added, r.removed, r.unchanged) == (1, 0, 0, 0)
+    assert history(kb, cid) == (2, 1, 86400, None, 1)
+    assert kb.sync().updated == 0

@@ -108,6 +108,38 @@ class KnowledgeBase(ReviewMixin, ChecksMixin):
         target = (notes_dir or self.config.notes_dir).expanduser().resolve()
         return any(target == d or d in target.parents for d in self.trusted_dirs())
 
+    # -- many cards at once ------------------------------------------------
+    def set_suspended(self, query: str | None, suspended: bool) -> int:
+        """Suspend (or unsuspend) every live card a query selects; returns how many changed."""
+        from d2lkb.store.db import transaction
+
+        ids = self.card_ids(query)
+        with self.lock, transaction(self.conn):
+            return sum(self.conn.execute("UPDATE card SET suspended = ? WHERE id = ? AND suspended != ?",
+                                         (int(suspended), cid, int(suspended))).rowcount for cid in ids)
+
+    # -- getting data out ----------------------------------------------------
+    def backup(self, dest: Path | None = None) -> Path:
+        """A consistent copy of the KB (default: kb/backups/kb-YYYYmmdd-HHMMSS.sqlite)."""
+        from d2lkb.store.export import backup
+
+        if dest is None:
+            stamp = self.now().astimezone().strftime("%Y%m%d-%H%M%S")
+            dest = self.config.kb_dir / "backups" / f"kb-{stamp}.sqlite"
+        with self.lock:
+            return backup(self.conn, Path(dest))
+
+    def export(self, fmt: str, dest: Path, query: str | None = None) -> int:
+        """Write the cards a query selects (all when None) as csv, json (with the review log) or apkg."""
+        from d2lkb.store import export
+
+        writers = {"csv": export.export_csv, "json": export.export_json, "apkg": export.export_apkg}
+        if fmt not in writers:
+            raise ValueError(f"unknown export format {fmt!r} (use {', '.join(writers)})")
+        ids = self.card_ids(query) if query else None
+        with self.lock:
+            return writers[fmt](self.conn, Path(dest), ids)
+
     # -- retired cards -----------------------------------------------------
     def retired_cards(self) -> list[dict]:
         with self.lock:

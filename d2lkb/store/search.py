@@ -10,7 +10,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from d2lkb.query import And, Field, Node, Not, Or, QueryError, TagTerm, Text, parse_query
+from d2lkb.query import CARD_KINDS, And, Field, Node, Not, Or, QueryError, TagTerm, Text, parse_query
 from d2lkb.review.days import day_bounds
 from d2lkb.textutil import join_cjk, kind_token, split_cjk, tag_token
 
@@ -119,6 +119,8 @@ class _Compiler:
     def field(self, node: Field) -> str:
         key, value = node.key, node.value
         if key == "kind":
+            if value in CARD_KINDS:
+                return f"d.card_id IN (SELECT id FROM card WHERE kind = {self.bind(value)})"
             return f"d.kind = {self.bind(value)}"
         if key == "path":
             if any(c in value for c in "*?["):

@@ -179,7 +179,9 @@ def chain_hashes(parsed: ParsedNote) -> list[str]:
         if snip.language == "sympy":
             out.append(hashlib.sha256(b"sympy\0" + snip.code.encode()).hexdigest())
             continue
-        chain.update(snip.language.encode() + b"\0" + snip.code.encode() + b"\0")
+        # Whether a traceback is expected changes the run itself (the note goes on after it).
+        raises = b"!" if snip.expected is not None and "Traceback (most recent call last)" in snip.expected else b""
+        chain.update(snip.language.encode() + raises + b"\0" + snip.code.encode() + b"\0")
         out.append(chain.copy().hexdigest())
     return out
 
@@ -220,15 +222,15 @@ class _Writer:
         self.names[tid] = key
         return tid
 
-    def add_doc(self, kind, note_id, card_id, path, line, title, body, tag_ids, check_hash=None) -> None:
+    def add_doc(self, kind, note_id, card_id, path, line, title, body, tag_ids, check_hash=None, card_kind="") -> None:
         """Queue a search document; `flush` writes the queued ones with three executemany calls."""
         self.next_doc_id += 1
         doc_id = self.next_doc_id
         self.docs.append((doc_id, kind, note_id, card_id, path, line, title, check_hash))
-        key = (kind, tuple(tag_ids))
+        key = (kind, card_kind, tuple(tag_ids))
         meta = self.metas.get(key)
         if meta is None:
-            meta = self.metas[key] = kind_token(kind) + " " + tag_tokens(self.names[t] for t in tag_ids)
+            meta = self.metas[key] = _meta(kind, card_kind, (self.names[t] for t in tag_ids))
         self.fts.append((doc_id, split_cjk(title), split_cjk(body), meta))
         self.doctags.extend((t, doc_id) for t in dict.fromkeys(tag_ids))
 
@@ -342,7 +344,7 @@ class _Writer:
             elif card.kind == CardKind.SNIPPET and card.snippet is not None:
                 check = hashes[card.snippet]
             self.add_doc("card", note_id, cid, path, card.line, card.front[:200], card.front + "\n" + card.back,
-                         tag_ids + (self._leech(cid) if continued else []), check)
+                         tag_ids + (self._leech(cid) if continued else []), check, card.kind.value)
         self.flush()
         return note_id
 
@@ -351,19 +353,29 @@ class _Writer:
             "SELECT tag_id FROM cardtag JOIN tag ON tag.id = tag_id WHERE card_id = ? AND tag.name = 'leech'", (card_id,))]
 
 
+def _meta(kind: str, card_kind: str, tag_names) -> str:
+    """The FTS `meta` column: kind tokens and tag tokens (see textutil)."""
+    kinds = kind_token(kind) + (" " + kind_token(card_kind) if card_kind in ("basic", "cloze") else "")
+    return kinds + " " + tag_tokens(tag_names)
+
+
 def refresh_card_meta(conn: sqlite3.Connection, card_id: int) -> None:
     """Re-derive the FTS `meta` tokens of a card's search document from its `doctag` rows
     (after the review layer adds or removes the `leech` tag)."""
+    card_kind = conn.execute("SELECT kind FROM card WHERE id = ?", (card_id,)).fetchone()[0]
     for doc_id, kind in conn.execute("SELECT id, kind FROM doc WHERE kind = 'card' AND card_id = ?", (card_id,)).fetchall():
         names = [r[0] for r in conn.execute(
             "SELECT tag.name FROM doctag JOIN tag ON tag.id = doctag.tag_id WHERE doctag.doc_id = ?", (doc_id,))]
-        conn.execute("UPDATE fts SET meta = ? WHERE rowid = ?", (kind_token(kind) + " " + tag_tokens(names), doc_id))
+        conn.execute("UPDATE fts SET meta = ? WHERE rowid = ?", (_meta(kind, card_kind, names), doc_id))
 
 
 def _fingerprint(card, path: str) -> Fingerprint:
     return Fingerprint(card.kind.value, bool(card.reverse), card.prompt, card.context, path)
 
 
+# Bump when parsing changes what a note yields (cards, text, tags): KBs built before re-read
+# every note once.
+PARSER_VERSION = "3"
 PARALLEL_MIN_FILES = 64  # below this a process pool costs more than it saves
 
 
@@ -442,6 +454,11 @@ def sync(
 
     known = {path: (nid, size, mtime, digest) for nid, path, size, mtime, digest in
              conn.execute("SELECT id, path, size, mtime_ns, hash FROM note")}
+    row = conn.execute("SELECT value FROM meta WHERE key = 'parser_version'").fetchone()
+    if known and (row is None or row[0] != PARSER_VERSION) and parse is None:
+        # This d2lkb reads notes differently from the one that built the KB: read every note
+        # again (identity matching keeps every card's history).
+        known = {path: (nid, -1, -1, "") for path, (nid, _size, _mtime, _digest) in known.items()}
     files = list(walk_notes(notes_dir, warnings))
     seen: set[str] = set()
     keep: set[str] = set()  # unreadable/unparseable files: keep their previous state
@@ -501,6 +518,7 @@ def sync(
 
 
 def _count(conn: sqlite3.Connection, report: SyncReport) -> None:
+    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('parser_version', ?)", (PARSER_VERSION,))
     report.notes = conn.execute("SELECT count(*) FROM note").fetchone()[0]
     report.cards = conn.execute("SELECT count(*) FROM card WHERE retired_at IS NULL").fetchone()[0]
     report.tags = conn.execute("SELECT count(DISTINCT tag_id) FROM notetag").fetchone()[0]

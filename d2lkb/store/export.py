@@ -1,0 +1,112 @@
+"""Getting data out: a consistent copy of the KB, and cards as CSV, JSON or an Anki package."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+CARD_COLUMNS = ("id", "kind", "front", "back", "path", "line", "state", "due", "stability", "difficulty", "reps",
+                "lapses", "suspended", "leech", "last_review")
+LOG_COLUMNS = ("id", "card_id", "rating", "reviewed_at", "duration_ms", "state_before", "state_after",
+               "stability_before", "stability_after", "difficulty_before", "difficulty_after", "due_before", "due_after")
+STATES = {0: "new", 1: "learning", 2: "review", 3: "relearning"}
+
+
+def backup(conn: sqlite3.Connection, dest: Path) -> Path:
+    """A consistent copy of the live database (SQLite's online backup), checked for integrity."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists():
+        raise FileExistsError(f"{dest} exists; choose another name")
+    target = sqlite3.connect(dest)
+    try:
+        conn.backup(target)
+        ok = target.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        target.close()
+    if ok != "ok":
+        dest.unlink(missing_ok=True)
+        raise RuntimeError(f"backup failed its integrity check: {ok}")
+    return dest
+
+
+def _iso(ts: int | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+def _cards(conn: sqlite3.Connection, card_ids: list[int] | None) -> list[dict]:
+    rows = conn.execute(f"SELECT {', '.join(CARD_COLUMNS)} FROM card WHERE retired_at IS NULL ORDER BY path, line, id")
+    wanted = None if card_ids is None else set(card_ids)
+    tags: dict[int, list[str]] = {}
+    for cid, display in conn.execute(
+        "SELECT cardtag.card_id, tag.display FROM cardtag JOIN tag ON tag.id = cardtag.tag_id ORDER BY tag.name"
+    ):
+        tags.setdefault(cid, []).append(display)
+    out = []
+    for row in rows:
+        card = dict(zip(CARD_COLUMNS, row, strict=True))
+        if wanted is not None and card["id"] not in wanted:
+            continue
+        card["state"] = STATES.get(card["state"], card["state"])
+        card["due"] = _iso(card["due"])
+        card["last_review"] = _iso(card["last_review"])
+        card["tags"] = tags.get(card["id"], [])
+        out.append(card)
+    return out
+
+
+def export_json(conn: sqlite3.Connection, dest: Path, card_ids: list[int] | None = None) -> int:
+    """Cards (with schedule and tags) and their full review log."""
+    cards = _cards(conn, card_ids)
+    ids = {c["id"] for c in cards}
+    log = [dict(zip(LOG_COLUMNS, r, strict=True)) for r in conn.execute(
+        f"SELECT {', '.join(LOG_COLUMNS)} FROM reviewlog ORDER BY id")]
+    log = [entry | {"reviewed_at": _iso(entry["reviewed_at"])} for entry in log if entry["card_id"] in ids]
+    Path(dest).write_text(json.dumps({"cards": cards, "reviews": log}, ensure_ascii=False, indent=1), encoding="utf-8")
+    return len(cards)
+
+
+def export_csv(conn: sqlite3.Connection, dest: Path, card_ids: list[int] | None = None) -> int:
+    cards = _cards(conn, card_ids)
+    with open(dest, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow([*CARD_COLUMNS, "tags"])
+        for c in cards:
+            writer.writerow([*(c[k] for k in CARD_COLUMNS), " ".join(c["tags"])])
+    return len(cards)
+
+
+# Fixed ids so re-importing an export updates the same Anki note type and deck.
+_ANKI_MODEL_ID = 1_607_392_319
+_ANKI_DECK_ID = 2_059_400_110
+
+
+def export_apkg(conn: sqlite3.Connection, dest: Path, card_ids: list[int] | None = None, deck: str = "d2lkb") -> int:
+    """An Anki package: one Basic note per card (HTML from the card's Markdown), tags kept.
+
+    Each note's GUID derives from the card id, so importing a newer export updates the
+    notes instead of duplicating them. Review history is not part of the package.
+    """
+    import genanki
+
+    from d2lkb.notes.parse import create_markdown
+
+    md = create_markdown()
+    model = genanki.Model(
+        _ANKI_MODEL_ID, "d2lkb card",
+        fields=[{"name": "Front"}, {"name": "Back"}, {"name": "Source"}],
+        templates=[{"name": "Card 1", "qfmt": "{{Front}}",
+                    "afmt": "{{FrontSide}}<hr id=answer>{{Back}}<p><small>{{Source}}</small></p>"}],
+    )
+    anki_deck = genanki.Deck(_ANKI_DECK_ID, deck)
+    cards = _cards(conn, card_ids)
+    for c in cards:
+        tags = [t.replace(" ", "_").replace("/", "::") for t in c["tags"]]
+        anki_deck.add_note(genanki.Note(model=model, fields=[md.render(c["front"]), md.render(c["back"]),
+                                                             f"{c['path']}:{c['line']}"],
+                                        tags=tags, guid=genanki.guid_for("d2lkb", c["id"])))
+    genanki.Package(anki_deck).write_to_file(str(dest))
+    return len(cards)

@@ -164,12 +164,7 @@ def search_cmd(
     kind:card|note|section|formula|snippet, status:refuted|passed|new|suspended|...,
     due:today|tomorrow|overdue|N, AND / OR / NOT / -x, parentheses.
     """
-    from d2lkb.query import parse_query
-
-    try:
-        parse_query(query)  # fail fast, before touching the KB
-    except QueryError as exc:
-        fail(f"bad query: {exc}", code=2)
+    _check_query(query)  # fail fast, before touching the KB
     kb = _state(ctx).open()
     with kb:
         if not no_sync:
@@ -280,12 +275,7 @@ def review_cmd(
 ) -> None:
     """Open the TUI straight into reviewing the due cards a query selects (all when omitted)."""
     if query:
-        from d2lkb.query import parse_query
-
-        try:
-            parse_query(query)
-        except QueryError as exc:
-            fail(f"bad query: {exc}", code=2)
+        _check_query(query)
     _run_tui(_state(ctx), query=query, start="review")
 
 
@@ -327,12 +317,7 @@ def check_cmd(
     if device is not None and device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         fail(f"--device must be auto, cpu or cuda (got {device!r})", code=2)
     if query:
-        from d2lkb.query import parse_query
-
-        try:
-            parse_query(query)
-        except QueryError as exc:
-            fail(f"bad query: {exc}", code=2)
+        _check_query(query)
     kb = _state(ctx).open()
     with kb:
         report = _sync(kb, quiet=True)

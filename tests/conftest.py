@@ -47,7 +47,7 @@ def make_kb(tmp_path: Path, clock: Clock):
     """KnowledgeBase over tmp_path/notes (or a given folder) with a fixed clock."""
     opened: list[KnowledgeBase] = []
 
-    def make(notes: Path | None = None, **config) -> KnowledgeBase:
+    def make(notes: Path | None = None) -> KnowledgeBase:
         cfg = load_config(tmp_path / "kb", notes or tmp_path / "notes")
         kb = KnowledgeBase(cfg, clock=clock)
         opened.append(kb)

@@ -146,6 +146,43 @@ def _tui_start(work: Path) -> None:
              f"goal <= 1 s; shown={all(r['shown'] for r in runs)} torch={runs[0]['torch']} sympy={runs[0]['sympy']}")
 
 
+def _optimize(work: Path) -> None:
+    """`d2lkb optimize` over a KB holding 100,000 reviews (synthetic learners, fixed seed)."""
+    import random
+
+    from d2lkb.config import load_config
+    from d2lkb.store.kb import KnowledgeBase
+
+    kb_dir = work / "optimize-kb"
+    kb_dir.mkdir(exist_ok=True)
+    for f in kb_dir.glob("kb.sqlite*"):
+        f.unlink()
+    kb = KnowledgeBase(load_config(kb_dir, work))
+    rng = random.Random(11)
+    rows, card = [], 0
+    while len(rows) < 100_000:
+        card += 1
+        t = 1_700_000_000 + rng.randint(0, 86400 * 30)
+        interval = 1.0
+        for _ in range(rng.randint(3, 15)):
+            recalled = rng.random() < 0.9 ** (1 / max(interval, 1) ** 0.2)
+            rows.append((card, 3 if recalled else 1, t))
+            interval = interval * 2.5 if recalled else 1.0
+            t += int(interval * 86400)
+    kb.conn.execute("BEGIN")
+    kb.conn.executemany("INSERT INTO card (id, path, line, kind, front, back, prompt, context, created_at)"
+                        " VALUES (?, 'x.md', 1, 'basic', 'q', 'a', 'q', 'a', 0)", [(i,) for i in range(1, card + 1)])
+    kb.conn.executemany("INSERT INTO reviewlog (card_id, rating, reviewed_at, state_before, state_after, due_before,"
+                        " due_after) VALUES (?, ?, ?, 2, 2, 0, 0)", rows)
+    kb.conn.execute("COMMIT")
+    t0 = time.perf_counter()
+    result = kb.optimize(apply=False)
+    seconds = time.perf_counter() - t0
+    kb.close()
+    line(f"optimize: {len(rows):,} reviews of {card:,} cards", f"{seconds:.2f} s",
+         f"goal <= 1 s; log loss {result.log_loss_before:.4f} -> {result.log_loss_after:.4f}")
+
+
 def bench_review(work: Path) -> None:
     print(f"\n== review (best of {ROUNDS} rounds, fresh collections each, {N_ANSWERS} answers, new cards/day 1000)")
     ours, theirs = [], []
@@ -168,3 +205,4 @@ def bench_review(work: Path) -> None:
              f"{min(theirs) / N_ANSWERS * 1000:.2f} ms/card")
         line("d2lkb / anki time", f"{min(ours) / min(theirs):.2f}x", "goal <= 1.0")
     _tui_start(work)
+    _optimize(work)

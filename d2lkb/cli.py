@@ -301,6 +301,44 @@ def stats_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     console.print(table)
 
 
+@app.command("optimize")
+def optimize_cmd(
+    ctx: typer.Context,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report only; keep the current parameters.")] = False,
+    reset: Annotated[bool, typer.Option("--reset", help="Go back to FSRS's default parameters.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fit the FSRS parameters to your own review log (kept only if they predict it better)."""
+    from d2lkb.review.optimize import NotEnoughReviews
+
+    kb = _state(ctx).open()
+    with kb:
+        if reset:
+            console.print("default parameters restored" if kb.reset_parameters() else "already on default parameters")
+            return
+        try:
+            result = kb.optimize(apply=not dry_run)
+        except NotEnoughReviews as exc:
+            fail(str(exc))
+    if as_json:
+        print(json.dumps(result.to_dict() | {"applied": result.improved and not dry_run}))
+        return
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("")
+    table.add_column("log loss", justify="right")
+    table.add_column("RMSE (bins)", justify="right")
+    table.add_row("current parameters", f"{result.log_loss_before:.4f}", f"{result.rmse_before:.4f}")
+    table.add_row("fitted parameters", f"{result.log_loss_after:.4f}", f"{result.rmse_after:.4f}")
+    console.print(table)
+    console.print(f"{result.reviews} reviews of {result.cards} cards, fitted in {result.seconds:.2f} s")
+    if not result.improved:
+        console.print("the fitted parameters do not predict your reviews better; kept the current ones")
+    elif dry_run:
+        console.print("dry run: parameters not changed")
+    else:
+        console.print("[green]new parameters saved[/]; they apply to the next answers")
+
+
 @app.command("check")
 def check_cmd(
     ctx: typer.Context,

@@ -108,6 +108,33 @@ class KnowledgeBase(ReviewMixin, ChecksMixin):
         target = (notes_dir or self.config.notes_dir).expanduser().resolve()
         return any(target == d or d in target.parents for d in self.trusted_dirs())
 
+    # -- FSRS parameters ---------------------------------------------------
+    def optimize(self, *, apply: bool = True):
+        """Fit FSRS parameters to this KB's review log; keep them (if they fit better) unless `apply` is False."""
+        import json
+
+        from d2lkb.review.optimize import optimize, review_histories
+        from d2lkb.store.reviews import PARAMETERS_META_KEY
+
+        with self.lock:
+            log = self.conn.execute("SELECT card_id, reviewed_at, rating FROM reviewlog").fetchall()
+            row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (PARAMETERS_META_KEY,)).fetchone()
+        current = json.loads(row[0]) if row else None
+        result = optimize(review_histories(log, rollover_hour=self.config.review.day_starts_at,
+                                           tz=getattr(self, "review_tz", None)), current)
+        if apply and result.improved:
+            with self.lock:
+                self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                                  (PARAMETERS_META_KEY, json.dumps(list(result.parameters))))
+        return result
+
+    def reset_parameters(self) -> bool:
+        """Go back to FSRS's default parameters."""
+        from d2lkb.store.reviews import PARAMETERS_META_KEY
+
+        with self.lock:
+            return self.conn.execute("DELETE FROM meta WHERE key = ?", (PARAMETERS_META_KEY,)).rowcount > 0
+
     # -- many cards at once ------------------------------------------------
     def set_suspended(self, query: str | None, suspended: bool) -> int:
         """Suspend (or unsuspend) every live card a query selects; returns how many changed."""

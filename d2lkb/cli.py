@@ -74,6 +74,10 @@ def main_callback(
 
 
 def _run_tui(state: State, query: str | None, start: str) -> None:
+    notes = state.config.notes_dir
+    if not notes.is_dir():
+        fail(f"notes folder not found: {notes} (set --notes, D2LKB_NOTES or `notes` in "
+             f"{state.config.kb_dir / 'config.toml'})")
     try:
         from d2lkb.tui.app import run_app
     except ImportError as exc:  # pragma: no cover - the TUI ships with the package
@@ -385,6 +389,9 @@ STATUS_STYLE = {"verified": "green", "passed": "green", "definition": "cyan", "r
 
 
 def _print_checks(result) -> None:
+    if not result.results:
+        console.print("nothing to check: no display formulas, ```sympy blocks or code snippets selected")
+        return
     table = Table(show_header=True, header_style="bold")
     table.add_column("status", no_wrap=True)
     table.add_column("where", overflow="fold")

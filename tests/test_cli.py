@@ -139,3 +139,9 @@ def test_stats_json_after_a_review(tmp_path, notes_dir):
         kb.answer(kb.next_card().id, Grade.GOOD)
     stats = json.loads(run(tmp_path, notes_dir, "stats", "--json").stdout)
     assert (stats["new"], stats["learning"], stats["reviews_today"]) == (1, 1, 1)
+
+
+def test_tui_commands_refuse_a_missing_notes_folder(tmp_path):
+    for args in ([], ["review"], ["review", "#x"]):
+        result = run(tmp_path, tmp_path / "nope", *args)
+        assert result.exit_code == 1 and "notes folder not found" in result.stderr, args

@@ -543,11 +543,11 @@ def normalise(side: str, functions: frozenset[str] = frozenset()) -> Normalised:
     for op in operators:
         if re.search(r"\\" + op + r"\s*_", s):
             raise LatexError(f"\\{op} with a subscript is not supported")
-    functions = set(functions)
-    s = _derivative_fractions(s, functions)
-    s = _powers_of_functions(s, functions)
-    s = _euler_derivatives(s, functions)
-    s = _products_with_parentheses(s, functions)
+    known: set[str] = set(functions)  # \frac{dy}{dx} makes y a function: the helpers below learn it
+    s = _derivative_fractions(s, known)
+    s = _powers_of_functions(s, known)
+    s = _euler_derivatives(s, known)
+    s = _products_with_parentheses(s, known)
 
     for m in re.finditer(r"\\([A-Za-z]+)", s):
         name = m.group(1)

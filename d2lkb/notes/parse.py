@@ -403,23 +403,24 @@ class NoteCollector:
                 else:
                     line = base + content.count("\n", 0, pos)
                 seen = pos
+            at: int = pos if pos is not None else seen  # our plugins' tokens always carry `pos`
 
             if kind == "tag":
                 self.tags.append(Tag(child.content, line, section))
                 if not heading:
                     parts.append("#" + child.content)
             elif kind == "mark_open":
-                markers.append(pos)
-                open_marks.append((pos, line))
+                markers.append(at)
+                open_marks.append((at, line))
             elif kind == "mark_close":
-                markers.append(pos)
+                markers.append(at)
                 if open_marks:
                     opened, opened_line = open_marks.pop()
-                    inner = content[opened + 2 : pos].strip()
+                    inner = content[opened + 2 : at].strip()
                     if inner:
                         highlights.append((opened, Highlight(inner, opened_line, section)))
                         if not open_marks:
-                            outer_marks.append((opened, pos))
+                            outer_marks.append((opened, at))
                     else:
                         self.warnings.append(ParseWarning(opened_line, "empty highlight `====`"))
             elif kind == "mark_empty":
@@ -443,7 +444,7 @@ class NoteCollector:
                 parts.append(meta["alias"] or meta["target"] or meta["anchor"] or "")
             elif kind == "card_sep":
                 if paragraph:
-                    separators.append((pos, child.markup, len(lines)))
+                    separators.append((at, child.markup, len(lines)))
                 parts.append(child.markup)
             elif kind == "link_open":
                 link_target = _relative_md_target(str(child.attrs.get("href", "")))

@@ -65,7 +65,7 @@ def review_histories(log: Iterable[tuple[int, int, int]], *, rollover_hour: int 
 def _items(histories: Sequence[Sequence[tuple[int, int]]]):
     import fsrs_rs_python as rs
 
-    items = []
+    items: list = []
     for history in histories:
         reviews = [rs.FSRSReview(rating, delta) for rating, delta in history]
         # One training item per review on a later day than the one before it: predict whether it was

@@ -107,7 +107,7 @@ def bracket_math_plugin(md: MarkdownIt) -> None:
     """Recognise `\\(..\\)` and `\\[..\\]` math (install after dollarmath)."""
     md.inline.ruler.before("escape", "math_brackets", _math_inline_brackets)
     md.block.ruler.before("fence", "math_block_brackets", _math_block_brackets)
-    if "math_inline" not in md.renderer.rules:
+    if "math_inline" not in md.renderer.rules:  # type: ignore[attr-defined]
         md.add_render_rule("math_inline", _render_inline)
 
 

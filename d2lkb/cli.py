@@ -437,6 +437,21 @@ def _short(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
+@app.command("orphans")
+def orphans_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Notes with no links in or out (candidates for linking into the rest of your notes)."""
+    kb = _state(ctx).open()
+    with kb:
+        _sync(kb, quiet=True)
+        paths = kb.orphans()
+    if as_json:
+        print(json.dumps(paths, ensure_ascii=False))
+        return
+    for path in paths:
+        console.print(Text(path))
+    console.print(f"[dim]{len(paths)} orphan note(s)[/]")
+
+
 @app.command("trust")
 def trust_cmd(
     ctx: typer.Context,

@@ -145,3 +145,10 @@ def test_tui_commands_refuse_a_missing_notes_folder(tmp_path):
     for args in ([], ["review"], ["review", "#x"]):
         result = run(tmp_path, tmp_path / "nope", *args)
         assert result.exit_code == 1 and "notes folder not found" in result.stderr, args
+
+
+def test_orphans(tmp_path, notes_dir):
+    write(notes_dir / "a.md", "# A\n\nSee [[b]].\n")
+    write(notes_dir / "b.md", "# B\n")
+    write(notes_dir / "lonely.md", "# Lonely\n\nSee [[nowhere]].\n")
+    assert json.loads(run(tmp_path, notes_dir, "orphans", "--json").stdout) == ["lonely.md"]

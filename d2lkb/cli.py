@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -137,6 +138,15 @@ def sync_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     console.print(f"[dim]{report.seconds:.2f} s[/]")
 
 
+@contextmanager
+def _synced(ctx: typer.Context):
+    """The KB, synced quietly first (query commands always answer from the current notes)."""
+    kb = _state(ctx).open()
+    with kb:
+        _sync(kb, quiet=True)
+        yield kb
+
+
 def _print_warnings(warnings) -> None:
     for w in warnings:
         where = f"{w.path}:{w.line}" if w.line else w.path
@@ -201,9 +211,7 @@ def search_cmd(
 @app.command("tags")
 def tags_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """The tag tree with counts of notes and cards (nested tags include their children)."""
-    kb = _state(ctx).open()
-    with kb:
-        _sync(kb, quiet=True)
+    with _synced(ctx) as kb:
         tags = kb.tags()
     if as_json:
         print(json.dumps([t.to_dict() for t in tags], ensure_ascii=False))
@@ -224,9 +232,7 @@ def show_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """One note: sections, tags, cards, formulas, snippets, links, backlinks and related notes."""
-    kb = _state(ctx).open()
-    with kb:
-        _sync(kb, quiet=True)
+    with _synced(ctx) as kb:
         found = kb.find_note(note)
         if not found:
             fail(f"no note matches {note!r} (try `d2lkb search {note}`)")
@@ -286,9 +292,7 @@ def review_cmd(
 @app.command("stats")
 def stats_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Card counts, due today, reviews today and 30-day retention."""
-    kb = _state(ctx).open()
-    with kb:
-        _sync(kb, quiet=True)
+    with _synced(ctx) as kb:
         stats = kb.review_stats()
         forecast = kb.forecast(7)
     if as_json:
@@ -440,9 +444,7 @@ def _short(text: str, n: int) -> str:
 @app.command("orphans")
 def orphans_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Notes with no links in or out (candidates for linking into the rest of your notes)."""
-    kb = _state(ctx).open()
-    with kb:
-        _sync(kb, quiet=True)
+    with _synced(ctx) as kb:
         paths = kb.orphans()
     if as_json:
         print(json.dumps(paths, ensure_ascii=False))
@@ -479,9 +481,7 @@ def suspend_cmd(
 ) -> None:
     """Suspend the cards a query selects (or unsuspend them with --undo, e.g. `suspend status:suspended --undo`)."""
     _check_query(query)
-    kb = _state(ctx).open()
-    with kb:
-        _sync(kb, quiet=True)
+    with _synced(ctx) as kb:
         n = kb.set_suspended(query, not undo)
     console.print(f"{'unsuspended' if undo else 'suspended'} {n} card(s)")
 
@@ -514,9 +514,7 @@ def export_cmd(
     if query:
         _check_query(query)
     dest = output or Path(f"d2lkb.{fmt}")
-    kb = _state(ctx).open()
-    with kb:
-        _sync(kb, quiet=True)
+    with _synced(ctx) as kb:
         try:
             n = kb.export(fmt, dest, query)
         except OSError as exc:
@@ -541,9 +539,7 @@ def retired_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """List cards whose text disappeared from the notes (history kept), or purge them."""
-    kb = _state(ctx).open()
-    with kb:
-        _sync(kb, quiet=True)
+    with _synced(ctx) as kb:
         cards = kb.retired_cards()
         if purge:
             if cards and not yes and not typer.confirm(f"Delete {len(cards)} retired card(s) and their history?"):

@@ -133,8 +133,12 @@ async def test_review_session_reveal_grade_undo_bury_suspend_and_summary(kb):
         await settle(pilot)
         assert screen.card.id == first.id and kb.session_summary(NOW).cards == 0
 
+        footer_keys = {b.binding.action for b in app.active_bindings.values() if b.enabled}
+        assert "reveal" in footer_keys and "scroll_answer" not in footer_keys
         await pilot.press("space")
         assert screen.revealed and not app.screen.query_one("#card-back").has_class("hidden")
+        footer_keys = {b.binding.action for b in app.active_bindings.values() if b.enabled}
+        assert "scroll_answer" in footer_keys and "reveal" not in footer_keys  # the footer no longer says "Show answer"
         assert "1 Again 1m" in screen.grade_text and "3 Good 10m" in screen.grade_text
         assert "4 Easy" in screen.grade_text
         await pilot.press("3")

@@ -41,6 +41,7 @@ def card_markdown(card: CardView) -> tuple[str, str]:
 class ReviewScreen(Screen):
     BINDINGS = [
         Binding("space", "reveal", "Show answer"),
+        Binding("space", "scroll_answer", "Scroll"),
         Binding("1", "grade(1)", "Again", show=False),
         Binding("2", "grade(2)", "Hard", show=False),
         Binding("3", "grade(3)", "Good", show=False),
@@ -241,6 +242,7 @@ class ReviewScreen(Screen):
 
     def _set_revealed(self, revealed: bool) -> None:
         self.revealed = revealed
+        self.refresh_bindings()
         self.query_one("#card-divider").set_class(not revealed, "hidden")
         self.query_one("#card-back").set_class(not revealed, "hidden")
         bar = self.query_one("#grade-bar", Static)
@@ -268,11 +270,22 @@ class ReviewScreen(Screen):
         self.app.switch_screen(SummaryScreen(self.review_query, self.session_start, self.answered))
 
     # -- actions -------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """`space` shows the answer, then scrolls it (the footer says which)."""
+        if action == "reveal":
+            return not self.revealed
+        if action == "scroll_answer":
+            return self.revealed
+        return True
+
+    def action_scroll_answer(self) -> None:
+        self.query_one("#card-scroll", VerticalScroll).scroll_page_down()
+
     def action_reveal(self) -> None:
         if self.card is None or self.busy:
             return
         if self.revealed:  # space again: scroll the answer into view
-            self.query_one("#card-scroll", VerticalScroll).scroll_page_down()
+            self.action_scroll_answer()
             return
         self._set_revealed(True)
         self.query_one("#card-scroll", VerticalScroll).scroll_to_widget(

@@ -742,5 +742,9 @@ _LEADING_TAGS = re.compile(rf"^(?:{_TAG}[ \t]+)+(?=\S)")
 _TRAILING_TAGS = re.compile(rf"(?<=\S)(?:[ \t]+{_TAG})+$")
 
 
+# An Obsidian callout's type marker (`> [!note] Title`) is styling, not content.
+_CALLOUT = re.compile(r"^\[![A-Za-z][\w-]*\][+-]?[ \t]*")
+
+
 def _without_tag_runs(text: str) -> str:
-    return _TRAILING_TAGS.sub("", _LEADING_TAGS.sub("", text))
+    return _TRAILING_TAGS.sub("", _LEADING_TAGS.sub("", _CALLOUT.sub("", text)))

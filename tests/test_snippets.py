@@ -255,6 +255,28 @@ def test_network_is_blocked(runner: SnippetRunner, code: str) -> None:
     assert "network access is disabled for note snippets" in result.detail
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="a network namespace needs root (CAP_SYS_ADMIN); "
+                                             "without it only the Python-level guard applies")
+def test_network_is_cut_below_python_too(runner: SnippetRunner) -> None:
+    """C-level sockets and subprocesses cannot reach a server listening on this machine's loopback."""
+    import socket
+
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    try:
+        code = (f"import _socket\ns = _socket.socket(2, 1)\ns.settimeout(3)\ns.connect(('127.0.0.1', {port}))")
+        [raw] = runner.run_note([snip(code)])
+        assert raw.status is ERROR and "OSError" in raw.detail, raw.detail
+        shell = (f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', 'import _socket; s = _socket.socket(2, 1);"
+                 f" s.connect((\\'127.0.0.1\\', {port}))'], check=True)")
+        [sub] = runner.run_note([snip(shell)])
+        assert sub.status is ERROR and "CalledProcessError" in sub.detail, sub.detail
+    finally:
+        server.close()
+
+
 def test_local_sockets_still_work(runner: SnippetRunner) -> None:
     [result] = runner.run_note(
         [snip("import socket\na, b = socket.socketpair()\na.sendall(b'unix ok')\nb.recv(7)")]

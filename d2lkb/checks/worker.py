@@ -368,6 +368,7 @@ class _Child:
         os.environ["TMPDIR"] = self.workdir
         os.environ.setdefault("MPLBACKEND", "Agg")
         tempfile.tempdir = None
+        _isolate_network()
         _block_network()
         _limit_memory(int(self.request["memory_mb"]), self.device)
         # Everything written to fd 1/2 (print, C libraries, subprocesses) lands in these
@@ -505,6 +506,26 @@ def _format_exception(exc: BaseException, filename: str | None) -> str:
     lines += stack
     lines += list(summary.format_exception_only())
     return "".join(lines).rstrip()
+
+
+CLONE_NEWNET = 0x40000000
+
+
+def _isolate_network() -> bool:
+    """Move this (single-threaded, forked) child into a fresh network namespace: no interface but a
+    loopback that is down, so nothing can connect anywhere, from C code or subprocesses either.
+
+    Needs CAP_SYS_ADMIN (root, or a container that allows it); without it this is a no-op and only
+    the Python-level guard of `_block_network` applies.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.unshare(CLONE_NEWNET) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 def _block_network() -> None:

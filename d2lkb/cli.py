@@ -65,9 +65,9 @@ def _state(ctx: typer.Context) -> State:
 @app.callback(invoke_without_command=True)
 def main_callback(
     ctx: typer.Context,
-    kb: Annotated[str | None, typer.Option("--kb", envvar="D2LKB_KB", help="Knowledge-base folder [default: ./kb].")] = None,
+    kb: Annotated[str | None, typer.Option("--kb", envvar="D2LKB_KB", help="Knowledge-base folder (default: ./kb).")] = None,
     notes: Annotated[str | None, typer.Option("--notes", envvar="D2LKB_NOTES",
-                                              help="Notes folder [default: from kb/config.toml, ./notes].")] = None,
+                                              help="Notes folder (default: from kb/config.toml, ./notes).")] = None,
 ) -> None:
     ctx.obj = State(kb, notes)
     if ctx.invoked_subcommand is None:
@@ -351,7 +351,7 @@ def optimize_cmd(
 def check_cmd(
     ctx: typer.Context,
     query: Annotated[str | None, typer.Argument(help="Only what this search query selects, e.g. '#calculus'.")] = None,
-    device: Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda [default: from config]")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda (default: from config)")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Re-run everything.")] = False,
     as_json: JsonOpt = False,
     junit: Annotated[Path | None, typer.Option("--junit", help="Also write a JUnit XML report here.")] = None,
@@ -489,7 +489,7 @@ def suspend_cmd(
 @app.command("backup")
 def backup_cmd(
     ctx: typer.Context,
-    dest: Annotated[Path | None, typer.Argument(help="File to write [default: kb/backups/kb-DATE-TIME.sqlite].")] = None,
+    dest: Annotated[Path | None, typer.Argument(help="File to write (default: kb/backups/kb-DATE-TIME.sqlite).")] = None,
 ) -> None:
     """Write a consistent copy of the knowledge base (review history included)."""
     kb = _state(ctx).open()
@@ -506,7 +506,7 @@ def export_cmd(
     ctx: typer.Context,
     fmt: Annotated[str, typer.Argument(help="csv | json (cards and review log) | apkg (Anki package)")],
     query: Annotated[str | None, typer.Argument(help="Only the cards this query selects.")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write [default: d2lkb.FORMAT].")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: d2lkb.FORMAT).")] = None,
 ) -> None:
     """Export cards (with their schedule and tags) to CSV, JSON or an Anki .apkg."""
     if fmt not in ("csv", "json", "apkg"):

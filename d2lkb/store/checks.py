@@ -117,22 +117,20 @@ class ChecksMixin:
 
     def _check_targets(self, query: str | None) -> tuple[list, dict[int, list]]:
         """(display formulas, {note_id: snippets}) in scope of the query (all when None)."""
-        note_filter = ""
-        params: list = []
         if query:
             from d2lkb.query import parse_query
             from d2lkb.store.search import _Compiler
 
             comp = _Compiler(self.search_context())
-            cond = comp.sql(parse_query(query))
-            hashes = {r[0] for r in self.conn.execute(
-                f"SELECT d.check_hash FROM doc d WHERE d.check_hash IS NOT NULL AND {cond}", comp.params)}
-            notes = {r[0] for r in self.conn.execute(
-                f"SELECT DISTINCT d.note_id FROM doc d WHERE d.check_hash IS NOT NULL AND {cond}", comp.params)}
+            rows = self.conn.execute(
+                f"SELECT d.check_hash, d.note_id FROM doc d WHERE d.check_hash IS NOT NULL AND {comp.sql(parse_query(query))}",
+                comp.params).fetchall()
+            hashes = {h for h, _ in rows}
+            notes = {n for _, n in rows}
         formulas = []
         for row in self.conn.execute(
             "SELECT f.id, n.path, f.line, f.latex, f.name, f.known_failure, f.check_hash, f.note_id FROM formula f"
-            f" JOIN note n ON n.id = f.note_id WHERE f.display = 1 {note_filter} ORDER BY n.path, f.idx", params
+            " JOIN note n ON n.id = f.note_id WHERE f.display = 1 ORDER BY n.path, f.idx"
         ):
             if query and row[6] not in hashes:
                 continue

@@ -36,14 +36,14 @@ def test_cached_recheck_starts_no_worker(make_kb, bundled_copy, monkeypatch):
     first = kb.run_checks(device="cpu")
     assert first.ok and not any(r.cached for r in first.results)
 
-    import d2lkb.checks.formulas as formulas
+    import d2lkb.checks.pool as pool
     import d2lkb.checks.snippets as snippets
 
     def refuse(*a, **k):
         raise AssertionError("a worker was started for an unchanged corpus")
 
     monkeypatch.setattr(snippets, "SnippetRunner", refuse)
-    monkeypatch.setattr(formulas, "FormulaChecker", refuse)
+    monkeypatch.setattr(pool, "FormulaChecker", refuse)
     again = kb.run_checks(device="cpu")
     assert all(r.cached for r in again.results)
     assert again.summary == first.summary

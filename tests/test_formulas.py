@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from d2lkb.checks.formulas import FormulaChecker, FormulaResult, check_formula, check_sympy_block
+from d2lkb.checks.formulas import FormulaResult
 from d2lkb.checks.latex import LatexError, function_letters, normalise, split_formula
+from d2lkb.checks.pool import FormulaChecker, check_formula, check_sympy_block
 from d2lkb.model import CheckStatus
 
 V, R, D, U, S = (
@@ -54,7 +55,7 @@ ALIGNED = (
 
 def test_importing_the_checks_does_not_import_sympy():
     code = (
-        "import sys, d2lkb.checks.formulas, d2lkb.checks.latex\n"
+        "import sys, d2lkb.checks.formulas, d2lkb.checks.pool, d2lkb.checks.latex\n"
         "assert 'sympy' not in sys.modules, 'sympy imported'\n"
         "assert 'antlr4' not in sys.modules, 'antlr4 imported'\n"
     )

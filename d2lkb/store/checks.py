@@ -212,7 +212,7 @@ class ChecksMixin:
                 else:
                     todo.append(("sympy", None, path, line, code, "sympy", known, h))
         if todo:
-            from d2lkb.checks.formulas import FormulaChecker
+            from d2lkb.checks.pool import FormulaChecker
 
             by_key = {i: t for i, t in enumerate(todo)}
             items = [(i, "latex" if t[0] == "formula" else "sympy", t[4]) for i, t in by_key.items()]

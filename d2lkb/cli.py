@@ -388,7 +388,7 @@ def check_cmd(
 
 
 STATUS_STYLE = {"verified": "green", "passed": "green", "definition": "cyan", "refuted": "bold red",
-                "failed": "bold red", "error": "bold red", "timeout": "red", "unparsed": "yellow",
+                "failed": "bold red", "error": "bold red", "timeout": "red", "unparsed": "yellow", "context": "yellow",
                 "skipped": "dim", "untrusted": "magenta", "unchecked": "dim"}
 
 
@@ -407,7 +407,7 @@ def _print_checks(result) -> None:
                       Text(r.name or r.kind), f"{r.seconds:.2f}")
     console.print(table)
     for r in result.sorted():
-        if r.is_failure or r.status.value in ("unparsed", "untrusted") or r.known_failure:
+        if r.is_failure or r.status.value in ("unparsed", "untrusted", "context") or r.known_failure:
             style = STATUS_STYLE.get(r.status.value, "")
             console.print(Text(f"{r.path}:{r.line} {r.status.value}", style=style))
             if r.known_failure:
@@ -430,7 +430,7 @@ def _write_junit(path: Path, result) -> None:
                              time=f"{r.seconds:.3f}")
         if r.is_failure:
             ET.SubElement(case, "failure", message=r.status.value).text = r.detail
-        elif r.status.value in ("skipped", "untrusted", "unparsed") or r.known_failure:
+        elif r.status.value in ("skipped", "untrusted", "unparsed", "context") or r.known_failure:
             ET.SubElement(case, "skipped", message=f"{r.status.value}: {r.detail[:200]}")
     path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)

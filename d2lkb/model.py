@@ -27,6 +27,7 @@ class CheckStatus(StrEnum):
     REFUTED = "refuted"
     DEFINITION = "definition"
     UNPARSED = "unparsed"
+    CONTEXT = "context"  # a formula whose truth depends on what the checker cannot know (named in the detail)
     TIMEOUT = "timeout"
     PASSED = "passed"
     FAILED = "failed"
@@ -92,6 +93,7 @@ class Formula:
     section: int | None
     name: str | None = None  # e.g. "Product rule" (from \textrm label) or the heading
     known_failure: str | None = None  # reason, from a `<!-- known-failure: reason -->` comment just before
+    block: int | None = None  # display formulas: the note's display block (an `aligned` block's rows share it)
 
 
 @dataclass(frozen=True, slots=True)

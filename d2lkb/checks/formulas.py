@@ -1,81 +1,61 @@
-"""Check formulas with SymPy: LaTeX equations and explicit ```sympy blocks.
+"""Check formulas with SymPy: is each written equation true under its own meaning?
 
-Statuses (``d2lkb.model.CheckStatus``), one per formula:
+Statuses (``d2lkb.model.CheckStatus``), one per formula (an ``aligned`` row is a
+formula of its own; a row that starts with ``=`` continues the row before, whose right
+side is its left side):
 
-- ``verified``: every equation of the formula holds. ``method`` is ``"symbolic"``
-  when ``simplify(lhs - rhs) == 0`` (undefined functions kept general), or
-  ``"numeric"`` when both sides agree at 6 random points (seeded), with undefined
-  functions replaced by distinct smooth functions (``f -> sin(x) + 2``,
-  ``g -> exp(x/3) + x**2 + 1``, ``h -> cos(2x)/2 + x + 3``, ...). Points are positive
-  (0.5 to 2.5; integers 1 to 6 for the bounds of sums); if the equation then fails at
-  points with negative values, the detail says so.
-- ``refuted``: the detail names a point and both sides' values there.
-- ``definition``: nothing to prove. The rule: the relation is written ``:=``
-  (``\\coloneqq``, ``\\triangleq``, ``\\equiv``, ``\\stackrel{def}{=}``), or its left side is
-  a norm ``\\|x\\|_p`` or a gradient ``\\nabla_x f`` (no parser reads those; check them
-  in a ```sympy block), or the left side is a single symbol (``y``, ``x_i``), an
-  undefined function applied (``f(x)``, ``\\sigma(z)``), or a derivative of one
-  (``f'(x)``, ``\\frac{d}{dx} f(x)``) that does not occur in the right side. So
-  ``f'(x) = \\lim_{h \\to 0} ...`` is a definition, ``\\frac{d}{dx} [f(x) g(x)] = ...``
-  is checked. In a chain ``a = b = c`` the rule applies to each neighbouring pair.
-- ``unparsed``: the reason (unbalanced braces, an unknown command, a command that
-  the parser turned into a symbol, ...). Also used when neither simplification nor
-  numbers could decide (say, an integral SymPy cannot evaluate).
-- ``timeout``: no result within the time limit; ``skipped``: not an equation (no
-  ``=``: an expression, an inequality such as ``P(A) \\geq 0``).
+- ``definition``: nothing to prove. The relation is written ``:=`` (``\\coloneqq``,
+  ``\\triangleq``, ``\\stackrel{def}{=}``, ...), or its left side *names* something that
+  its right side does not use: a symbol, however decorated (``y``, ``\\hat{y}_i``,
+  ``\\mathbf{h}^{(1)}``, ``w^*``, ``s^2``), a function applied to variables (``f(x)``,
+  ``L(\\mathbf{w}, b)``), a derivative of one, an expectation or probability
+  (``E[X]``, ``P(A \\mid B)``), a norm or a gradient. Decided before the right side is
+  parsed: a definition has nothing to prove, whatever its right side holds.
+- ``verified``: both sides agree: structurally, at random points (6, seeded; undefined
+  functions replaced by distinct smooth functions; bold symbols by random 3 x 3
+  matrices and 3-vectors), or by ``simplify`` when numbers cannot decide.
+- ``refuted``: a promise. Given only when the counterexample is valid under the
+  formula's own meaning: no opaque operator (``E``, ``Var``, ``P``, norms: their rules
+  are not modelled), no matrix (the note may mean special ones: symmetric, orthogonal),
+  only generic function letters (``f``, ``g``, ``h``, ``u``, ``v``) that occur on both
+  sides (the identity claims something for all functions), every variable on both
+  sides unless the relation is a step of a derivation (``a = b = c``, ``&= ...``), and
+  it fails in every domain tried (positive, in (0, 1), negative, large). The detail
+  names the point and both values.
+- ``context``: the sides differ for the stand-ins the checker chose, but the formula
+  depends on something it cannot know: the detail names it (``F`` and ``f`` are related
+  by the note's text; the properties of ``E[·]``; special matrices; the values where it
+  holds).
+- ``skipped``: not an identity: no ``=`` (an inequality, ``\\approx``, ``\\propto``), an
+  asymptotic ``O(·)``, or an equation to solve or a condition (a variable on one side
+  only, or one side a constant: ``A\\mathbf{v} = \\lambda \\mathbf{v}``, ``\\sum a_i = 0``).
+- ``unparsed``: the reason (unbalanced braces, an unknown command, an ellipsis, ...).
+- ``timeout``: no result within the time limit.
 
-A formula with several relations (``aligned`` rows, chains) gets the worst status
-of its equations (refuted, then unparsed, then verified, then definition); the
-detail lists them, and ``names`` holds the rows' ``\\textrm{...}`` labels.
+A formula's definitions earlier in its note, display or inline (``$g(x) = ax^2+bx+c$``),
+are substituted into it (the latest one of each name), and the detail says so.
 
-A ```sympy block is Python over SymPy (``from sympy import *`` done, ``sympy``/``sp``
-bound): ``verified`` when its asserts hold, ``refuted`` with the failing assert's line
-and message, ``error`` for any other exception, ``skipped`` without asserts.
+A ```sympy block is Python over SymPy, see ``d2lkb.checks.sympy_blocks``.
 
-Parser backend: SymPy 1.14's ANTLR backend (needs ``antlr4-python3-runtime==4.11.*``),
-not Lark (needs ``lark``). Measured (Python 3.11, SymPy 1.14, antlr4 4.11.1, lark 1.3.1)
-on 15 formulas: the five derivative rules, their three wrong variants, the derivative
-limit, ``(a+b)^2``, ``\\sin^2 x + \\cos^2 x``, ``e^{i\\pi}``, a chain, ``\\frac{d^2}{dx^2}``
-and a norm's right side, all after the normalisation of ``latex.py``:
-
-- ANTLR parsed 15 of 15 into the intended expression; Lark 6 of 15. Lark rejects
-  ``[...]`` grouping and ``e^{i\\pi}`` and returns ambiguous ``_ambig`` trees instead
-  of expressions for ``f'(x)``, ``\\sin^2 x`` and ``\\frac{d}{dx} \\frac{f(x)}{g(x)}``
-  (``f*x`` or ``f(x)``?); without normalisation it also fails on ``f(x) g(x)``,
-  ``a = b = c`` and ``\\frac{d^2}{dx^2}``.
-- Parse time per formula: ANTLR median 28 ms (max 71 ms), Lark median 63 ms (max 99 ms).
-- Import and first parse: ANTLR 0.29 s, Lark 0.17 s, paid once per worker process.
-
-ANTLR reads unknown commands as symbols (``\\mathbf{x}`` -> ``mathbf*x``), which is why
-unknown commands are refused before parsing and every parse is checked for
-multi-letter symbols afterwards.
-
-Work runs in worker processes (fresh interpreters, see ``_Worker``; SymPy is
-imported there, never in the caller): a hang or a crash costs one formula, the
-worker is killed and restarted, and the caller goes on. Each check also has an
-alarm inside the worker (SIGALRM), so most timeouts need no restart.
+Parsing: ``d2lkb.checks.notation`` (ML notation as text) and ``d2lkb.checks.latex``
+(normalisation), then SymPy 1.14's ANTLR LaTeX parser and ``d2lkb.checks.interpret``
+(SymPy objects with their meaning). The ANTLR backend parsed 15 of 15 test formulas
+where Lark parsed 6 (median 28 ms a formula; import 0.29 s once per worker).
+Processes, time limits and retries: ``d2lkb.checks.pool``.
 """
-
 
 from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from d2lkb.checks.clock import Alarm as _Alarm
 from d2lkb.checks.clock import Clock as _Clock
-from d2lkb.checks.latex import (
-    GREEK,
-    LatexError,
-    Normalised,
-    definition_shape,
-    function_letters,
-    normalise,
-    split_formula,
-)
+from d2lkb.checks.interpret import DIM
+from d2lkb.checks.latex import GREEK, LatexError, Relation, definition_shape, function_letters, split_formula
 from d2lkb.model import CheckStatus
 
 
@@ -91,10 +71,24 @@ class FormulaResult:
 # Set by the worker process when SymPy's LaTeX parser cannot be loaded.
 PARSER_PROBLEM: str | None = None
 
+GENERIC_FUNCTIONS = frozenset("fghuv")
 
-def check_latex(latex: str, clock: _Clock, seed: int) -> FormulaResult:
-    """Check one LaTeX formula inside a worker process (see the module docstring)."""
-    return _check_latex(latex, clock, seed)
+
+def check_latex(source: str | Mapping[str, Any], clock: _Clock, seed: int) -> FormulaResult:
+    """Check one LaTeX formula inside a worker process (see the module docstring).
+
+    ``source`` is the LaTeX, or a mapping with ``latex``, ``rows_before`` (the rows of
+    its ``aligned`` block before it: the formula is the last row) and ``context``
+    (``(line, latex)`` of the note's earlier formulas that may define its names).
+    """
+    if isinstance(source, str):
+        return _check_latex(source, clock, seed, before=(), context=())
+    return _check_latex(
+        source["latex"], clock, seed, before=tuple(source.get("rows_before", ())),
+        context=tuple(tuple(c) for c in source.get("context", ())),
+        known=frozenset(source.get("known", ())),
+    )
+
 
 # -- LaTeX formulas -----------------------------------------------------------------------------
 
@@ -109,34 +103,60 @@ class _Outcome:
 _ORDER = {
     CheckStatus.REFUTED: 0,
     CheckStatus.UNPARSED: 1,
-    CheckStatus.VERIFIED: 2,
-    CheckStatus.DEFINITION: 3,
-    CheckStatus.SKIPPED: 4,
+    CheckStatus.CONTEXT: 2,
+    CheckStatus.VERIFIED: 3,
+    CheckStatus.DEFINITION: 4,
+    CheckStatus.SKIPPED: 5,
 }
 
 
-def _check_latex(latex: str, clock: _Clock, seed: int) -> FormulaResult:
+def _check_latex(
+    latex: str, clock: _Clock, seed: int, *, before: tuple[str, ...], context: tuple[tuple[Any, ...], ...],
+    known: frozenset[str] = frozenset(),
+) -> FormulaResult:
+    focus: int | None = None
+    text = latex
+    if before:
+        text = " \\\\ ".join([*before, latex])
+        focus = len(before) + 1
     try:
-        relations = split_formula(latex)
+        relations = split_formula(text)
     except LatexError as exc:
         return FormulaResult(CheckStatus.UNPARSED, str(exc))
-    names = tuple(r.label for r in relations if r.label)
-    if not any(link in ("=", ":=") for r in relations for link in r.links):
-        return FormulaResult(CheckStatus.SKIPPED, "not an equation", names=names)
+    if focus is not None:
+        try:
+            own = split_formula(latex)
+        except LatexError:
+            own = ()
+        names = tuple(r.label for r in own if r.label)
+    else:
+        names = tuple(r.label for r in relations if r.label)
     functions = function_letters(" ".join(side for r in relations for side in r.sides))
+    env = _Context(context, functions, notation_letters(text))
     cache: dict[str, Any] = {}
     outcomes: list[tuple[str, _Outcome]] = []
-    several = len(relations) > 1
+    several = len(relations) > 1 and focus is None
+    in_focus = False
     for relation in relations:
         for k, link in enumerate(relation.links):
+            row = relation.link_rows[k] if k < len(relation.link_rows) else relation.row
+            if focus is not None and row != focus:
+                continue
+            in_focus = True
             lhs, rhs = relation.sides[k], relation.sides[k + 1]
             where = relation.label or (f"row {relation.row}" if several else "")
-            if len(relation.links) > 1:
+            if len(relation.links) > 1 and focus is None:
                 pair = f"{_short(lhs)} {link} {_short(rhs)}"
                 where = f"{where}, {pair}" if where else pair
             clock.stage = f"checking {where}" if where else "checking"
             rng = random.Random(f"{seed}:{lhs}:{rhs}")
-            outcomes.append((where, _check_pair(lhs, rhs, link, functions, cache, clock, rng)))
+            step = k > 0
+            seen = known | latex_tokens(" ".join(relation.sides[:k]))
+            outcomes.append((where, _check_pair(lhs, rhs, link, step, env, cache, clock, rng, seen)))
+    if focus is not None and not in_focus:
+        return FormulaResult(CheckStatus.SKIPPED, "continues the expression of the row before", names=names)
+    if not outcomes:
+        return FormulaResult(CheckStatus.SKIPPED, "not an equation", names=names)
     return _combine(outcomes, names, relations)
 
 
@@ -145,17 +165,18 @@ def _short(latex: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _combine(outcomes: list[tuple[str, _Outcome]], names: tuple[str, ...], relations: Any) -> FormulaResult:
-    status = min((o.status for _, o in outcomes), key=lambda s: _ORDER[s])
-    if status == CheckStatus.SKIPPED:
-        return FormulaResult(status, "not an equation", names=names)
-    shown = [(w, o) for w, o in outcomes if o.status != CheckStatus.SKIPPED]
+def _combine(
+    outcomes: list[tuple[str, _Outcome]], names: tuple[str, ...], relations: Iterable[Relation]
+) -> FormulaResult:
+    status = min((o.status for _, o in outcomes), key=lambda s: _ORDER.get(s, 9))
+    shown = [(w, o) for w, o in outcomes if o.status != CheckStatus.SKIPPED] or outcomes
     if len(shown) == 1:
         detail = shown[0][1].detail
     else:
-        detail = "; ".join(f"{w}: {o.status.value} ({o.detail})" for w, o in shown)
+        detail = "; ".join(f"{w}: {o.status.value} ({o.detail})" if w else f"{o.status.value} ({o.detail})"
+                           for w, o in shown)
     conditions = [c for r in relations for c in r.conditions]
-    if conditions:
+    if conditions and status in (CheckStatus.VERIFIED, CheckStatus.REFUTED, CheckStatus.CONTEXT):
         detail += "; not checked: " + "; ".join(conditions)
     methods = {o.method for _, o in outcomes if o.status == status}
     if status == CheckStatus.VERIFIED:
@@ -169,14 +190,17 @@ def _combine(outcomes: list[tuple[str, _Outcome]], names: tuple[str, ...], relat
     return FormulaResult(status, detail, method=method, names=names)
 
 
+# -- one relation --------------------------------------------------------------------------------
+
+
+def latex_tokens(latex: str) -> frozenset[str]:
+    """The commands and letters a piece of LaTeX uses (what a note has introduced so far)."""
+    return frozenset(re.findall(r"\\[A-Za-z]+|[A-Za-z]", latex))
+
+
 def _check_pair(
-    lhs_src: str,
-    rhs_src: str,
-    link: str,
-    functions: frozenset[str],
-    cache: dict[str, Any],
-    clock: _Clock,
-    rng: random.Random,
+    lhs_src: str, rhs_src: str, link: str, step: bool, env: _Context, cache: dict[str, Any], clock: _Clock,
+    rng: random.Random, seen: frozenset[str] = frozenset(),
 ) -> _Outcome:
     if link not in ("=", ":="):
         return _Outcome(CheckStatus.SKIPPED, f"not an equation ({link})")
@@ -184,143 +208,272 @@ def _check_pair(
         return _Outcome(
             CheckStatus.DEFINITION, f"defines {_short(lhs_src)} (written as a definition)", "definition"
         )
-    shape = definition_shape(lhs_src)
-    if shape is not None:
-        return _Outcome(
-            CheckStatus.DEFINITION,
-            f"defines the {shape} {_short(lhs_src)}; LaTeX cannot carry it, check it in a ```sympy block",
-            "definition",
-        )
+    if not step:
+        shape = definition_shape(lhs_src)
+        if shape is not None:
+            return _Outcome(CheckStatus.DEFINITION, f"defines the {shape} {_short(lhs_src)}", "definition")
     sides = []
-    for which, src in (("left", lhs_src), ("right", rhs_src)):
-        try:
-            if src not in cache:
-                cache[src] = _parse(src, functions)
-            sides.append(cache[src])
-        except LatexError as exc:
-            cache[src] = exc
-            return _Outcome(CheckStatus.UNPARSED, f"{which} side {_short(src)!r}: {exc}")
-        if isinstance(cache[src], LatexError):
-            return _Outcome(CheckStatus.UNPARSED, f"{which} side {_short(src)!r}: {cache[src]}")
-    lhs, rhs = sides
-    if _definable(lhs) and not rhs.has(lhs):
-        return _Outcome(CheckStatus.DEFINITION, f"defines {_short(lhs_src)}", "definition")
-    return _verify(lhs, rhs, clock, rng)
+    for src in (lhs_src, rhs_src):
+        if src not in cache:
+            try:
+                cache[src] = env.parse(src)
+            except LatexError as exc:
+                cache[src] = exc
+        sides.append(cache[src])
+    left, right = sides
+    if not step:
+        if isinstance(left, LatexError):
+            defined = _written_name(lhs_src, rhs_src)
+        else:
+            defined = _defined_name(left, right, rhs_src)
+        if defined:
+            return _Outcome(CheckStatus.DEFINITION, f"defines {defined}", "definition")
+    for which, side, src in (("left", left, lhs_src), ("right", right, rhs_src)):
+        if isinstance(side, LatexError):
+            if "asymptotic" in str(side):
+                return _Outcome(CheckStatus.SKIPPED, f"asymptotic: {side}")
+            return _Outcome(CheckStatus.UNPARSED, f"{which} side {_short(src)!r}: {side}")
+    return _Decision(left, right, step, env, clock, rng, seen).decide()
 
 
-# -- parsing -------------------------------------------------------------------------------------
-
-_OPERATOR_FUNCTIONS = {"sgn": "sign", "sign": "sign", "max": "Max", "min": "Min", "abs": "Abs"}
-
-
-def _parse(src: str, functions: frozenset[str], backend: str = "antlr") -> Any:
-    """One side of a relation -> a SymPy expression, or ``LatexError`` with the reason."""
-    norm = normalise(src, functions)
-    if PARSER_PROBLEM:
-        raise LatexError(PARSER_PROBLEM)
-    from sympy.parsing.latex import parse_latex
-
-    try:
-        expr = parse_latex(norm.text, strict=True, backend=backend)
-    except RecursionError:
-        raise LatexError("too deeply nested for the parser") from None
-    except _Alarm:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the parser raises several kinds
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise LatexError(f"SymPy cannot parse {_short(norm.text)!r}: {first}") from None
-    return _tidy(expr, norm)
-
-
-def _tidy(expr: Any, norm: Normalised) -> Any:
-    """Reject command names read as symbols; map primes, operators and constants."""
+def _defined_name(left: Any, right: Any, rhs_src: str) -> str | None:
+    """What the left side names, when it is a name the right side does not use; else None."""
     import sympy as sp
     from sympy.core.function import AppliedUndef
 
-    if not isinstance(expr, sp.Expr):
-        raise LatexError(f"{_short(norm.text)!r} is not an expression (read as {type(expr).__name__})")
-    directions = {limit.args[3] for limit in expr.atoms(sp.Limit)}  # Limit(.., dir='+-') holds Symbol('+-')
-    for symbol in expr.atoms(sp.Symbol) - directions:
-        _check_name(symbol.name, norm, function=False)
-    for applied in expr.atoms(AppliedUndef):
-        _check_name(applied.func.__name__, norm, function=True)
+    expr = left.expr
+    head: Any = None
+    if isinstance(expr, (sp.Symbol, sp.MatrixSymbol)):
+        head = expr
+    elif isinstance(expr, sp.Pow) and isinstance(expr.base, sp.Symbol) and expr.exp.is_Integer:
+        head = expr.base  # s^2 = ...
+    elif isinstance(expr, (sp.Transpose,)) and isinstance(expr.arg, sp.MatrixSymbol):
+        head = expr.arg
+    elif isinstance(expr, AppliedUndef):
+        if all(isinstance(a, sp.Symbol) or a.is_number or _opaque_symbol(a) for a in expr.args) or \
+                expr.func.__name__.startswith("Zop"):
+            head = expr.func
+    elif isinstance(expr, sp.Derivative) and isinstance(expr.expr, AppliedUndef) and all(
+        isinstance(a, sp.Symbol) for a in expr.expr.args
+    ):
+        head = expr.expr.func
+    if head is None:
+        return None
+    if isinstance(right, LatexError):
+        # the right side cannot be read: the left side still names something if its name is absent there
+        name = str(head) if not hasattr(head, "__name__") else head.__name__
+        if name.startswith("Zop") or re.escape(name) and re.search(r"(?<![A-Za-z\\])" + re.escape(name) + r"(?![A-Za-z])",
+                                                                    rhs_src):
+            return None
+        return _short(_pretty(expr))
+    rexpr = right.expr
+    if hasattr(head, "__name__"):  # a function
+        used = any(a.func == head for a in _applied(rexpr)) or any(
+            getattr(d.expr, "func", None) == head for d in rexpr.atoms(sp.Derivative)
+        )
+    else:
+        used = head in _free(rexpr)
+    if used:
+        return None
+    return _short(_pretty(expr))
 
-    def rewrite(e: Any) -> Any:
-        name = e.func.__name__
-        primes = len(name) - len(name.rstrip("'"))
-        if primes:
-            base = sp.Function(name.rstrip("'"))
-            if len(e.args) != 1:
-                raise LatexError(f"{name}(...) of several variables is ambiguous")
-            (arg,) = e.args
-            if isinstance(arg, sp.Symbol):
-                return sp.Derivative(base(arg), (arg, primes))
-            u = sp.Dummy("u")
-            return sp.Subs(sp.Derivative(base(u), (u, primes)), u, arg)
-        if name in _OPERATOR_FUNCTIONS and name in norm.operators:
-            return getattr(sp, _OPERATOR_FUNCTIONS[name])(*e.args)
-        if name == "Gamma" and len(e.args) == 1:
-            return sp.gamma(*e.args)
-        return e
 
-    expr = expr.replace(lambda e: isinstance(e, AppliedUndef), rewrite)
-    expr = expr.replace(lambda e: isinstance(e, (sp.Sum, sp.Product)), _indexed)
-    constants = {"e": sp.E, "pi": sp.pi, "i": sp.I}
-    mapping = {
-        s: constants[s.name] for s in expr.free_symbols if isinstance(s, sp.Symbol) and s.name in constants
-    }
-    return expr.xreplace(mapping) if mapping else expr
+_NAME_HEAD = re.compile(
+    r"(?P<head>\\(?:mathbf|boldsymbol|bm|hat|bar|tilde|widehat|widetilde|mathcal|mathrm|textrm|text|operatorname"
+    r"|mathbb)\s*\{(?:[^{}]|\{[^{}]*\})*\}|\\[A-Za-z]+|[A-Za-z])"
+    r"(?P<decor>(?:\s*(?:_\s*(?:\{(?:[^{}]|\{[^{}]*\})*\}|\\?[A-Za-z0-9]+)|\^\s*\{\s*\((?:[^{}])*\)\s*\}"
+    r"|\^\s*\*|\^\s*\{\s*\*\s*\}|'))*)\s*"
+)
 
 
-def _indexed(e: Any) -> Any:
-    """In ``\\sum_i x_i`` the term depends on i: the symbol ``x_{i}`` becomes ``x(i)``.
+def _written_name(lhs_src: str, rhs_src: str) -> str | None:
+    """A left side that the parser cannot read still names something when it is written as a name,
+    optionally applied to arguments (``H(Y \\mid X)``, ``\\textrm{Proj}_X(\\mathbf{x})``), and that name
+    does not occur on the right."""
+    lhs = re.sub(r"\\(left|right|big|Big|bigg|Bigg)(?![A-Za-z])|\\[,;:! ]", " ", lhs_src).strip()
+    m = _NAME_HEAD.match(lhs)
+    if not m or m.group("head")[1:] in ("frac", "sum", "int", "prod", "lim", "partial", "nabla", "log", "exp"):
+        return None
+    rest = lhs[m.end() :]
+    if rest:
+        if rest[0] not in "([":
+            return None
+        close = {"(": ")", "[": "]"}[rest[0]]
+        depth = 0
+        for k, c in enumerate(rest):
+            depth += c == rest[0]
+            depth -= c == close
+            if depth == 0:
+                if rest[k + 1 :].strip():
+                    return None
+                break
+        else:
+            return None
+    head = m.group("head")
+    core = re.sub(r"\\(?:mathbf|boldsymbol|bm|hat|bar|tilde|widehat|widetilde|mathcal|mathrm|textrm|text|operatorname|mathbb)"
+                  r"\s*\{", "{", head).strip("{} ")
+    name = head + m.group("decor")
+    pattern = re.escape(core) + r"(?![A-Za-z])"
+    if not core.startswith("\\"):
+        pattern = r"(?<![A-Za-z\\])" + pattern
+    if rest and re.search(pattern + r"\s*(?:_\s*(?:\{[^{}]*\}|\S))?\s*[(\[]", rhs_src):
+        return None  # the function is applied on the right too
+    if not rest and re.search(re.escape(name.replace(" ", "")), rhs_src.replace(" ", "")):
+        return None
+    return _short(lhs)
 
-    Otherwise SymPy would sum a constant (``n x_i``) and "prove" false identities.
-    """
+
+def _bound(expr: Any, symbol: Any) -> bool:
+    """Is ``symbol`` a variable of differentiation, integration or summation in ``expr``?"""
     import sympy as sp
 
-    indices = {limit[0] for limit in e.limits}
-    mapping = {}
-    for symbol in e.function.free_symbols:
-        m = re.fullmatch(r"([A-Za-z]+)_\{([A-Za-z0-9*]+)\}", symbol.name)
-        if not m:
-            continue
-        args = [sp.Integer(p) if p.isdigit() else sp.Symbol(p) for p in m.group(2).split("*") if p]
-        if any(a in indices for a in args):
-            mapping[symbol] = sp.Function(m.group(1))(*args)
-    return e.func(e.function.xreplace(mapping), *e.limits) if mapping else e
-
-
-def _check_name(name: str, norm: Normalised, *, function: bool) -> None:
-    m = re.match(r"[A-Za-z]+", name)
-    base = m.group(0) if m else name
-    if len(base) == 1 or base in GREEK:
-        return
-    if base in norm.operators:
-        if function:
-            return
-        raise LatexError(f"\\{base} needs its argument in parentheses")
-    if f"\\{base}" in norm.text:
-        raise LatexError(f"the LaTeX command \\{base} was read as a symbol")
-    if re.fullmatch(r"d[A-Za-z]", base):
-        raise LatexError(f"'{base}' was read as a differential outside a derivative or integral")
-    raise LatexError(f"'{base}' was read as a single symbol")
-
-
-def _definable(expr: Any) -> bool:
-    import sympy as sp
-    from sympy.core.function import AppliedUndef
-
-    if isinstance(expr, sp.Symbol):
-        return True
-    if isinstance(expr, AppliedUndef):  # f(x), f(0): but not f(g(x))
-        return all(isinstance(a, sp.Symbol) or a.is_number for a in expr.args)
-    if isinstance(expr, sp.Derivative):  # f'(x), \frac{d}{dx} f(x): but not the chain rule's f(g(x))
-        return isinstance(expr.expr, AppliedUndef) and all(isinstance(a, sp.Symbol) for a in expr.expr.args)
+    for e in expr.atoms(sp.Derivative, sp.Integral, sp.Sum, sp.Product, sp.Limit):
+        if symbol in getattr(e, "variables", ()) or symbol in getattr(e, "bound_symbols", ()):
+            return True
     return False
 
 
-# -- verifying -----------------------------------------------------------------------------------
+_DECORATIONS = frozenset(
+    ["\\mathbf", "\\boldsymbol", "\\bm", "\\hat", "\\bar", "\\tilde", "\\widehat", "\\widetilde", "\\mathcal", "\\vec", "\\dot", "\\mathrm", "\\mathit", "\\overline"]
+)
+
+
+def _base_token(name: str) -> str:
+    """``\\hat{\\sigma}_i`` -> ``\\sigma``; ``x^{(k)}`` -> ``x``; ``sigma`` (SymPy's name) -> ``\\sigma``."""
+    for token in re.findall(r"\\[A-Za-z]+|[A-Za-z]+", name):
+        if token in _DECORATIONS:
+            continue
+        if not token.startswith("\\") and len(token) > 1:
+            return "\\" + token if token in GREEK else token[0]
+        return token
+    return name
+
+
+def notation_letters(latex: str) -> frozenset[str]:
+    """Letters the formula writes as functions (``f(``, ``f'(``, ``\\frac{df}{dx}``, ``\\partial_x f``), and
+    ``D`` written as an operator: a value symbol ``f_i`` or ``D_i`` next to them is notation for a
+    derivative, not a variable."""
+    bare = re.sub(r"\\[A-Za-z]+", " ", latex)
+    letters = set(re.findall(r"(?<![A-Za-z\\])([A-Za-z])\s*'*\s*\(", bare))
+    letters |= set(re.findall(
+        r"\\[dt]?frac\s*\{\s*(?:d|\\partial)\s*(?:\^\s*\{?\s*\d+\s*\}?)?\s*([A-Za-z])\s*\}", latex))
+    letters |= set(re.findall(r"\\partial\s*_\s*(?:\{[^{}]*\}|[A-Za-z0-9])\s*([A-Za-z])(?![A-Za-z])", latex))
+    if re.search(r"(?<![A-Za-z\\])D\s*(?:_|[A-Za-z](?![A-Za-z]))", latex):
+        letters.add("D")
+    return frozenset(letters)
+
+
+def _opaque_symbol(a: Any) -> bool:
+    return str(a).startswith("[")
+
+
+def _pretty(expr: Any) -> str:
+    return re.sub(r"Zop([A-Z][a-z]*)[a-z]*", r"\1", str(expr))
+
+
+def _applied(expr: Any) -> set[Any]:
+    from sympy.core.function import AppliedUndef
+
+    return set(expr.atoms(AppliedUndef)) if hasattr(expr, "atoms") else set()
+
+
+def _free(expr: Any) -> set[Any]:
+    return set(getattr(expr, "free_symbols", set()))
+
+
+class _Context:
+    """The note's earlier definitions, parsed on first use, and the parse of sides with them."""
+
+    def __init__(
+        self, items: tuple[tuple[Any, ...], ...], functions: frozenset[str], notation: frozenset[str] = frozenset()
+    ) -> None:
+        self.items = items
+        self.functions = functions
+        self.notation = notation
+        self._defs: dict[Any, tuple[Any, str]] | None = None
+
+    def parse(self, src: str) -> Any:
+        from d2lkb.checks.interpret import parse_side
+
+        return parse_side(src, self.functions)
+
+    def definitions(self) -> dict[Any, tuple[Any, str]]:
+        """{symbol or function: (value or Lambda, description)} from the note's earlier formulas."""
+        if self._defs is not None:
+            return self._defs
+        import sympy as sp
+        from sympy.core.function import AppliedUndef
+
+        from d2lkb.checks.interpret import parse_side
+
+        defs: dict[Any, tuple[Any, str]] = {}
+        for item in self.items:
+            line, latex = item[0], item[1]
+            try:
+                relations = split_formula(latex)
+            except LatexError:
+                continue
+            for relation in relations:
+                if not relation.links or relation.links[0] not in ("=", ":="):
+                    continue
+                lhs, rhs = relation.sides[0], relation.sides[1]
+                try:
+                    functions = function_letters(f"{lhs} {rhs}")
+                    left, right = parse_side(lhs, functions), parse_side(rhs, functions)
+                except LatexError:
+                    continue
+                except _Alarm:
+                    raise
+                except Exception:  # noqa: BLE001 - a context formula that SymPy chokes on is no context
+                    continue
+                if left.matrices or right.matrices or left.opaque or right.opaque:
+                    continue
+                expr = left.expr
+                where = f"{_short(lhs)} = {_short(rhs)} (line {line})"
+                if isinstance(expr, sp.Symbol) and expr not in right.expr.free_symbols:
+                    if right.expr.is_number:
+                        continue  # `x = 2` in an example says nothing about x later on
+                    defs[expr] = (right.expr, where)
+                elif (isinstance(expr, AppliedUndef) and all(isinstance(a, sp.Symbol) for a in expr.args)
+                      and len(set(expr.args)) == len(expr.args) and not any(
+                          a.func == expr.func for a in _applied(right.expr))):
+                    defs[expr.func] = (sp.Lambda(expr.args, right.expr), where)
+        self._defs = defs
+        return defs
+
+    def substitute(self, expr: Any) -> tuple[Any, list[str]]:
+        """``expr`` with the note's definitions of the names it uses put in (repeatedly, a few levels)."""
+        defs = self.definitions() if self.items else {}
+        used: list[str] = []
+        original = expr
+        try:
+            for _ in range(3):
+                changed = False
+                for key, (value, where) in defs.items():
+                    if hasattr(key, "__name__"):
+                        nargs = len(value.variables)
+                        if any(a.func == key and len(a.args) == nargs for a in _applied(expr)):
+                            expr = expr.replace(
+                                lambda e, key=key, nargs=nargs: getattr(e, "func", None) == key
+                                and len(e.args) == nargs,
+                                lambda e, value=value: value(*e.args),
+                            )
+                            used.append(where)
+                            changed = True
+                    elif key in _free(expr) and not _bound(expr, key):
+                        expr = expr.xreplace({key: value})
+                        used.append(where)
+                        changed = True
+                if not changed:
+                    break
+        except _Alarm:
+            raise
+        except Exception:  # noqa: BLE001 - a definition that does not fit is not used
+            return original, []
+        return expr, list(dict.fromkeys(used))
+
+
+# -- deciding ------------------------------------------------------------------------------------
 
 _POINTS = 6
 _CONCRETE = {"f": "sin(t) + 2", "g": "exp(t/3) + t**2 + 1", "h": "cos(2*t)/2 + t + 3"}
@@ -331,119 +484,351 @@ _MORE_CONCRETE = (
     "cosh(t/2) + t/5",
     "t**3/10 + exp(-t**2) + 1",
 )
+# Where the variables are sampled: a refutation must fail in every one of them.
+_DOMAINS: tuple[tuple[str, Callable[[random.Random], float]], ...] = (
+    ("positive values", lambda r: r.uniform(0.5, 2.5)),
+    ("values in (0, 1)", lambda r: r.uniform(0.05, 0.95)),
+    ("negative values", lambda r: -r.uniform(0.5, 2.5)),
+    ("values from 3 to 10", lambda r: r.uniform(3.0, 10.0)),
+)
 
 
-def _verify(lhs: Any, rhs: Any, clock: _Clock, rng: random.Random) -> _Outcome:
-    import sympy as sp
+class _Decision:
+    def __init__(
+        self, left: Any, right: Any, step: bool, env: _Context, clock: _Clock, rng: random.Random,
+        seen: frozenset[str] = frozenset(),
+    ):
+        self.seen = seen
+        self.left, self.right = left, right
+        self.step = step
+        self.env = env
+        self.clock = clock
+        self.rng = rng
 
-    stage = clock.stage
-    clock.stage = f"{stage}: simplify"
-    try:
-        with clock.limit(0.4 * clock.timeout):
-            difference = (lhs - rhs).doit()
-            if difference == 0 or sp.simplify(difference) == 0:
-                return _Outcome(CheckStatus.VERIFIED, "symbolic: simplify(lhs - rhs) == 0", "symbolic")
-    except _Alarm:
-        if clock.expired():
-            raise
-    except Exception:  # noqa: BLE001, S110 - simplification failing is not an answer; try numbers
-        pass
-    clock.stage = f"{stage}: numeric evaluation"
-    try:
-        return _numeric(lhs, rhs, rng)
-    except _Alarm:
-        raise
-    except Exception as exc:  # noqa: BLE001 - SymPy failing to evaluate decides nothing
-        return _Outcome(CheckStatus.UNPARSED, f"could not decide: {type(exc).__name__}: {exc}")
+    def decide(self) -> _Outcome:
+        import sympy as sp
+
+        lhs, used_l = self.env.substitute(self.left.expr)
+        rhs, used_r = self.env.substitute(self.right.expr)
+        used = list(dict.fromkeys(used_l + used_r))
+        self.note = f" (using the note's {'; '.join(used)})" if used else ""
+        matrices = self.left.matrices or self.right.matrices
+        if lhs == rhs:
+            return _Outcome(CheckStatus.VERIFIED, "symbolic: both sides are the same" + self.note, "symbolic")
+        if matrices:
+            return self._matrices(lhs, rhs)
+        try:
+            with self.clock.limit(0.15 * self.clock.timeout):
+                if not (lhs.has(sp.Integral, sp.Sum, sp.Product, sp.Limit)) and sp.expand(lhs - rhs) == 0:
+                    return _Outcome(CheckStatus.VERIFIED, "symbolic: expand(lhs - rhs) == 0" + self.note, "symbolic")
+        except _Alarm:
+            if self.clock.expired():
+                raise
+        except Exception:  # noqa: BLE001, S110 - expansion failing decides nothing
+            pass
+        self.clock.stage += ": numeric evaluation"
+        numeric = _Numbers(lhs, rhs, self.rng)
+        agreed, disagreement = numeric.run(_DOMAINS[0])
+        if disagreement is None and agreed >= _POINTS:
+            detail = f"numeric at {agreed} random points{numeric.with_functions}" + self.note
+            return _Outcome(CheckStatus.VERIFIED, detail, "numeric")
+        if disagreement is None:
+            symbolic = self._symbolic(lhs, rhs)
+            if symbolic is not None:
+                return symbolic
+            return _Outcome(
+                CheckStatus.UNPARSED,
+                "could not decide: the sides could not be evaluated at random points and simplify did not reach 0",
+            )
+        return self._refute(lhs, rhs, numeric, disagreement)
+
+    def _symbolic(self, lhs: Any, rhs: Any) -> _Outcome | None:
+        import sympy as sp
+
+        try:
+            with self.clock.limit(0.5 * max(self.clock.remaining(), 0.0)):
+                if sp.simplify((lhs - rhs).doit()) == 0:
+                    return _Outcome(CheckStatus.VERIFIED, "symbolic: simplify(lhs - rhs) == 0" + self.note, "symbolic")
+        except _Alarm:
+            if self.clock.expired():
+                raise
+        except Exception:  # noqa: BLE001, S110 - simplification failing is not an answer
+            pass
+        return None
+
+    def _refute(self, lhs: Any, rhs: Any, numeric: _Numbers, disagreement: str) -> _Outcome:
+        """The sides differ at a point: refute only if that point is valid under the formula's meaning."""
+        from d2lkb.checks.interpret import readable_operator  # noqa: F401 - names come readable already
+
+        opaque = sorted(self.left.opaque | self.right.opaque)
+        if opaque:
+            return _Outcome(
+                CheckStatus.CONTEXT,
+                f"depends on the rules of {', '.join(opaque)}, which the checker does not model "
+                f"(with arbitrary functions in their place: {disagreement})",
+            )
+        lf, rf = {a.func for a in _applied(lhs)}, {a.func for a in _applied(rhs)}
+        values = {str(v) for v in _free(lhs) | _free(rhs)}
+        both = sorted(str(f) for f in lf | rf if str(f) in values)
+        if both:
+            return _Outcome(
+                CheckStatus.CONTEXT,
+                f"{', '.join(both)} is written both as a function and as a value: notation the checker cannot "
+                "read (a convolution, an operator?)",
+            )
+        statistics = sorted(
+            str(v) for v in _free(self.left.expr) | _free(self.right.expr)
+            if re.search(r"_\{?[^}]*[A-Z]", str(v)) and not str(v).startswith("N_")
+        )
+        if statistics:
+            return _Outcome(
+                CheckStatus.CONTEXT,
+                f"{', '.join(statistics)}: a quantity of a named variable or set (its mean, deviation, ...), "
+                "whose rules the checker does not model",
+            )
+        notation = sorted(
+            str(v) for v in _free(self.left.expr) | _free(self.right.expr)
+            if isinstance(v, __import__("sympy").Symbol) and _base_token(str(v)) in self.env.notation
+        )
+        if notation:
+            return _Outcome(
+                CheckStatus.CONTEXT,
+                f"{', '.join(notation)}: its letter is written as a function elsewhere in the formula, so here it "
+                "is notation (a derivative? an operator?) the checker cannot read",
+            )
+        specific = sorted(
+            str(f) for f in lf | rf
+            if str(f) not in GENERIC_FUNCTIONS or f not in lf or f not in rf
+        )
+        if specific:
+            return _Outcome(
+                CheckStatus.CONTEXT,
+                f"depends on what {', '.join(specific)} {'is' if len(specific) == 1 else 'are'}: "
+                "the note does not define it as a formula before this one",
+            )
+        solve = self._equation_to_solve(lhs, rhs)
+        if solve is not None:
+            return solve
+        for domain in _DOMAINS[1:]:
+            self.clock.stage = self.clock.stage.split(":")[0] + f": {domain[0]}"
+            agreed, other = numeric.run(domain)
+            if other is None and agreed >= _POINTS // 2:
+                return _Outcome(
+                    CheckStatus.CONTEXT,
+                    f"holds for {domain[0]} but not for every value ({disagreement}): "
+                    "the note must say where its variables live",
+                )
+        return _Outcome(CheckStatus.REFUTED, disagreement + numeric.with_functions + self.note, "numeric")
+
+    def _equation_to_solve(self, lhs: Any, rhs: Any) -> _Outcome | None:
+        """A relation with a variable on one side only, or a constant side, states a condition, asks
+        for a solution or puts in values; it is no identity to refute. In a step of a derivation
+        (``a = b = c``) a variable the note has used before may come or go (a step that drops a
+        factor is wrong), but one that appears for the first time may be a "for some ξ"."""
+        lv, rv = _free(lhs), _free(rhs)
+        one_sided = sorted(str(s) for s in (lv ^ rv) if not str(s).startswith("N_"))
+        if not one_sided and lv and rv:
+            return None
+        if not lv or not rv:
+            what = "one side is a constant"
+            if self.step:
+                return _Outcome(CheckStatus.SKIPPED, f"puts in particular values ({what}), not an identity")
+        else:
+            what = f"{', '.join(one_sided)} on one side only"
+            if self.step:
+                new = [name for name in one_sided if _base_token(name) not in self.seen]
+                if not new:
+                    return None
+                return _Outcome(
+                    CheckStatus.CONTEXT,
+                    f"{', '.join(new)} appears here for the first time, on one side only: "
+                    "the text must say what it is (for some value?)",
+                )
+        return _Outcome(CheckStatus.SKIPPED, f"an equation to solve or a condition ({what}), not an identity")
+
+    def _matrices(self, lhs: Any, rhs: Any) -> _Outcome:
+        numeric = _MatrixNumbers(lhs, self.rng, rhs)
+        agreed, disagreement = numeric.run()
+        if disagreement is None and agreed >= 3:
+            return _Outcome(CheckStatus.VERIFIED, f"numeric with {agreed} sets of random matrices" + self.note,
+                            "numeric")
+        if disagreement is None:
+            return _Outcome(
+                CheckStatus.CONTEXT,
+                f"the shapes of its vectors and matrices are not written: with {DIM} x {DIM} matrices and "
+                f"{DIM}-vectors the sides cannot be evaluated (components such as u_i are not linked to u)",
+            )
+        solve = self._equation_to_solve(lhs, rhs)
+        if solve is not None:
+            return solve
+        return _Outcome(
+            CheckStatus.CONTEXT,
+            f"does not hold for general matrices ({disagreement}); it may for the special ones the note means "
+            "(symmetric, orthogonal, ...), which the checker cannot know",
+        )
 
 
 def _concrete_functions(exprs: Iterable[Any]) -> dict[Any, tuple[str, Any]]:
     """Undefined function -> (its description, a Lambda of a smooth concrete function)."""
     import sympy as sp
-    from sympy.core.function import AppliedUndef
 
     t = sp.Symbol("t")
     funcs: dict[str, Any] = {}
     for e in exprs:
-        for applied in e.atoms(AppliedUndef):
+        for applied in _applied(e):
             funcs.setdefault(applied.func.__name__, applied.func)
     spare = iter(_MORE_CONCRETE)
     out: dict[Any, tuple[str, Any]] = {}
     for name in sorted(funcs, key=lambda n: (n not in _CONCRETE, n)):
         func = funcs[name]
         body = sp.sympify(_CONCRETE.get(name) or next(spare, "sin(t)**2 + t/7 + 1"), locals={"t": t})
-        nargs = max((len(a.args) for e in exprs for a in e.atoms(AppliedUndef) if a.func == func), default=1)
+        nargs = max((len(a.args) for e in exprs for a in _applied(e) if a.func == func), default=1)
         args = sp.symbols(f"a0:{nargs}")
         combined = sum((k + 1) * a for k, a in enumerate(args))
         extra = sum(a**2 / (k + 2) for k, a in enumerate(args[1:], start=1))
+        shown = _pretty(name)
         if nargs == 1:
-            description = f"{name}(t) = {body}"
+            description = f"{shown}(t) = {body}"
         else:
-            description = f"{name}({', '.join(map(str, args))}) = {body.subs(t, combined) + extra}"
-        out[func] = (description, sp.Lambda(args, body.subs(t, combined) + extra))
+            description = f"{shown}({', '.join(map(str, args))}) = {body.subs(t, combined) + extra}"
+        out[func] = (description, _ByArity(body, t))
     return out
 
 
-def _numeric(lhs: Any, rhs: Any, rng: random.Random) -> _Outcome:
-    import sympy as sp
+class _ByArity:
+    """A concrete function for every number of arguments it is applied with."""
 
-    concrete = _concrete_functions([lhs, rhs])
-    left, right = lhs, rhs
-    for func, (_, body) in concrete.items():
-        # replace(), not subs(): Sum._eval_subs fails on a function class (SymPy 1.14)
-        left, right = left.replace(func, body), right.replace(func, body)
-    left, right = left.doit(), right.doit()
-    integers = _summation_bounds(lhs) | _summation_bounds(rhs)
-    symbols = sorted(left.free_symbols | right.free_symbols, key=lambda s: s.name)
-    with_functions = ""
-    if concrete:
-        with_functions = " (with " + ", ".join(d for d, _ in concrete.values()) + ")"
+    def __init__(self, body: Any, t: Any) -> None:
+        self.body, self.t = body, t
 
-    def point(negative: Callable[[], bool] = lambda: False) -> dict[Any, Any]:
+    def __call__(self, *args: Any) -> Any:
+        combined = sum((k + 1) * a for k, a in enumerate(args))
+        extra = sum(a**2 / (k + 2) for k, a in enumerate(args[1:], start=1))
+        return self.body.subs(self.t, combined) + extra
+
+
+class _Numbers:
+    """Both sides at random points of a domain, undefined functions replaced by concrete ones."""
+
+    def __init__(self, lhs: Any, rhs: Any, rng: random.Random) -> None:
+        import sympy as sp
+
+        concrete = _concrete_functions([lhs, rhs])
+        left, right = lhs, rhs
+        for func, (_, body) in concrete.items():
+            # replace(), not subs(): Sum._eval_subs fails on a function class (SymPy 1.14)
+            def match(e: Any, func: Any = func) -> bool:
+                return getattr(e, "func", None) == func and bool(e.args)
+
+            def put(e: Any, body: Any = body) -> Any:
+                return body(*e.args)
+
+            left, right = left.replace(match, put), right.replace(match, put)
+        # derivatives are cheap symbolically and needed before numbers go in; integrals are not
+        self.left = _derivatives(left)
+        self.right = _derivatives(right)
+        self.integers = _summation_bounds(lhs) | _summation_bounds(rhs)
+        self.integers |= {s for s in _free(lhs) | _free(rhs) if getattr(s, "is_integer", False)}
+        self.symbols = sorted(_free(self.left) | _free(self.right), key=lambda s: s.name)
+        self.with_functions = ""
+        if concrete:
+            self.with_functions = " (with " + ", ".join(d for d, _ in concrete.values()) + ")"
+        self.rng = rng
+        self._sp = sp
+
+    def point(self, draw: Callable[[random.Random], float]) -> dict[Any, Any]:
+        sp = self._sp
         values = {}
-        for s in symbols:
-            if s in integers:
-                values[s] = sp.Integer(rng.randint(1, 6))
+        for s in self.symbols:
+            if s in self.integers:
+                values[s] = sp.Integer(self.rng.randint(1, 6))
             else:
-                v = round(rng.uniform(0.5, 2.5), 3)
-                values[s] = sp.Float(str(-v if negative() else v), 30)
+                values[s] = sp.Float(str(round(draw(self.rng), 3)), 30)
         return values
 
-    agreed = 0
-    tried = 0
-    while agreed < _POINTS and tried < 8 * _POINTS:
-        tried += 1
-        values = point()
-        lv, rv = _value(left, values, 30), _value(right, values, 30)
-        if lv is None or rv is None:
-            continue
-        if not _close(lv, rv):
-            lv, rv = _value(left, values, 60), _value(right, values, 60)
-            if lv is not None and rv is not None and not _close(lv, rv):
-                return _Outcome(
-                    CheckStatus.REFUTED,
-                    f"at {_describe_point(values)}: left = {_fmt(lv)}, right = {_fmt(rv)}{with_functions}",
-                    "numeric",
-                )
-        agreed += 1
-    if agreed < _POINTS // 2:
-        return _Outcome(
-            CheckStatus.UNPARSED,
-            "could not decide: simplify did not reach 0 and the sides could not be evaluated at random points",
-        )
-    detail = f"numeric at {agreed} random points{with_functions}"
-    if any(s not in integers for s in symbols):
-        # all values negative, then mixed signs
-        for negative in [lambda: True] + [lambda: rng.random() < 0.5] * 3:
-            values = point(negative)
-            lv, rv = _value(left, values, 30), _value(right, values, 30)
-            if lv is not None and rv is not None and not _close(lv, rv):
-                detail += (
-                    f"; holds for positive values only: at {_describe_point(values)}: "
-                    f"left = {_fmt(lv)}, right = {_fmt(rv)}"
-                )
-                break
-    return _Outcome(CheckStatus.VERIFIED, detail, "numeric")
+    def run(self, domain: tuple[str, Callable[[random.Random], float]]) -> tuple[int, str | None]:
+        """(points where both sides agree, description of a disagreement or None)."""
+        agreed = tried = 0
+        while agreed < _POINTS and tried < 4 * _POINTS:
+            tried += 1
+            values = self.point(domain[1])
+            lv, rv = _value(self.left, values, 15), _value(self.right, values, 15)
+            if lv is None or rv is None:
+                continue
+            if not _close(lv, rv):
+                lv, rv = _value(self.left, values, 30), _value(self.right, values, 30)
+                if lv is not None and rv is not None and not _close(lv, rv):
+                    return agreed, f"at {_describe_point(values)}: left = {_fmt(lv)}, right = {_fmt(rv)}"
+            agreed += 1
+            if not self.symbols:
+                return _POINTS, None
+        return agreed, None
+
+
+class _MatrixNumbers:
+    """Both sides with random matrices and vectors (and random scalars)."""
+
+    def __init__(self, lhs: Any, rng: random.Random, rhs: Any) -> None:
+        self.lhs, self.rhs, self.rng = lhs, rhs, rng
+
+    def run(self) -> tuple[int, str | None]:
+        import sympy as sp
+
+        symbols = sorted(_free(self.lhs) | _free(self.rhs), key=str)
+        agreed = 0
+        for _ in range(3):
+            values: dict[Any, Any] = {}
+            for s in symbols:
+                if isinstance(s, sp.MatrixSymbol):
+                    values[s] = sp.ImmutableMatrix(
+                        s.rows, s.cols, [sp.Rational(self.rng.randint(-9, 9), self.rng.randint(1, 4))
+                                         for _ in range(s.rows * s.cols)])
+                else:
+                    values[s] = sp.Rational(self.rng.randint(1, 20), self.rng.randint(1, 5))
+            try:
+                lv = _explicit(self.lhs, values)
+                rv = _explicit(self.rhs, values)
+                if isinstance(lv, sp.MatrixBase) != isinstance(rv, sp.MatrixBase) and 0 in (lv, rv):
+                    diff = lv if rv == 0 else rv  # \mathbf{0} written as 0
+                else:
+                    diff = lv - rv
+                entries = list(diff) if isinstance(diff, sp.MatrixBase) else [diff]
+                zero = True
+                for entry in entries:
+                    number = complex(sp.N(entry, 30))
+                    zero = zero and abs(number) <= 1e-9
+            except _Alarm:
+                raise
+            except Exception:  # noqa: BLE001 - shapes that do not fit, singular matrices: no answer here
+                continue
+            if not zero:
+                shown = ", ".join(str(s) for s in symbols if isinstance(s, sp.MatrixSymbol))
+                return agreed, f"random {shown} give different sides"
+            agreed += 1
+        return agreed, None
+
+
+def _explicit(expr: Any, values: dict[Any, Any]) -> Any:
+    import sympy as sp
+
+    v = expr.xreplace(values) if values else expr
+    v = v.doit() if hasattr(v, "doit") else v
+    if isinstance(v, sp.MatrixExpr) and not isinstance(v, sp.MatrixBase):
+        v = v.as_explicit()
+    if isinstance(v, sp.MatrixBase) and v.shape == (1, 1):
+        v = v[0, 0]
+    return v
+
+
+def _derivatives(expr: Any) -> Any:
+    import sympy as sp
+
+    try:
+        return expr.replace(lambda e: isinstance(e, sp.Derivative), lambda e: e.doit())
+    except _Alarm:
+        raise
+    except Exception:  # noqa: BLE001 - left for the points to evaluate
+        return expr
 
 
 def _summation_bounds(expr: Any) -> set[Any]:
@@ -457,12 +842,18 @@ def _summation_bounds(expr: Any) -> set[Any]:
 
 
 def _value(expr: Any, values: dict[Any, Any], digits: int) -> complex | None:
+    """A side at a point: integrals and infinite sums by mpmath's quadrature and series summation
+    (SymPy's own evalf is slow for integrals and wrong for some Float series), the rest by evalf."""
+    import mpmath
     import sympy as sp
 
     try:
         v = expr.subs(values)
-        if v.has(sp.Sum, sp.Product, sp.Limit, sp.Integral, sp.Derivative, sp.Subs):
+        if v.has(sp.Derivative, sp.Subs, sp.Limit):
             v = v.doit()
+        if v.has(sp.Integral, sp.Sum, sp.Product):
+            with mpmath.workdps(digits):
+                v = v.replace(lambda e: isinstance(e, (sp.Integral, sp.Sum, sp.Product)), _numeric_operator)
         v = sp.N(v, digits)
         if not v.is_number or v.has(sp.nan, sp.zoo, sp.oo, -sp.oo):
             return None
@@ -474,6 +865,33 @@ def _value(expr: Any, values: dict[Any, Any], digits: int) -> complex | None:
     if c != c or abs(c) == float("inf"):
         return None
     return c
+
+
+def _numeric_operator(e: Any) -> Any:
+    """An integral, sum or product with numeric limits (and nothing else free but its variable) as a number."""
+    import mpmath
+    import sympy as sp
+
+    if len(e.limits) != 1 or len(e.limits[0]) != 3:
+        return e.doit()
+    var, low, high = e.limits[0]
+    body = e.function
+    if body.free_symbols - {var} or low.free_symbols or high.free_symbols:
+        return e.doit()
+    f = sp.lambdify(var, body, modules="mpmath")
+    a = mpmath.mpf(-mpmath.inf) if low == -sp.oo else mpmath.mpf(sp.N(low, mpmath.mp.dps))
+    b = mpmath.mpf(mpmath.inf) if high == sp.oo else mpmath.mpf(sp.N(high, mpmath.mp.dps))
+    if isinstance(e, sp.Integral):
+        return sp.Float(mpmath.quad(f, [a, b]), mpmath.mp.dps)
+    if not (low.is_integer and (high.is_integer or high == sp.oo)):
+        return e.doit()
+    if isinstance(e, sp.Sum):
+        if high != sp.oo and high - low < 10_000:
+            return sp.Float(mpmath.fsum(f(k) for k in range(int(low), int(high) + 1)), mpmath.mp.dps)
+        return sp.Float(mpmath.nsum(f, [a, b]), mpmath.mp.dps)
+    if high != sp.oo and high - low < 10_000:
+        return sp.Float(mpmath.fprod(f(k) for k in range(int(low), int(high) + 1)), mpmath.mp.dps)
+    return e.doit()
 
 
 def _close(a: complex, b: complex) -> bool:
@@ -490,4 +908,3 @@ def _describe_point(values: dict[Any, Any]) -> str:
     if not values:
         return "every point"
     return ", ".join(f"{s} = {v}" if v.is_Integer else f"{s} = {float(v):g}" for s, v in values.items())
-

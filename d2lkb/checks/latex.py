@@ -17,8 +17,10 @@ Pure string work: no SymPy here (``d2lkb.checks.formulas`` parses the result).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from d2lkb.checks import notation
+from d2lkb.checks.notation import Atom
 from d2lkb.textutil import matching_brace
 
 
@@ -37,12 +39,16 @@ class Relation:
     label: str | None = None  # from a ``\\textrm{...}`` label on the row
     conditions: tuple[str, ...] = ()  # e.g. "for n \\neq 0": shown, not checked
     row: int = 1  # 1-based row of an aligned block where the relation starts
+    link_rows: tuple[int, ...] = ()  # the row of each link (a relation continued on later rows)
 
 
 @dataclass(frozen=True, slots=True)
 class Normalised:
     text: str  # LaTeX for the parser
     operators: frozenset[str]  # names written as ``\\operatorname{..}``/``\\max``...: functions, not symbols
+    atoms: dict[str, Atom] = field(default_factory=dict)  # made-up symbol commands -> what they stand for
+    opaque: frozenset[str] = frozenset()  # made-up operator commands (E, P, Var, norms, ...)
+    envs: dict[str, tuple[str, tuple[tuple[str, ...], ...]]] = field(default_factory=dict)  # matrices, cases
 
 
 def _words(text: str) -> frozenset[str]:
@@ -107,6 +113,7 @@ _DEFINITION_COMMANDS = _words("coloneqq eqqcolon triangleq equiv doteq coloneq d
 _OTHER_RELATION_COMMANDS = _words(
     "leq geq le ge neq ne leqq geqq leqslant geqslant approx sim simeq cong propto to rightarrow "
     "longrightarrow mapsto Rightarrow Longrightarrow implies iff Leftrightarrow in notin subset subseteq "
+    "leftarrow gets longleftarrow Leftarrow "
     "supset supseteq ll gg lesssim gtrsim asymp"
 )
 _ELLIPSES = _words("ldots cdots dots vdots ddots dotsc dotsb dotsm")
@@ -235,7 +242,7 @@ def split_formula(latex: str) -> tuple[Relation, ...]:
     )
     rows = [r for r in _split_rows(s)]
     relations: list[Relation] = []
-    current: tuple[list[str], list[str], list[str], list[str], int] | None = None
+    current: tuple[list[str], list[str], list[str], list[str], int, list[int]] | None = None
     for number, raw in enumerate(rows, start=1):
         row = _drop_ampersands(raw)
         row, label, conditions = _split_label(row)
@@ -253,10 +260,14 @@ def split_formula(latex: str) -> tuple[Relation, ...]:
                     raise LatexError(f"row {number} starts with '{links[0]}' but nothing comes before it")
                 current[0].extend(sides[1:])
                 current[1].extend(links)
+                current[5].extend([number] * len(links))
+            elif not links and current is not None and re.match(r"\s*(?:[-+]|\\cdot|\\times|\\pm)", piece):
+                # `&\quad + c`: the expression of the row before goes on
+                current[0][-1] = current[0][-1] + " " + piece
             else:
                 if current is not None:
                     relations.append(_relation(current))
-                current = ([*sides], [*links], [], [], number)
+                current = ([*sides], [*links], [], [], number, [number] * len(links))
             if label:
                 current[2].append(label)
                 label = None
@@ -267,14 +278,15 @@ def split_formula(latex: str) -> tuple[Relation, ...]:
     return tuple(relations)
 
 
-def _relation(parts: tuple[list[str], list[str], list[str], list[str], int]) -> Relation:
-    sides, links, labels, conditions, row = parts
+def _relation(parts: tuple[list[str], list[str], list[str], list[str], int, list[int]]) -> Relation:
+    sides, links, labels, conditions, row, link_rows = parts
     return Relation(
         sides=tuple(x.strip() for x in sides),
         links=tuple(links),
         label=labels[0] if labels else None,
         conditions=tuple(conditions),
         row=row,
+        link_rows=tuple(link_rows),
     )
 
 
@@ -338,6 +350,12 @@ def _split_label(row: str) -> tuple[str, str | None, tuple[str, ...]]:
     k, tok = text_toks[0]
     content, end = _text_content(row, tok)
     before = row[: tok.start]
+    if not before.strip() and re.match(r"\s*(?:=|\\approx|:=)", row[end:]):
+        # `\textrm{statistical significance} = ...`: the text names the left side
+        return row, None, ()
+    if not before.strip() and re.fullmatch(r"\s*[A-Za-z]+\s*", content) and re.match(r"\s*[\[(]", row[end:]):
+        # `\textrm{Var}[X] = ...`: an operator applied, not a label
+        return row, None, ()
     if not before.strip():
         # leading label: `\text{Product rule:} (fg)' = ...`
         label = _plain_text(content)
@@ -496,45 +514,55 @@ def normalise(side: str, functions: frozenset[str] = frozenset()) -> Normalised:
     """LaTeX of one side -> text for SymPy's parser (see the module docstring).
 
     ``functions`` are the letters the formula uses as functions (:func:`function_letters`);
-    any other letter followed by ``(`` is a product.
+    any other letter followed by ``(`` is a product. ML notation (bold matrices, indices,
+    expectations, ...) is read as :mod:`d2lkb.checks.notation` describes.
     """
     s = side.strip()
     if not s:
         raise LatexError("a side of the relation is empty")
     _check_braces(s)
     operators: set[str] = set()
-    m = re.search(r"\\begin\s*\{([^{}]*)\}", s)
-    if m:
-        raise LatexError(f"the {m.group(1)} environment is not supported")
-    if re.search(r"\\\||\\[lr]?Vert(?![A-Za-z])|\|\|", s):
-        raise LatexError("a norm \\|...\\| cannot be parsed from LaTeX; check it in a ```sympy block")
-    if re.search(r"\\nabla(?![A-Za-z])", s):
-        raise LatexError("a gradient (\\nabla) cannot be parsed from LaTeX; check it in a ```sympy block")
+    opaque: set[str] = set()
+    atoms: dict[str, Atom] = {}
+    envs: dict[str, tuple[str, tuple[tuple[str, ...], ...]]] = {}
     m = re.search(r"\\(" + "|".join(sorted(_ELLIPSES)) + r")(?![A-Za-z])", s)
     if m:
         raise LatexError(f"an ellipsis (\\{m.group(1)}) cannot be checked")
-    if re.search(r"\^\s*\{?\s*(\\top|\\intercal|\\mathsf\{T\}|T)\s*\}?(?![A-Za-z])", s) and re.search(
-        r"\\top|\\intercal|\\mathsf\{T\}", s
-    ):
-        raise LatexError("a transpose (^\\top) cannot be parsed from LaTeX; check it in a ```sympy block")
-    if re.search(r"\\partial\s*_", s):
-        raise LatexError("\\partial_x notation is not supported; write \\frac{\\partial}{\\partial x}")
-
-    s = re.sub(r"\\(displaystyle|textstyle|scriptstyle|limits|nolimits)(?![A-Za-z])", " ", s)
-    s = re.sub(r"\\(quad|qquad|,|;|:|!|\s)", " ", s)
-    s = re.sub(r"(?<!\\)~", " ", s)
-    s = re.sub(r"\\(left|right)\s*\.", " ", s)
-    s = re.sub(
-        r"\\(left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|Biggl|Biggr|big|Big|bigg|Bigg)(?![A-Za-z])", " ", s
-    )
-    s = re.sub(r"\\[lr]?vert(?![A-Za-z])|\\mid(?![A-Za-z])", "|", s)
-    s = re.sub(r"\\lbrack(?![A-Za-z])", "[", s)
-    s = re.sub(r"\\rbrack(?![A-Za-z])", "]", s)
-    s = re.sub(r"\\ast(?![A-Za-z])", "*", s)
-    s = re.sub(r"\^\s*\{\s*((?:\\prime\s*)+)\}", lambda m: "'" * m.group(1).count("prime"), s)
-    s = re.sub(r"\^\s*\\prime(?![A-Za-z])", "'", s)
-
-    s = _unwrap(s, _FONT_COMMANDS, lambda content, script: _as_group(content))
+    if re.search(r"\\(?:mathcal\s*\{\s*O\s*\}|mathcal\s+O)\s*\(|(?<![\\A-Za-z])[Oo]\s*\(", s):
+        raise LatexError("an asymptotic term O(...) is not an exact value")
+    try:
+        s = _environments(s, envs)
+        s = re.sub(r"\\(displaystyle|textstyle|scriptstyle|limits|nolimits)(?![A-Za-z])", " ", s)
+        s = re.sub(r"\\(quad|qquad|,|;|:|!|\s)", " ", s)
+        s = re.sub(r"(?<!\\)~", " ", s)
+        s = re.sub(r"\\(left|right)\s*\.", " ", s)
+        s = re.sub(
+            r"\\(left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|Biggl|Biggr|big|Big|bigg|Bigg)(?![A-Za-z])", " ", s
+        )
+        s = re.sub(r"\\[lr]Vert(?![A-Za-z])|\\Vert(?![A-Za-z])|\|\|", r"\\|", s)
+        s = re.sub(r"\\[lr]?vert(?![A-Za-z])|\\mid(?![A-Za-z])", "|", s)
+        s = re.sub(r"\\lbrack(?![A-Za-z])", "[", s)
+        s = re.sub(r"\\rbrack(?![A-Za-z])", "]", s)
+        s = re.sub(r"\\ast(?![A-Za-z])", "*", s)
+        s = re.sub(r"\^\s*\{\s*((?:\\prime\s*)+)\}", lambda m: "'" * m.group(1).count("prime"), s)
+        s = re.sub(r"\^\s*\\prime(?![A-Za-z])", "'", s)
+        s = _norms(s, opaque)
+        s = _gradients(s, opaque)
+        s = notation.extrema(s, opaque)
+        s = notation.operators(s, opaque)
+        s = notation.conditionals(s, opaque)
+        s = re.sub(r"\\partial\s*_\s*(\{[^{}]*\}|[A-Za-z])", lambda m: f"\\frac{{\\partial}}{{\\partial {m.group(1).strip('{}')}}} ", s)
+        s = notation.sums_over_sets(s)
+        s = notation.sums_without_limits(s)
+        bold = bool(re.search(r"\\(mathbf|boldsymbol|bm|pmb|mathbfit)(?![A-Za-z])", s)) or bool(envs)
+        s = notation.transposes(s, bold)
+        s = notation.atomize(s, atoms)
+    except notation.NotationError as exc:
+        raise LatexError(str(exc)) from None
+    if re.search(r"\\(" + _FONT_COMMANDS + r")(?![A-Za-z])", s):
+        m = re.search(r"\\(" + _FONT_COMMANDS + r")(?![A-Za-z])", s)
+        assert m is not None
+        raise LatexError(f"\\{m.group(1)} over more than one symbol is not supported")
     s = _accents(s)
     s = _unwrap(s, _TEXT_COMMANDS, lambda content, script: _text_in_math(content, script, operators))
     for m in re.finditer(r"\\([A-Za-z]+)", s):
@@ -544,20 +572,109 @@ def normalise(side: str, functions: frozenset[str] = frozenset()) -> Normalised:
         if re.search(r"\\" + op + r"\s*_", s):
             raise LatexError(f"\\{op} with a subscript is not supported")
     known: set[str] = set(functions)  # \frac{dy}{dx} makes y a function: the helpers below learn it
+    known |= {a.name for a in atoms.values() if a.function}
     s = _derivative_fractions(s, known)
     s = _powers_of_functions(s, known)
     s = _euler_derivatives(s, known)
     s = _products_with_parentheses(s, known)
-
+    # a vector or matrix written before a parenthesis multiplies it: \mathbf{X}(\mathbf{w} - \mathbf{y})
+    for atom in atoms.values():
+        if not atom.function:
+            s = re.sub(r"\\" + atom.name + r"(?![A-Za-z])\s*\(", f"\\\\{atom.name} \\\\cdot (", s)
+    made_up = set(atoms) | set(opaque) | set(envs) | {"Ztop"}
     for m in re.finditer(r"\\([A-Za-z]+)", s):
         name = m.group(1)
+        if name in made_up or name.startswith("ZzN"):
+            continue
         if name not in _PARSER_COMMANDS and name not in GREEK and name not in operators:
             raise LatexError(f"unknown LaTeX command \\{name}")
     m = re.search(r"\\[^A-Za-z{}]", s)
     if m:
         raise LatexError(f"unsupported LaTeX '{m.group(0)}'")
     _check_words(s)
-    return Normalised(re.sub(r"\s+", " ", s).strip(), frozenset(operators))
+    return Normalised(
+        re.sub(r"\s+", " ", s).strip(), frozenset(operators), atoms, frozenset(opaque), envs
+    )
+
+
+_MATRIX_ENVS = ("bmatrix", "pmatrix", "Bmatrix", "matrix", "vmatrix", "smallmatrix", "cases", "array")
+
+
+def _environments(s: str, envs: dict[str, tuple[str, tuple[tuple[str, ...], ...]]]) -> str:
+    """Matrices and ``cases`` -> ``\\ZzEnv...`` placeholders with their cells kept in ``envs``."""
+    for _ in range(100):
+        m = None
+        for candidate in re.finditer(r"\\begin\s*\{([^{}]*)\}", s):
+            m = candidate  # the last opening: its environment holds no other
+        if m is None:
+            return s
+        env = m.group(1).strip()
+        if env not in _MATRIX_ENVS:
+            raise LatexError(f"the {env} environment is not supported")
+        end = re.compile(r"\\end\s*\{\s*" + re.escape(env) + r"\s*\}").search(s, m.end())
+        if end is None:
+            raise LatexError(f"\\begin{{{env}}} without \\end")
+        body = s[m.end() : end.start()]
+        if env == "array":
+            spec = _group_end(body, body.index("{")) if body.lstrip().startswith("{") else 0
+            body = body[spec:]
+        rows = tuple(
+            tuple(cell.strip() for cell in _split_top(row, "&"))
+            for row in _split_rows(body)
+            if row.strip()
+        )
+        if not rows:
+            raise LatexError(f"an empty {env}")
+        kind = "cases" if env == "cases" else ("det" if env == "vmatrix" else "matrix")
+        name = notation.MARK + "Env" + "".join(chr(ord("a") + int(d)) for d in str(len(envs)))
+        envs[name] = (kind, rows)
+        s = s[: m.start()] + f" \\{name} " + s[end.end() :]
+    raise LatexError("too many nested environments")
+
+
+def _norms(s: str, opaque: set[str]) -> str:
+    """``\\|x\\|_p`` -> an opaque norm operator (its properties are not modelled)."""
+    for _ in range(50):
+        start = s.find("\\|")
+        if start < 0:
+            return s
+        close = s.find("\\|", start + 2)
+        if close < 0:
+            # one bar: a separator, as in D(P \| Q)
+            s = s[:start] + " | " + s[start + 2 :]
+            continue
+        inner = s[start + 2 : close]
+        rest = close + 2
+        sub = ""
+        m = re.match(r"\s*_\s*(\{[^{}]*\}|[A-Za-z0-9]|\\[A-Za-z]+)", s[rest:])
+        if m:
+            sub = m.group(1).strip("{}")
+            rest += m.end()
+        command = notation.op_name("Norm", re.sub(r"\s+", "", sub))
+        opaque.add(command)
+        s = s[:start] + f" \\{command}({inner}) " + s[rest:]
+    raise LatexError("too many norms")
+
+
+def _gradients(s: str, opaque: set[str]) -> str:
+    """``\\nabla_{\\mathbf{w}} L`` -> an opaque gradient operator of the rest of the side."""
+    m = re.search(r"\\nabla(?![A-Za-z])", s)
+    if not m:
+        return s
+    rest = s[m.end() :]
+    sub = ""
+    sm = re.match(r"\s*_\s*", rest)
+    if sm:
+        try:
+            sub, end = _argument(rest, sm.end())
+        except LatexError:
+            raise LatexError("\\nabla with a subscript that cannot be read") from None
+        rest = rest[end:]
+    if not rest.strip():
+        raise LatexError("\\nabla without an argument")
+    command = notation.op_name("Grad", re.sub(r"\s+", "", sub))
+    opaque.add(command)
+    return s[: m.start()] + f" \\{command}({_gradients(rest, opaque)}) "
 
 
 def _unwrap(s: str, commands: str, replace) -> str:
@@ -641,8 +758,23 @@ def _derivative_fractions(s: str, functions: set[str]) -> str:
         if len(variables) != order:
             raise LatexError(f"derivative \\frac{{{upper}}}{{{lower}}}: the orders do not match")
         if order == 1 and not body and s[m.start() : m.end()] == "\\frac":
+            nxt = re.match(r"\s*([A-Za-z])(?![A-Za-z(_'^])", s[after_lower:])
+            if nxt and nxt.group(1) != variables[0] and (nxt.group(1) in functions or nxt.group(1) in "fghuvyFG"):
+                # \frac{d}{dx} f: the derivative of the function f
+                functions.add(nxt.group(1))
+                out.append(s[i:after_lower])
+                out.append(f" {nxt.group(1)}({variables[0]}) ")
+                i = after_lower + nxt.end()
             continue  # the parser reads \frac{d}{dx} itself
         ops = " ".join(f"\\frac{{{op}}}{{{op} {v}}}" for v in variables)
+        applied = re.match(r"\s*\(", s[after_lower:])
+        if applied and re.fullmatch(r"[A-Za-z]", body) and len(set(variables)) == 1 and order <= 3:
+            # \frac{dF}{dx}(y): the derivative of F at y, which is F'(y)
+            functions.add(body)
+            out.append(s[i : m.start()])
+            out.append(f" {body}{chr(39) * order}")
+            i = after_lower
+            continue
         if re.fullmatch(r"[A-Za-z]|\\[A-Za-z]+", body):
             # \frac{dy}{dx}: y is a function of x, not a constant
             functions.add(body)

@@ -630,12 +630,14 @@ class NoteCollector:
 
         formulas: list[Formula] = []
         cards: list[CardDraft] = []
+        blocks: dict[int, int] = {}  # id of a display draft -> its block number
         for draft, latex, line, name, labelled, shown in entries:
             section = draft.section
             if draft.display and not labelled and section is not None and unlabelled.get(section) == 1:
                 name = self.sections[section].title or None
             index = len(formulas)
-            formulas.append(Formula(latex, draft.display, line, section, name, draft.known_failure))
+            block = blocks.setdefault(id(draft), len(blocks)) if draft.display else None
+            formulas.append(Formula(latex, draft.display, line, section, name, draft.known_failure, block))
             if not (draft.display and name):
                 continue
             if not shown:

@@ -9,7 +9,10 @@ corpus re-checks without starting a worker (and without importing torch or sympy
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
+import json
+import re
 import sys
 import time
 from collections import Counter
@@ -23,6 +26,7 @@ from d2lkb.store.db import transaction
 FAILURES = {CheckStatus.REFUTED, CheckStatus.FAILED, CheckStatus.ERROR, CheckStatus.TIMEOUT}
 ORDER = {s: i for i, s in enumerate([
     CheckStatus.REFUTED, CheckStatus.FAILED, CheckStatus.ERROR, CheckStatus.TIMEOUT, CheckStatus.UNPARSED,
+    CheckStatus.CONTEXT,
     CheckStatus.UNTRUSTED, CheckStatus.SKIPPED, CheckStatus.UNCHECKED, CheckStatus.DEFINITION,
     CheckStatus.VERIFIED, CheckStatus.PASSED])}
 
@@ -128,13 +132,18 @@ class ChecksMixin:
             hashes = {h for h, _ in rows}
             notes = {n for _, n in rows}
         formulas = []
+        note_rows: list = []
         for row in self.conn.execute(
-            "SELECT f.id, n.path, f.line, f.latex, f.name, f.known_failure, f.check_hash, f.note_id FROM formula f"
-            " JOIN note n ON n.id = f.note_id WHERE f.display = 1 ORDER BY n.path, f.idx"
+            "SELECT f.id, n.path, f.line, f.latex, f.name, f.known_failure, f.check_hash, f.note_id, f.display,"
+            " f.block, f.section FROM formula f JOIN note n ON n.id = f.note_id ORDER BY n.path, f.idx"
         ):
-            if query and row[6] not in hashes:
+            if note_rows and note_rows[-1][7] != row[7]:
+                note_rows = []
+            note_rows.append(row)
+            if not row[8] or query and row[6] not in hashes:
                 continue
-            formulas.append(row)
+            source = formula_source(row, note_rows[:-1])
+            formulas.append((*row[:8], source))
         snippets: dict[int, list] = {}
         for row in self.conn.execute(
             "SELECT s.note_id, n.path, s.idx, s.language, s.code, s.expected, s.line, s.expected_line, s.info,"
@@ -188,13 +197,14 @@ class ChecksMixin:
 
         # Formulas and sympy blocks: cached by content.
         todo: list[tuple] = []
-        for fid, path, line, latex, name, known, h, _nid in formulas:
-            cached = self._cached("formula", h, "", "") if use_cache else None
+        for fid, path, line, _latex, name, known, h, _nid, source in formulas:
+            key = formula_key(source)
+            cached = self._cached("formula", h, "", key) if use_cache else None
             if cached:
                 emit(CheckItemResult("formula", path, line, CheckStatus(cached[0]), cached[1], "", cached[3],
                                      name or "", True, known, h))
             else:
-                todo.append(("formula", fid, path, line, latex, name, known, h))
+                todo.append(("formula", fid, path, line, source, name, known, h, key))
         for rows in notes.values():
             for row in rows:
                 if row[3] != "sympy":
@@ -210,7 +220,7 @@ class ChecksMixin:
                     emit(CheckItemResult("snippet", path, line, CheckStatus(cached[0]), cached[1], "", cached[3],
                                          "sympy", True, known, h))
                 else:
-                    todo.append(("sympy", None, path, line, code, "sympy", known, h))
+                    todo.append(("sympy", None, path, line, code, "sympy", known, h, ""))
         if todo:
             from d2lkb.checks.pool import FormulaChecker
 
@@ -218,9 +228,9 @@ class ChecksMixin:
             items = [(i, "latex" if t[0] == "formula" else "sympy", t[4]) for i, t in by_key.items()]
             with FormulaChecker(timeout=cfg.formula_timeout, jobs=max(1, jobs)) as fc:
                 for key, res in fc.check_many(items):
-                    kind, _fid, path, line, _src, name, known, h = by_key[key]
+                    kind, _fid, path, line, _src, name, known, h, version_key = by_key[key]
                     with self.lock:
-                        self._store("formula", h, "", "", res.status, res.detail, "", res.seconds)
+                        self._store("formula", h, "", version_key, res.status, res.detail, "", res.seconds)
                     emit(CheckItemResult("formula" if kind == "formula" else "snippet", path, line, res.status,
                                          res.detail, "", res.seconds, name or "", False, known, h))
         # Snippets: per note, cached by code chain + versions + device.
@@ -279,6 +289,51 @@ class ChecksMixin:
                             "seconds": seconds, "device": device, "name": name or ""})
         failing = {s.value for s in FAILURES}
         return sorted(out, key=lambda x: (x["status"] not in failing, x["path"], x["line"]))
+
+
+# Bump when the formula checker's verdicts change, so cached results are recomputed.
+FORMULA_CHECKER_VERSION = "2"
+_DEFINITION_HEAD = re.compile(
+    r"^\s*(?:\\(?:mathbf|boldsymbol|hat|bar|tilde|mathcal)\s*\{?\s*)?(\\[A-Za-z]+|[A-Za-z])")
+
+
+def formula_source(row, earlier: list) -> dict:
+    """What the checker needs for one display formula row: its LaTeX, the rows of its block before it,
+    the earlier formulas of its section that may define the names it uses (the latest 20), and the
+    names the note has used before it.
+
+    ``row``: (id, path, line, latex, name, known_failure, check_hash, note_id, display, block, section).
+    Definitions come from the same section only: a note reuses letters (an example's f, then a
+    general f), and a definition from another section would be a guess.
+    """
+    latex, block = row[3], row[9]
+    before = [r[3] for r in earlier if block is not None and r[9] == block and r[8]]
+    text = " ".join([*before, latex])
+    context = []
+    for r in earlier:
+        if r[8] and block is not None and r[9] == block or r[10] != row[10]:
+            continue
+        head, _, rest = r[3].partition("=")
+        if not rest or head.rstrip().endswith(("<", ">", "!", ":", "\\")):
+            continue
+        m = _DEFINITION_HEAD.match(head)
+        if not m:
+            continue
+        name = m.group(1)
+        pattern = re.escape(name) + (r"(?![A-Za-z])" if name.startswith("\\") else r"(?![A-Za-z])")
+        if re.search(r"(?<![A-Za-z\\])" + pattern if not name.startswith("\\") else pattern, text):
+            context.append((r[2], r[3]))
+    known = sorted(set(re.findall(r"\\[A-Za-z]+|[A-Za-z]", " ".join(r[3] for r in earlier))))
+    return {"latex": latex, "rows_before": before, "context": context[-20:], "known": known}
+
+
+def formula_key(source: dict) -> str:
+    """The cache key of a formula's check beside its own LaTeX: the checker version and its context."""
+    if not source["rows_before"] and not source["context"] and not source["known"]:
+        return "v" + FORMULA_CHECKER_VERSION
+    digest = hashlib.blake2b(json.dumps([source["rows_before"], source["context"], source["known"]]).encode(),
+                             digest_size=8)
+    return f"v{FORMULA_CHECKER_VERSION}:{digest.hexdigest()}"
 
 
 def _rejudge(cached, expected: str | None) -> tuple[CheckStatus, str]:

@@ -22,7 +22,16 @@ def _create_v1(conn: sqlite3.Connection) -> None:
     create_schema(conn)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create_v1]
+def _formula_blocks_v2(conn: sqlite3.Connection) -> None:
+    """The display block and section of each formula row: a row's check sees the rows before it and the
+    definitions of its section."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(formula)")}
+    for column in ("block", "section"):
+        if column not in columns:
+            conn.execute(f"ALTER TABLE formula ADD COLUMN {column} INTEGER")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create_v1, _formula_blocks_v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from sqlalchemy import Column, ForeignKey, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def _fk(target: str, ondelete: str = "CASCADE", nullable: bool = False):
@@ -104,6 +104,8 @@ class Formula(SQLModel, table=True):
     name: str | None = None
     known_failure: str | None = None
     check_hash: str = Field(index=True)
+    block: int | None = None  # display formulas: rows of one `aligned` block share it (schema v2)
+    section: int | None = None  # index of the note's section it is in (schema v2)
 
 
 class Snippet(SQLModel, table=True):

@@ -294,8 +294,10 @@ class _Writer:
              for ln in parsed.links if not _is_attachment(ln.target)],
         )
         conn.executemany(
-            "INSERT INTO formula (note_id, idx, latex, display, line, name, known_failure, check_hash) VALUES (?,?,?,?,?,?,?,?)",
-            [(note_id, i, fo.latex, int(fo.display), fo.line, fo.name, fo.known_failure, formula_hash(fo.latex))
+            "INSERT INTO formula (note_id, idx, latex, display, line, name, known_failure, check_hash, block,"
+            " section) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [(note_id, i, fo.latex, int(fo.display), fo.line, fo.name, fo.known_failure, formula_hash(fo.latex),
+              fo.block, fo.section)
              for i, fo in enumerate(parsed.formulas)],
         )
         hashes = chain_hashes(parsed)
@@ -375,7 +377,7 @@ def _fingerprint(card, path: str) -> Fingerprint:
 
 # Bump when parsing changes what a note yields (cards, text, tags): KBs built before re-read
 # every note once.
-PARSER_VERSION = "4"
+PARSER_VERSION = "5"
 PARALLEL_MIN_FILES = 64  # below this a process pool costs more than it saves
 
 

@@ -20,6 +20,7 @@ CHECK_BADGES = {
     "error": ("✗ error", "bad"),
     "timeout": ("⧗ timeout", "bad"),
     "unparsed": ("? unparsed", "warn"),
+    "context": ("◇ needs context", "warn"),
     "skipped": ("– skipped", "info"),
     "untrusted": ("⚠ untrusted", "warn"),
     "unchecked": ("· unchecked", "info"),

@@ -22,7 +22,14 @@ def _create_v1(conn: sqlite3.Connection) -> None:
     create_schema(conn)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create_v1]
+def _v2_import_log(conn: sqlite3.Connection) -> None:
+    """Version 2: `importlog`, schedules taken over from OSR or Anki (a v1 KB gains the table)."""
+    from d2lkb.store.schema import ImportLog, create_tables
+
+    create_tables(conn, ImportLog)
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create_v1, _v2_import_log]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -57,7 +64,22 @@ def connect(path: Path | str) -> sqlite3.Connection:
 
 @contextmanager
 def transaction(conn: sqlite3.Connection):
-    """BEGIN IMMEDIATE ... COMMIT; any exception (Ctrl-C included) rolls back."""
+    """BEGIN IMMEDIATE ... COMMIT; any exception (Ctrl-C included) rolls back.
+
+    Inside an open transaction it is a SAVEPOINT instead, so that work made of several
+    transactional steps (an import: sync, then schedules) can be one transaction as a whole.
+    """
+    if conn.in_transaction:
+        conn.execute("SAVEPOINT nested")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK TO nested")
+            conn.execute("RELEASE nested")
+            raise
+        else:
+            conn.execute("RELEASE nested")
+        return
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn

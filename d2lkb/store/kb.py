@@ -164,8 +164,11 @@ class KnowledgeBase(ReviewMixin, ChecksMixin):
         if fmt not in writers:
             raise ValueError(f"unknown export format {fmt!r} (use {', '.join(writers)})")
         ids = self.card_ids(query) if query else None
+        options = {} if fmt != "apkg" else {"now": self.now(), "rollover_hour": self.config.review.day_starts_at,
+                                            "tz": getattr(self, "review_tz", None),
+                                            "desired_retention": self.config.review.desired_retention}
         with self.lock:
-            return writers[fmt](self.conn, Path(dest), ids)
+            return writers[fmt](self.conn, Path(dest), ids, **options)
 
     # -- retired cards -----------------------------------------------------
     def retired_cards(self) -> list[dict]:

@@ -22,14 +22,28 @@ import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from d2lkb.notes.osr import OsrError, Sm2Schedule, assign, note_schedule, schedule_comments, strip_schedule_data
+from d2lkb.notes.osr import (
+    OsrError,
+    Sm2Schedule,
+    assign,
+    note_schedule,
+    schedule_comments,
+    strip_schedule_data,
+)
 from d2lkb.notes.parse import parse_note
 from d2lkb.review.convert import SM2_RETENTION, memory_state_from_sm2
 from d2lkb.review.days import day_start
 from d2lkb.review.scheduler import Schedule
 from d2lkb.review.types import CardState
 from d2lkb.store.db import transaction
-from d2lkb.store.imports.common import ImportFailed, ImportReport, Problem, card_schedule, last_import_detail, record_import
+from d2lkb.store.imports.common import (
+    ImportFailed,
+    ImportReport,
+    Problem,
+    card_schedule,
+    last_import_detail,
+    record_import,
+)
 from d2lkb.store.sync import decode_note, is_ignored, walk_notes
 
 if TYPE_CHECKING:

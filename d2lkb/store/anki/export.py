@@ -249,7 +249,7 @@ def _write_schedule(conn: sqlite3.Connection, anki: sqlite3.Connection, groups: 
                 queue = -1
             data = {}
             if c["stability"] is not None:
-                data = {"s": round(c["stability"], 4), "d": round(c["difficulty"], 4), "dr": desired_retention}
+                data = {"s": c["stability"], "d": c["difficulty"], "dr": desired_retention}
                 if c["last_review"] is not None:
                     data["lrt"] = c["last_review"]
             left = 0 if state in (0, 2) else 1

@@ -83,7 +83,9 @@ def to_markdown(field: str, media: dict[str, str] | None = None) -> str:
 
     def keep(text: str) -> str:
         kept.append(text)
-        return f"D2LKBKEEP{len(kept) - 1}X"
+        # Braces and private-use characters: html2text neither escapes them nor pads them like words
+        # (it puts a space between `**bold**` and a following letter).
+        return f"{{\ue000{len(kept) - 1}\ue001}}"
 
     def math(m: re.Match) -> str:
         inline, display = m.group(1), m.group(2)
@@ -99,10 +101,10 @@ def to_markdown(field: str, media: dict[str, str] | None = None) -> str:
         code = html.unescape(_TAG.sub("", re.sub(r"<br\s*/?>", "\n", m.group(1)))).rstrip("\n")
         return "\n\n" + keep(f"```\n{code}\n```") + "\n\n"
 
-    text = _PRE.sub(pre, field)
+    text = CLOZE.sub(lambda m: keep("==") + m.group(2) + keep("=="), field)  # first: its `}}` ends at the first `}}`
+    text = _PRE.sub(pre, text)
     text = _MATHJAX.sub(math, text)
     text = _IMG.sub(image, text)
-    text = CLOZE.sub(lambda m: keep("==") + m.group(2) + keep("=="), text)
     converter = html2text.HTML2Text()
     converter.body_width = 0
     converter.ignore_images = False
@@ -111,7 +113,7 @@ def to_markdown(field: str, media: dict[str, str] | None = None) -> str:
     out = converter.handle(text).strip()
     out = re.sub(r"  \n", "\n", out)  # html2text's hard breaks: a line break is enough for us
     out = re.sub(r"\n{3,}", "\n\n", out)
-    return re.sub(r"D2LKBKEEP(\d+)X", lambda m: kept[int(m.group(1))], out)
+    return re.sub("\\{\ue000(\\d+)\ue001\\}", lambda m: kept[int(m.group(1))], out)
 
 
 def has_sound(field: str) -> bool:

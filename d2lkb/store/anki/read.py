@@ -110,8 +110,12 @@ def read_package(path: Path) -> AnkiPackage:
     """Everything the package holds, read through a temporary collection (call `.tmp.cleanup()` after)."""
     path = Path(path)
     _check_zip(path)
-    from anki.collection import Collection, ImportAnkiPackageOptions, ImportAnkiPackageRequest
-    from anki.errors import AnkiException
+    try:
+        from anki.collection import Collection, ImportAnkiPackageOptions, ImportAnkiPackageRequest
+        from anki.errors import AnkiException
+    except ImportError:
+        raise ImportFailed([f"{path}: reading Anki packages needs Anki's engine: pip install 'd2lkb[anki]'"
+                            " (PyPI `anki`)"]) from None
 
     tmp = tempfile.TemporaryDirectory(prefix="d2lkb-apkg-")
     col = Collection(str(Path(tmp.name) / "collection.anki2"))

@@ -55,6 +55,7 @@ class _Block:
     note: AnkiNote
     markdown: str
     cards: list[AnkiCard]  # in the order the parser will make cards from `markdown`
+    kind: str = ""  # the card kind expected from `markdown` ("": d2lkb's own Markdown, any kind)
     line: int = 0  # first line in the file, once placed
 
 
@@ -134,7 +135,7 @@ def _block(note: AnkiNote, media: dict[str, str], problems: list[Problem]) -> _B
             problems.append(Problem(where, f"field {name!r} kept as text after the cloze (not shown with the card)"))
         if not numbers:
             problems.append(Problem(where, f"cloze note without deletions in {text_name!r}; its text is kept, no card"))
-        return _Block(note, markdown, cards)
+        return _Block(note, markdown, cards, "cloze")
     if len(note.fields) < 2:
         problems.append(Problem(where, f"note type {note.notetype!r} has one field; kept as text, no card"))
         return _Block(note, to_markdown(note.fields[0][1], media), [])
@@ -154,7 +155,7 @@ def _block(note: AnkiNote, media: dict[str, str], problems: list[Problem]) -> _B
         problems.append(Problem(where, "empty question or answer; kept as text, no card"))
         return _Block(note, front or back, [])
     cards = [c for c in by_ord if c.ord in ((0, 1) if reversed_ else (0,))]
-    return _Block(note, _question_answer(front, back, reversed_), cards)
+    return _Block(note, _question_answer(front, back, reversed_), cards, "basic")
 
 
 def _media_map(package: AnkiPackage, notes_dir: Path, files: list[_DeckFile]) -> dict[str, dict[str, str]]:
@@ -188,7 +189,9 @@ def _layout(package: AnkiPackage, notes_dir: Path, problems: list[Problem]) -> t
 
 def _file_text(f: _DeckFile) -> str:
     leaf = f.deck.split("::")[-1]
-    lines = ["---", f"title: {_yaml_str(leaf)}", f"anki-deck: {_yaml_str(f.deck)}", "---", f"# {leaf}", ""]
+    # No `# title` heading: the title is in the front matter, and a display formula alone under a
+    # heading would turn into a formula card of its own.
+    lines = ["---", f"title: {_yaml_str(leaf)}", f"anki-deck: {_yaml_str(f.deck)}", "---", ""]
     groups: dict[tuple[str, ...], list[_Block]] = {}
     for b in f.blocks:
         groups.setdefault(tuple(t.replace("::", "/") for t in b.note.tags), []).append(b)
@@ -385,6 +388,12 @@ def _plans(kb: KnowledgeBase, f: _DeckFile, problems: list[Problem]) -> list[_Pl
     ends = [b.line for b in blocks[1:]] + [10**9]
     for block, end in zip(blocks, ends, strict=True):
         made = [c for c in parsed.cards if block.line <= c.line < end]
+        if block.kind:
+            other = [c for c in made if c.kind != block.kind]
+            if other:  # e.g. a display formula alone under a heading is also a formula card
+                problems.append(Problem(f"{f.rel}:{block.line}", f"anki note {block.note.id} also makes"
+                                        f" {len(other)} {other[0].kind} card(s) in d2lkb"))
+            made = [c for c in made if c.kind == block.kind]
         if len(made) != len(block.cards):
             problems.append(Problem(f"{f.rel}:{block.line}", f"anki note {block.note.id}: the Markdown makes"
                                     f" {len(made)} card(s), Anki had {len(block.cards)}; schedules not carried over"))

@@ -176,7 +176,7 @@ def test_round_trip_into_an_empty_folder_keeps_cards_schedule_and_history(review
 def _anki_built_package(tmp_path: Path, legacy: bool) -> tuple[Path, dict]:
     """A deck made with Anki itself: a cloze (with MathJax), a reversed card, an image, reviews."""
     work = tmp_path / "anki-src"
-    work.mkdir()
+    work.mkdir(parents=True)
     col = Collection(str(work / "collection.anki2"))
     try:
         deck = col.decks.id("Maths::Calculus")
@@ -294,6 +294,13 @@ def test_bad_packages_are_refused_with_file_and_nothing_changes(tmp_path, make_k
         return out
 
     refused(doctored("future", "UPDATE col SET ver = 99"), "future.apkg", "schema version 99")
+    # The current format (zstd + protobuf) says its version in `meta`; Anki's engine refuses a newer one.
+    current, _ = _anki_built_package(tmp_path / "cur", legacy=False)
+    newer = tmp_path / "newer.apkg"
+    with zipfile.ZipFile(current) as src, zipfile.ZipFile(newer, "w") as dst:
+        for item in src.namelist():
+            dst.writestr(item, b"\x08\x09" if item == "meta" else src.read(item))  # PackageMetadata.version = 9
+    refused(newer, "newer.apkg", "requires a newer version of Anki")
     refused(doctored("dups", "UPDATE notes SET guid = 'same'"), "dups.apkg", "share the GUID 'same'")
     # A package whose deck file would overwrite a note: refused before anything is written.
     write(notes_dir / "Maths" / "Calculus.md", "mine\n")

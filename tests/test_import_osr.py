@@ -141,7 +141,7 @@ def test_notes_untouched_unless_strip(vault, make_kb):
     text = (vault / "calc.md").read_text(encoding="utf-8")
     assert "<!--SR:" not in text.split("```markdown")[0] and "Example :: card <!--SR:" in text  # code kept
     assert "Derivative of $x^2$ :: $2x$\n" in text and "Gradient ::: direction of steepest ascent\n\nA" in text
-    assert "sr-due" not in (vault / "chain.md").read_text(encoding="utf-8")
+    assert (vault / "chain.md").read_text(encoding="utf-8") == "Chain rule :: $(f(g(x)))' = f'(g(x)) g'(x)$\n"
     # Card identity survives the edit: schedules stay, nothing retired.
     assert kb.conn.execute("SELECT count(*) FROM card WHERE retired_at IS NOT NULL").fetchone()[0] == 0
     assert kb.review_stats()["review"] == 7

@@ -190,5 +190,8 @@ def strip_schedule_data(text: str, path: str) -> str:
         if close != -1:
             head = stripped[4:close + 1].split("\n")
             kept = [ln for ln in head if not any(ln.startswith(k + ":") for k in FRONT_MATTER_KEYS)]
-            stripped = "---\n" + "\n".join(kept) + stripped[close + 1:]
+            if any(ln.strip() for ln in kept):
+                stripped = "---\n" + "\n".join(kept) + stripped[close + 1:]
+            else:  # nothing but OSR's keys: no front matter at all
+                stripped = stripped[close + 5:] if stripped[close + 4:close + 5] == "\n" else stripped[close + 4:]
     return stripped

@@ -321,3 +321,41 @@ def test_cli_import_apkg_and_json_export_show_import_events(tmp_path, notes_dir)
     assert len(data["reviews"]) >= 1
     bad = runner.invoke(app, [*base, "import", "apkg", str(tmp_path / "missing.apkg")])
     assert bad.exit_code == 1 and "missing.apkg: no such file" in bad.stderr
+
+
+def test_what_cannot_be_carried_over_is_reported_per_note(tmp_path, make_kb, notes_dir):
+    work = tmp_path / "src"
+    work.mkdir()
+    col = Collection(str(work / "collection.anki2"))
+    try:
+        deck = col.decks.id("Geo")
+        optional = col.new_note(col.models.by_name("Basic (optional reversed card)"))
+        optional["Front"], optional["Back"], optional["Add Reverse"] = "France", "Paris", "y"
+        col.add_note(optional, deck)
+        hinted = col.new_note(col.models.by_name("Cloze"))
+        hinted["Text"], hinted["Back Extra"] = "The capital of Italy is {{c1::Rome::city}}.", "Since 1871"
+        col.add_note(hinted, deck)
+        custom = col.models.copy(col.models.by_name("Basic"))
+        custom["name"] = "Fancy"
+        col.models.add_field(custom, col.models.new_field("Notes"))
+        custom["tmpls"][0]["qfmt"] = "<b>{{Front}}</b>"
+        col.models.update_dict(custom)
+        fancy = col.new_note(col.models.by_name("Fancy"))
+        fancy["Front"], fancy["Back"], fancy["Notes"] = "Spain", "Madrid", "an add-on's field"
+        col.add_note(fancy, deck)
+        out = tmp_path / "geo.apkg"
+        col.export_anki_package(out_path=str(out), limit=None, options=anki_collection.ExportAnkiPackageOptions(
+            with_scheduling=True, with_deck_configs=False, with_media=True, legacy=False))
+    finally:
+        col.close()
+    kb = make_kb()
+    report = import_apkg(kb, out)
+    text = (notes_dir / "Geo.md").read_text(encoding="utf-8")
+    assert "France ::: Paris" in text and "The capital of Italy is ==Rome==." in text and "Spain :: Madrid" in text
+    problems = [str(p) for p in report.problems]
+    assert f"anki note {hinted.id}: cloze hints not carried over" in problems
+    assert f"anki note {hinted.id}: field 'Back Extra' kept as text after the cloze (not shown with the card)" in problems
+    assert any(p.startswith(f"anki note {fancy.id}: custom template of 'Fancy'") for p in problems)
+    assert f"anki note {fancy.id}: field 'Notes' not carried over" in problems
+    assert not any(str(optional.id) in p for p in problems)
+    assert kb.conn.execute("SELECT count(*) FROM card").fetchone()[0] == 4  # 2 + 1 + 1

@@ -558,7 +558,6 @@ def import_osr_cmd(
 ) -> None:
     """Take over the Obsidian Spaced Repetition schedules of a vault (<!--SR:...--> and sr-due front matter)."""
     from d2lkb.store.imports.common import ImportFailed
-    from d2lkb.store.imports.osr import import_osr
 
     state = _state(ctx)
     if vault is not None:
@@ -568,7 +567,7 @@ def import_osr_cmd(
     kb = state.open()
     with kb:
         try:
-            report = import_osr(kb, strip=strip)
+            report = kb.import_osr(strip=strip)
         except ImportFailed as exc:
             _import_failed(exc)
     _print_import(report, as_json)
@@ -581,7 +580,6 @@ def import_apkg_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Turn an Anki package into Markdown notes (one file per deck) with schedules and review history."""
-    from d2lkb.store.imports.apkg import import_apkg
     from d2lkb.store.imports.common import ImportFailed
 
     state = _state(ctx)
@@ -590,7 +588,7 @@ def import_apkg_cmd(
     kb = state.open()
     with kb:
         try:
-            report = import_apkg(kb, package)
+            report = kb.import_apkg(package)
         except ImportFailed as exc:
             _import_failed(exc)
     _print_import(report, as_json)

@@ -359,3 +359,20 @@ def test_what_cannot_be_carried_over_is_reported_per_note(tmp_path, make_kb, not
     assert f"anki note {fancy.id}: field 'Notes' not carried over" in problems
     assert not any(str(optional.id) in p for p in problems)
     assert kb.conn.execute("SELECT count(*) FROM card").fetchone()[0] == 4  # 2 + 1 + 1
+
+
+def test_undo_never_takes_back_imported_history(tmp_path, make_kb, notes_dir):
+    package, expected = _anki_built_package(tmp_path, legacy=False)
+    kb = make_kb()
+    kb.clock.now = datetime.now(UTC).replace(microsecond=0)
+    kb.import_apkg(package)
+    log = kb.conn.execute("SELECT count(*) FROM reviewlog").fetchone()[0]
+    assert log == expected["revlog"] and kb.undo() is None
+    card = kb.conn.execute("SELECT id FROM card WHERE state = 0 OR due <= ? LIMIT 1",
+                           (int(kb.now().timestamp()) + 86400 * 30,)).fetchone()[0]
+    before = kb.conn.execute("SELECT state, due, stability FROM card WHERE id = ?", (card,)).fetchone()
+    kb.answer(card, Grade.GOOD)
+    assert kb.undo() == card
+    assert kb.conn.execute("SELECT state, due, stability FROM card WHERE id = ?", (card,)).fetchone() == before
+    assert kb.undo() is None
+    assert kb.conn.execute("SELECT count(*) FROM reviewlog").fetchone()[0] == log

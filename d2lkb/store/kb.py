@@ -16,6 +16,7 @@ from d2lkb.config import Config
 from d2lkb.store import graph
 from d2lkb.store.checks import ChecksMixin
 from d2lkb.store.db import connect
+from d2lkb.store.imports.mixin import ImportMixin
 from d2lkb.store.reviews import ReviewMixin
 from d2lkb.store.search import Hit, SearchContext, matching_card_ids, search
 from d2lkb.store.sync import SyncReport, sync
@@ -26,7 +27,7 @@ def bundled_notes_dir() -> Path:
     return (Path(__file__).resolve().parents[2] / "notes").resolve()
 
 
-class KnowledgeBase(ReviewMixin, ChecksMixin):
+class KnowledgeBase(ImportMixin, ReviewMixin, ChecksMixin):
     def __init__(self, config: Config, *, clock: Callable[[], datetime] | None = None):
         self.config = config
         self.clock = clock or (lambda: datetime.now(UTC))

@@ -47,6 +47,8 @@ class _Plan:
 
 
 def _anki_day(package: AnkiPackage, day_number: int, hour: int, tz) -> int:
+    """Start of the review day Anki numbers `day_number` (its `today` was computed by the engine from
+    the real clock, hence `datetime.now` here, not the KB's injected clock)."""
     local_today = (datetime.now(UTC).astimezone(tz) - timedelta(hours=hour)).date()
     return due_timestamp(local_today + timedelta(days=day_number - package.today), hour, tz)
 
@@ -56,10 +58,8 @@ def _target(card: AnkiCard, package: AnkiPackage, hour: int, tz, parameters,
     state = CardState(card.type) if card.type in (0, 1, 2, 3) else CardState.NEW
     if state == CardState.NEW:  # reset in Anki after some reviews: new again, history kept
         return Schedule(CardState.NEW, None, None, None, int(datetime.now(UTC).timestamp()), None)
-    if card.queue in (2, 3) or (card.queue < 0 and state == CardState.REVIEW):
-        due = _anki_day(package, card.due, hour, tz)
-    else:
-        due = card.due  # learning: seconds
+    # Review and day-learning cards are due on a day number; intraday learning at a time (seconds).
+    due = card.due if card.due > 1_000_000_000 else _anki_day(package, card.due, hour, tz)
     if card.stability is not None and card.difficulty is not None:
         s, d = float(card.stability), float(card.difficulty)
     else:

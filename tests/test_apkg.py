@@ -376,3 +376,34 @@ def test_undo_never_takes_back_imported_history(tmp_path, make_kb, notes_dir):
     assert kb.conn.execute("SELECT state, due, stability FROM card WHERE id = ?", (card,)).fetchone() == before
     assert kb.undo() is None
     assert kb.conn.execute("SELECT count(*) FROM reviewlog").fetchone()[0] == log
+
+
+def test_ctrl_c_mid_import_leaves_notes_folder_and_kb_as_they_were(tmp_path, make_kb, notes_dir, monkeypatch):
+    """Files are written and synced inside the import's transaction: an interruption while schedules
+    are written removes the new files and rolls the KB back (sync included)."""
+    import d2lkb.store.imports.apkg as apkg_mod
+
+    write(notes_dir / "mine.md", "Q :: A\n")
+    package, _ = _anki_built_package(tmp_path, legacy=False)
+    kb = make_kb()
+    kb.sync()
+    before_files = sorted(p.relative_to(notes_dir) for p in notes_dir.rglob("*"))
+    before_db = [kb.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("note", "card", "reviewlog")]
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    real = apkg_mod.record_import
+    monkeypatch.setattr(apkg_mod, "record_import", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        kb.import_apkg(package)
+    assert sorted(p.relative_to(notes_dir) for p in notes_dir.rglob("*")) == before_files
+    assert [kb.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("note", "card", "reviewlog")] \
+        == before_db
+    assert kb.conn.execute("SELECT count(*) FROM importlog").fetchone()[0] == 0
+    monkeypatch.undo()
+    assert kb.import_apkg(package).imported >= 1  # and then it goes through

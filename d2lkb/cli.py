@@ -522,6 +522,78 @@ def export_cmd(
     console.print(f"wrote {n} card(s) to {dest}")
 
 
+import_app = typer.Typer(help="Move in: schedules and review history from OSR vaults and Anki packages.",
+                         no_args_is_help=True)
+app.add_typer(import_app, name="import")
+
+
+def _print_import(report, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+        return
+    for path in report.notes_written:
+        console.print(Text(f"wrote {path}"))
+    console.print(f"{report.imported} card schedule(s) imported, {report.reviews} review(s) of history,"
+                  f" {report.unchanged} unchanged, {report.kept} kept (already reviewed in d2lkb)"
+                  + (f", {report.media} media file(s)" if report.media else ""))
+    for path in report.stripped:
+        console.print(Text(f"stripped OSR schedule data from {path}"))
+    for problem in report.problems:
+        err.print(Text(f"not carried over: {problem}", style="yellow"), soft_wrap=True)
+
+
+def _import_failed(exc) -> None:
+    for problem in exc.problems:
+        err.print(Text(f"error: {problem}", style="red"), soft_wrap=True)
+    fail("nothing was imported (the knowledge base and the notes folder are unchanged)")
+
+
+@import_app.command("osr")
+def import_osr_cmd(
+    ctx: typer.Context,
+    vault: Annotated[Path | None, typer.Argument(help="The OSR vault (default: the notes folder).")] = None,
+    strip: Annotated[bool, typer.Option("--strip", help="Remove OSR's schedule comments and sr-* keys from the"
+                                        " notes after a successful import.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Take over the Obsidian Spaced Repetition schedules of a vault (<!--SR:...--> and sr-due front matter)."""
+    from d2lkb.store.imports.common import ImportFailed
+
+    state = _state(ctx)
+    if vault is not None:
+        state.notes_opt = str(vault)
+    if not state.config.notes_dir.is_dir():
+        fail(f"notes folder not found: {state.config.notes_dir}")
+    kb = state.open()
+    with kb:
+        try:
+            report = kb.import_osr(strip=strip)
+        except ImportFailed as exc:
+            _import_failed(exc)
+    _print_import(report, as_json)
+
+
+@import_app.command("apkg")
+def import_apkg_cmd(
+    ctx: typer.Context,
+    package: Annotated[Path, typer.Argument(help="An Anki deck package (.apkg / .colpkg).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Turn an Anki package into Markdown notes (one file per deck) with schedules and review history."""
+    from d2lkb.store.imports.common import ImportFailed
+
+    state = _state(ctx)
+    if not state.config.notes_dir.is_dir():
+        fail(f"notes folder not found: {state.config.notes_dir}")
+    kb = state.open()
+    with kb:
+        try:
+            report = kb.import_apkg(package)
+        except ImportFailed as exc:
+            _import_failed(exc)
+    _print_import(report, as_json)
+
+
 def _check_query(query: str) -> None:
     from d2lkb.query import parse_query
 

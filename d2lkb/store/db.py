@@ -22,7 +22,14 @@ def _create_v1(conn: sqlite3.Connection) -> None:
     create_schema(conn)
 
 
-def _formula_blocks_v2(conn: sqlite3.Connection) -> None:
+def _v2_import_log(conn: sqlite3.Connection) -> None:
+    """Version 2: `importlog`, schedules taken over from OSR or Anki (a v1 KB gains the table)."""
+    from d2lkb.store.schema import ImportLog, create_tables
+
+    create_tables(conn, ImportLog)
+
+
+def _v3_formula_blocks(conn: sqlite3.Connection) -> None:
     """The display block and section of each formula row: a row's check sees the rows before it and the
     definitions of its section."""
     columns = {row[1] for row in conn.execute("PRAGMA table_info(formula)")}
@@ -31,7 +38,7 @@ def _formula_blocks_v2(conn: sqlite3.Connection) -> None:
             conn.execute(f"ALTER TABLE formula ADD COLUMN {column} INTEGER")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create_v1, _formula_blocks_v2]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create_v1, _v2_import_log, _v3_formula_blocks]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -66,7 +73,22 @@ def connect(path: Path | str) -> sqlite3.Connection:
 
 @contextmanager
 def transaction(conn: sqlite3.Connection):
-    """BEGIN IMMEDIATE ... COMMIT; any exception (Ctrl-C included) rolls back."""
+    """BEGIN IMMEDIATE ... COMMIT; any exception (Ctrl-C included) rolls back.
+
+    Inside an open transaction it is a SAVEPOINT instead, so that work made of several
+    transactional steps (an import: sync, then schedules) can be one transaction as a whole.
+    """
+    if conn.in_transaction:
+        conn.execute("SAVEPOINT nested")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK TO nested")
+            conn.execute("RELEASE nested")
+            raise
+        else:
+            conn.execute("RELEASE nested")
+        return
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn

@@ -59,13 +59,17 @@ def _cards(conn: sqlite3.Connection, card_ids: list[int] | None) -> list[dict]:
 
 
 def export_json(conn: sqlite3.Connection, dest: Path, card_ids: list[int] | None = None) -> int:
-    """Cards (with schedule and tags) and their full review log."""
+    """Cards (with schedule and tags), their full review log and their import events."""
     cards = _cards(conn, card_ids)
     ids = {c["id"] for c in cards}
     log = [dict(zip(LOG_COLUMNS, r, strict=True)) for r in conn.execute(
         f"SELECT {', '.join(LOG_COLUMNS)} FROM reviewlog ORDER BY id")]
     log = [entry | {"reviewed_at": _iso(entry["reviewed_at"])} for entry in log if entry["card_id"] in ids]
-    Path(dest).write_text(json.dumps({"cards": cards, "reviews": log}, ensure_ascii=False, indent=1), encoding="utf-8")
+    imports = [{"card_id": cid, "source": src, "source_ref": ref, "detail": json.loads(detail),
+                "imported_at": _iso(at), "due_after": _iso(due)} for cid, src, ref, detail, at, due in conn.execute(
+        "SELECT card_id, source, source_ref, detail, imported_at, due_after FROM importlog ORDER BY id")
+        if cid in ids]
+    Path(dest).write_text(json.dumps({"cards": cards, "reviews": log, "imports": imports}, ensure_ascii=False, indent=1), encoding="utf-8")
     return len(cards)
 
 
@@ -79,34 +83,9 @@ def export_csv(conn: sqlite3.Connection, dest: Path, card_ids: list[int] | None 
     return len(cards)
 
 
-# Fixed ids so re-importing an export updates the same Anki note type and deck.
-_ANKI_MODEL_ID = 1_607_392_319
-_ANKI_DECK_ID = 2_059_400_110
+def export_apkg(conn: sqlite3.Connection, dest: Path, card_ids: list[int] | None = None, **options) -> int:
+    """An Anki package with note types per card kind, schedules and the full review log
+    (see `d2lkb.store.anki.export`)."""
+    from d2lkb.store.anki.export import export_apkg as write
 
-
-def export_apkg(conn: sqlite3.Connection, dest: Path, card_ids: list[int] | None = None, deck: str = "d2lkb") -> int:
-    """An Anki package: one Basic note per card (HTML from the card's Markdown), tags kept.
-
-    Each note's GUID derives from the card id, so importing a newer export updates the
-    notes instead of duplicating them. Review history is not part of the package.
-    """
-    import genanki
-
-    from d2lkb.notes.parse import create_markdown
-
-    md = create_markdown()
-    model = genanki.Model(
-        _ANKI_MODEL_ID, "d2lkb card",
-        fields=[{"name": "Front"}, {"name": "Back"}, {"name": "Source"}],
-        templates=[{"name": "Card 1", "qfmt": "{{Front}}",
-                    "afmt": "{{FrontSide}}<hr id=answer>{{Back}}<p><small>{{Source}}</small></p>"}],
-    )
-    anki_deck = genanki.Deck(_ANKI_DECK_ID, deck)
-    cards = _cards(conn, card_ids)
-    for c in cards:
-        tags = [t.replace(" ", "_").replace("/", "::") for t in c["tags"]]
-        anki_deck.add_note(genanki.Note(model=model, fields=[md.render(c["front"]), md.render(c["back"]),
-                                                             f"{c['path']}:{c['line']}"],
-                                        tags=tags, guid=genanki.guid_for("d2lkb", c["id"])))
-    genanki.Package(anki_deck).write_to_file(str(dest))
-    return len(cards)
+    return write(conn, Path(dest), card_ids, **options)

@@ -16,6 +16,7 @@ from d2lkb.config import Config
 from d2lkb.store import graph
 from d2lkb.store.checks import ChecksMixin
 from d2lkb.store.db import connect
+from d2lkb.store.imports.mixin import ImportMixin
 from d2lkb.store.reviews import ReviewMixin
 from d2lkb.store.search import Hit, SearchContext, matching_card_ids, search
 from d2lkb.store.sync import SyncReport, sync
@@ -26,7 +27,7 @@ def bundled_notes_dir() -> Path:
     return (Path(__file__).resolve().parents[2] / "notes").resolve()
 
 
-class KnowledgeBase(ReviewMixin, ChecksMixin):
+class KnowledgeBase(ImportMixin, ReviewMixin, ChecksMixin):
     def __init__(self, config: Config, *, clock: Callable[[], datetime] | None = None):
         self.config = config
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -164,8 +165,11 @@ class KnowledgeBase(ReviewMixin, ChecksMixin):
         if fmt not in writers:
             raise ValueError(f"unknown export format {fmt!r} (use {', '.join(writers)})")
         ids = self.card_ids(query) if query else None
+        options = {} if fmt != "apkg" else {"now": self.now(), "rollover_hour": self.config.review.day_starts_at,
+                                            "tz": getattr(self, "review_tz", None),
+                                            "desired_retention": self.config.review.desired_retention}
         with self.lock:
-            return writers[fmt](self.conn, Path(dest), ids)
+            return writers[fmt](self.conn, Path(dest), ids, **options)
 
     # -- retired cards -----------------------------------------------------
     def retired_cards(self) -> list[dict]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from sqlalchemy import Column, ForeignKey, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _fk(target: str, ondelete: str = "CASCADE", nullable: bool = False):
@@ -104,8 +104,8 @@ class Formula(SQLModel, table=True):
     name: str | None = None
     known_failure: str | None = None
     check_hash: str = Field(index=True)
-    block: int | None = None  # display formulas: rows of one `aligned` block share it (schema v2)
-    section: int | None = None  # index of the note's section it is in (schema v2)
+    block: int | None = None  # display formulas: rows of one `aligned` block share it (schema v3)
+    section: int | None = None  # index of the note's section it is in (schema v3)
 
 
 class Snippet(SQLModel, table=True):
@@ -166,6 +166,28 @@ class ReviewLog(SQLModel, table=True):
     buried_until_before: int | None = None
     buried_siblings: str = "[]"  # JSON [[card_id, previous buried_until], ...] buried by this answer
     leech_tagged: int = 0  # 1 when this answer added the `leech` tag to the card
+
+
+class ImportLog(SQLModel, table=True):
+    """A card's schedule taken over from another tool (OSR comment, Anki package): an event of the
+    card's history next to its reviews, never a review itself (schema version 2)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    card_id: int = _fk("card.id")
+    source: str  # osr | apkg
+    source_ref: str = Field(index=True)  # where it came from, e.g. `deck.md:12 #1` or `anki:GUID:ORD`
+    detail: str = "{}"  # JSON: the source's own values (SM-2 interval/ease, Anki due/ivl, ...)
+    imported_at: int
+    state_before: int
+    stability_before: float | None = None
+    difficulty_before: float | None = None
+    due_before: int
+    last_review_before: int | None = None
+    state_after: int
+    stability_after: float | None = None
+    difficulty_after: float | None = None
+    due_after: int
+    last_review_after: int | None = None
 
 
 class Doc(SQLModel, table=True):
@@ -259,6 +281,21 @@ def schema_ddl() -> list[str]:
         out.extend(str(CreateIndex(index).compile(dialect=dialect)).strip()
                    for index in sorted(table.indexes, key=lambda i: i.name or ""))
     return [*out, *EXTRA_DDL]
+
+
+def create_tables(connection, *tables: type[SQLModel]) -> None:
+    """CREATE TABLE IF NOT EXISTS (with indexes) for `tables`: a migration adding tables to an older KB."""
+    from sqlalchemy.dialects import sqlite
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    dialect = sqlite.dialect()
+    for model in tables:
+        table = model.__table__  # type: ignore[attr-defined]
+        for column in table.columns:
+            _with_sql_defaults(column)
+        connection.execute(str(CreateTable(table, if_not_exists=True).compile(dialect=dialect)).strip())
+        for index in table.indexes:
+            connection.execute(str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect)).strip())
 
 
 def create_schema(connection) -> None:

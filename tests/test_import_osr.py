@@ -188,6 +188,8 @@ def test_a_version_1_knowledge_base_gains_the_import_log(tmp_path, notes_dir, ma
     kb.conn.execute("PRAGMA user_version = 1")
     kb.close()
     kb = make_kb()
-    assert kb.conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    from d2lkb.store.db import SCHEMA_VERSION
+
+    assert kb.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert import_osr(kb).imported == 1
     assert sqlite3.connect(tmp_path / "kb" / "kb.sqlite").execute("SELECT count(*) FROM card").fetchone()[0] == 1

@@ -255,3 +255,20 @@ def test_a_new_parser_version_rereads_unchanged_notes_and_keeps_history(make_kb,
     assert (r.updated, r.added, r.removed, r.unchanged) == (1, 0, 0, 0)
     assert history(kb, cid) == (2, 1, 86400, None, 1)
     assert kb.sync().updated == 0
+
+
+def test_a_version_2_knowledge_base_gains_formula_blocks(tmp_path, notes_dir, make_kb):
+    """KBs made before formula blocks existed keep working: the migration adds the columns, and the
+    parser version makes the next sync fill them."""
+    (notes_dir / "m.md").write_text("$$\n\\begin{aligned} a &= b \\\\ &= c \\end{aligned}\n$$\n", encoding="utf-8")
+    kb = make_kb()
+    kb.sync()
+    kb.conn.execute("ALTER TABLE formula DROP COLUMN block")
+    kb.conn.execute("ALTER TABLE formula DROP COLUMN section")
+    kb.conn.execute("PRAGMA user_version = 2")
+    kb.conn.execute("UPDATE meta SET value = '4' WHERE key = 'parser_version'")
+    kb.close()
+    kb = make_kb()
+    kb.sync()
+    blocks = kb.conn.execute("SELECT block FROM formula WHERE display = 1 ORDER BY idx").fetchall()
+    assert blocks == [(0,), (0,)]

@@ -169,6 +169,8 @@ def _combine(
     outcomes: list[tuple[str, _Outcome]], names: tuple[str, ...], relations: Iterable[Relation]
 ) -> FormulaResult:
     status = min((o.status for _, o in outcomes), key=lambda s: _ORDER.get(s, 9))
+    if status == CheckStatus.SKIPPED and all(o.detail.startswith("not an equation") for _, o in outcomes):
+        return FormulaResult(status, "not an equation", names=names)
     shown = [(w, o) for w, o in outcomes if o.status != CheckStatus.SKIPPED] or outcomes
     if len(shown) == 1:
         detail = shown[0][1].detail
@@ -224,6 +226,8 @@ def _check_pair(
     if not step:
         if isinstance(left, LatexError):
             defined = _written_name(lhs_src, rhs_src)
+        elif env.defines_derivative(left.expr):
+            defined = None  # g'(x) = ... after the note defined g: a claim about g to check
         else:
             defined = _defined_name(left, right, rhs_src)
         if defined:
@@ -267,7 +271,9 @@ def _defined_name(left: Any, right: Any, rhs_src: str) -> str | None:
             return None
         return _short(_pretty(expr))
     rexpr = right.expr
-    if hasattr(head, "__name__"):  # a function
+    if isinstance(expr, sp.Derivative):  # f'(x) = \lim ...: defines the derivative unless it occurs on the right
+        used = any(d == expr for d in rexpr.atoms(sp.Derivative))
+    elif hasattr(head, "__name__"):  # a function
         used = any(a.func == head for a in _applied(rexpr)) or any(
             getattr(d.expr, "func", None) == head for d in rexpr.atoms(sp.Derivative)
         )
@@ -441,6 +447,14 @@ class _Context:
         self._defs = defs
         return defs
 
+    def defines_derivative(self, expr: Any) -> bool:
+        """Is ``expr`` the derivative of a function the note defined earlier?"""
+        import sympy as sp
+
+        if not self.items or not isinstance(expr, sp.Derivative):
+            return False
+        return getattr(expr.expr, "func", None) in self.definitions()
+
     def substitute(self, expr: Any) -> tuple[Any, list[str]]:
         """``expr`` with the note's definitions of the names it uses put in (repeatedly, a few levels)."""
         defs = self.definitions() if self.items else {}
@@ -512,6 +526,11 @@ class _Decision:
         rhs, used_r = self.env.substitute(self.right.expr)
         used = list(dict.fromkeys(used_l + used_r))
         self.note = f" (using the note's {'; '.join(used)})" if used else ""
+        if used:
+            # a claim about things the note defined (g'(x) = ... after g(x) = ...): like a step of a
+            # derivation, a variable those definitions bring in may not vanish
+            self.step = True
+            self.seen = self.seen | {_base_token(str(v)) for v in _free(lhs) | _free(rhs)}
         matrices = self.left.matrices or self.right.matrices
         if lhs == rhs:
             return _Outcome(CheckStatus.VERIFIED, "symbolic: both sides are the same" + self.note, "symbolic")
@@ -519,7 +538,9 @@ class _Decision:
             return self._matrices(lhs, rhs)
         try:
             with self.clock.limit(0.15 * self.clock.timeout):
-                if not (lhs.has(sp.Integral, sp.Sum, sp.Product, sp.Limit)) and sp.expand(lhs - rhs) == 0:
+                if not (lhs.has(sp.Integral, sp.Sum, sp.Product, sp.Limit)) and sp.expand(
+                    _derivatives(lhs) - _derivatives(rhs)
+                ) == 0:
                     return _Outcome(CheckStatus.VERIFIED, "symbolic: expand(lhs - rhs) == 0" + self.note, "symbolic")
         except _Alarm:
             if self.clock.expired():
@@ -530,7 +551,14 @@ class _Decision:
         numeric = _Numbers(lhs, rhs, self.rng)
         agreed, disagreement = numeric.run(_DOMAINS[0])
         if disagreement is None and agreed >= _POINTS:
+            symbolic = self._symbolic(lhs, rhs, share=0.2)
+            if symbolic is not None:
+                return symbolic
             detail = f"numeric at {agreed} random points{numeric.with_functions}" + self.note
+            if numeric.symbols and not numeric.integers >= set(numeric.symbols):
+                _, negative = numeric.run(_DOMAINS[2])
+                if negative is not None:
+                    detail += f"; holds for positive values only: {negative}"
             return _Outcome(CheckStatus.VERIFIED, detail, "numeric")
         if disagreement is None:
             symbolic = self._symbolic(lhs, rhs)
@@ -542,11 +570,11 @@ class _Decision:
             )
         return self._refute(lhs, rhs, numeric, disagreement)
 
-    def _symbolic(self, lhs: Any, rhs: Any) -> _Outcome | None:
+    def _symbolic(self, lhs: Any, rhs: Any, share: float = 0.5) -> _Outcome | None:
         import sympy as sp
 
         try:
-            with self.clock.limit(0.5 * max(self.clock.remaining(), 0.0)):
+            with self.clock.limit(share * max(self.clock.remaining(), 0.0)):
                 if sp.simplify((lhs - rhs).doit()) == 0:
                     return _Outcome(CheckStatus.VERIFIED, "symbolic: simplify(lhs - rhs) == 0" + self.note, "symbolic")
         except _Alarm:

@@ -877,11 +877,11 @@ def _value(expr: Any, values: dict[Any, Any], digits: int) -> complex | None:
 
     try:
         v = expr.subs(values)
-        if v.has(sp.Derivative, sp.Subs, sp.Limit):
+        if v.has(sp.Derivative, sp.Subs):
             v = v.doit()
-        if v.has(sp.Integral, sp.Sum, sp.Product):
+        if v.has(sp.Integral, sp.Sum, sp.Product, sp.Limit):
             with mpmath.workdps(digits):
-                v = v.replace(lambda e: isinstance(e, (sp.Integral, sp.Sum, sp.Product)), _numeric_operator)
+                v = v.replace(lambda e: isinstance(e, (sp.Integral, sp.Sum, sp.Product, sp.Limit)), _numeric_operator)
         v = sp.N(v, digits)
         if not v.is_number or v.has(sp.nan, sp.zoo, sp.oo, -sp.oo):
             return None
@@ -900,6 +900,12 @@ def _numeric_operator(e: Any) -> Any:
     import mpmath
     import sympy as sp
 
+    if isinstance(e, sp.Limit):
+        body, var, point = e.args[0], e.args[1], e.args[2]
+        if body.free_symbols - {var} or not point.is_number or point.is_infinite:
+            return e.doit()
+        f = sp.lambdify(var, body, modules="mpmath")
+        return sp.Float(mpmath.limit(f, mpmath.mpf(sp.N(point, mpmath.mp.dps))), mpmath.mp.dps)
     if len(e.limits) != 1 or len(e.limits[0]) != 3:
         return e.doit()
     var, low, high = e.limits[0]

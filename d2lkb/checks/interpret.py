@@ -171,6 +171,8 @@ class _Builder:
                 raise LatexError("a matrix to a power that is not a whole number")
             if _is_matrix(x):
                 raise LatexError("a matrix in an exponent")
+            if b.is_number and x.is_Integer and abs(x) > 10_000:
+                return sp.Pow(b, x, evaluate=False)  # (1/2)^{10^9}: no exact power of that size
             return b**x
         if isinstance(e, AppliedUndef):
             return self.applied(e)

@@ -303,7 +303,7 @@ class _Worker:
         self.conn.send((task_id, kind, source, timeout, seed))
 
     def stop(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError, subprocess.TimeoutExpired):
             if self.task is None and self.is_alive():
                 self.conn.send(None)
                 self.process.wait(1.0)

@@ -231,7 +231,7 @@ def _check_pair(
         else:
             defined = _defined_name(left, right, rhs_src)
         if defined:
-            return _Outcome(CheckStatus.DEFINITION, f"defines {defined}", "definition")
+            return _Outcome(CheckStatus.DEFINITION, f"defines {_short(lhs_src.strip())}", "definition")
     for which, side, src in (("left", left, lhs_src), ("right", right, rhs_src)):
         if isinstance(side, LatexError):
             if "asymptotic" in str(side):

@@ -148,13 +148,35 @@ def test_missing_package_network_and_their_dependents(runner):
     assert statuses(results) == [SKIPPED, PASSED, SKIPPED, SKIPPED, SKIPPED, PASSED, ERROR, SKIPPED]
     assert results[0].detail.startswith("needs the d2l_not_installed_anywhere package, which is not installed")
     assert results[1].output == "1\n"
-    assert results[2].detail == "line 2: needs the network (d2lkb runs snippets offline)"
-    assert results[3].detail == ("line 1: depends on snippet 3, which needs the network (d2lkb runs snippets offline)"
-                                 " (NameError: name 'raw' is not defined)")
-    assert results[4].detail.startswith("line 1: FileNotFoundError: [Errno 2] No such file or directory: "
-                                        "'../data/kaggle_house_pred_train.csv': probably made by snippet 3, which needs the network")
+    assert results[2].detail == "line 2: needs the network, which d2lkb cuts off for snippets"
+    assert results[3].detail == ("line 1: depends on snippet 3 (needs the network, which d2lkb cuts off for snippets):"
+                                 " NameError: name 'raw' is not defined")
+    assert results[4].detail == ("line 1: FileNotFoundError: [Errno 2] No such file or directory: "
+                                 "'../data/kaggle_house_pred_train.csv': probably a file snippet 3 would have made"
+                                 " (needs the network, which d2lkb cuts off for snippets)")
     assert "NameError: name 'undefined_name' is not defined" in results[6].detail  # a real error stays one
     assert results[7].detail == "earlier snippet failed: snippet 7 (error)"
+
+
+def test_a_cell_using_what_a_stopped_cell_half_made_depends_on_it(runner):
+    # modelled on chapter_hyperparameter-optimization/hyperopt-intro.md (scipy not installed)
+    results = runner.run_note([
+        snip("from d2l_absent_stats import stats\nconfig_space = {'learning_rate': stats.loguniform(1e-4, 1)}"),
+        snip("errors, values = [], []\nfor i in range(5):\n    learning_rate = config_space['learning_rate'].rvs()\n"
+             "    errors.append(learning_rate)"),
+        snip("import numpy as np\nbest_idx = np.argmin(errors)"),
+        snip("print(len(values))"),
+        snip("values[3]"),
+    ])
+    assert statuses(results) == [SKIPPED, SKIPPED, SKIPPED, PASSED, SKIPPED]
+    assert results[1].detail.startswith("line 3: depends on snippet 1 (needs the d2l_absent_stats package, which is not"
+                                        " installed (snippet 1, line 1: `from d2l_absent_stats import stats`)):"
+                                        " NameError: name 'config_space' is not defined")
+    assert results[2].detail == ("line 2: ValueError: attempt to get argmin of an empty sequence: probably because it"
+                                 " uses errors, which snippet 2 did not finish making (needs the d2l_absent_stats"
+                                 " package, which is not installed (snippet 1, line 1: `from d2l_absent_stats import"
+                                 " stats`))")
+    assert results[3].output == "0\n"  # a cell that does not fail is not skipped
 
 
 def test_magics_are_emulated(runner):

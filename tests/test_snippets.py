@@ -255,7 +255,7 @@ def test_network_is_blocked(runner: SnippetRunner, code: str) -> None:
     # skipped with the reason, not an error of the note's code
     [result] = runner.run_note([snip(code)])
     assert result.status is SKIPPED
-    assert result.detail == "line 2: needs the network (d2lkb runs snippets offline)"
+    assert result.detail == "line 2: needs the network, which d2lkb cuts off for snippets"
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a network namespace needs root (CAP_SYS_ADMIN); "

@@ -71,6 +71,8 @@ class NoteState:
 
     # name -> (snippet number, why): names a cell could not define because it lacked something
     unavailable: dict[str, tuple[int, str]] = field(default_factory=dict)
+    # name -> (snippet number, why): names bound by a cell that stopped early (maybe half made)
+    tainted: dict[str, tuple[int, str]] = field(default_factory=dict)
     # the latest cell that lacked something: (snippet number, why)
     last_gap: tuple[int, str] | None = None
 
@@ -81,8 +83,18 @@ class NoteState:
         if origin:
             self.last_gap = (number, reason)
         for name in names:
+            self.tainted.setdefault(name, (number, reason))
             if name not in namespace:
                 self.unavailable.setdefault(name, (number, reason))
+
+    def tainted_use(self, code: str) -> tuple[str, int, str] | None:
+        """(name, snippet number, why) of a tainted name that `code` reads, if any."""
+        if not self.tainted:
+            return None
+        for name in sorted(used_names(code)):
+            if name in self.tainted:
+                return (name, *self.tainted[name])
+        return None
 
 
 def execute(
@@ -195,6 +207,15 @@ def bound_names(code: str) -> set[str]:
     return binder.names
 
 
+def used_names(code: str) -> set[str]:
+    """The names `code` reads anywhere (function bodies included)."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return set()
+    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+
+
 def gap_reason(exc: BaseException, network_message: str) -> tuple[str, str] | None:
     """("missing" | "network", reason) when `exc` says the cell lacks a package or the network."""
     for error in _chain(exc):
@@ -205,9 +226,9 @@ def gap_reason(exc: BaseException, network_message: str) -> tuple[str, str] | No
             return "missing", f"needs the {package} package, which is not installed"
     for error in _chain(exc):
         if network_message in str(error):  # our own guard: nothing more to say
-            return "network", "needs the network (d2lkb runs snippets offline)"
+            return "network", "needs the network, which d2lkb cuts off for snippets"
         if isinstance(error, OSError) and error.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
-            return "network", f"needs the network (d2lkb runs snippets offline): {type(exc).__name__}: {exc}"
+            return "network", f"needs the network, which d2lkb cuts off for snippets: {type(exc).__name__}: {exc}"
     return None
 
 

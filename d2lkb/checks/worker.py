@@ -70,7 +70,8 @@ TRACEBACK_FRAMES = 6  # frames kept in an error's detail (first snippet frame + 
 GRACE = 5.0  # seconds a finished child gets to exit before it is killed
 
 _MEMORY_ERROR = re.compile(r"can't allocate memory|cannot allocate memory|bad_alloc|out of memory", re.I)
-_MENTIONS_CUDA = re.compile(r"cuda|nvidia", re.I)
+_MENTIONS_CUDA = re.compile(r"cuda|nvidia|accelerator device", re.I)
+_CUDA_CODE = re.compile(r"torch/(?:cuda|nn/parallel)/")  # torch modules that only work with GPUs
 _NETWORK_DISABLED = "network access is disabled for note snippets (d2lkb runs them offline)"
 # Result kinds after which the note goes on: the cell lacked something (a package, the
 # network, an earlier cell's name) that later cells may not need.
@@ -466,27 +467,32 @@ class _Child:
         message = str(exc)
         gap = gap_reason(exc, _NETWORK_DISABLED)
         line = f"line {info['line']}: " if info["line"] else ""
+        state = self.state
         if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and _MEMORY_ERROR.search(message)):
             info["kind"] = "memory"
         elif gap is not None:
             info["kind"], info["reason"] = gap[0], f"{line}{gap[1]}"
-            self.state.record_gap(number, gap[1], bound_names(code), namespace)
-        elif isinstance(exc, NameError) and exc.name in self.state.unavailable:
-            source, why = self.state.unavailable[exc.name]
+            state.record_gap(number, gap[1], bound_names(code), namespace)
+        elif isinstance(exc, NameError) and exc.name in state.unavailable:
+            source, why = state.unavailable[exc.name]
             info["kind"] = "dependency"
-            info["reason"] = f"{line}depends on snippet {source}, which {_lacks(why)} ({exception})"
-            self.state.record_gap(source, why, bound_names(code), namespace, origin=False)
-        elif isinstance(exc, FileNotFoundError) and self.state.last_gap is not None:
-            source, why = self.state.last_gap
+            info["reason"] = f"{line}depends on snippet {source} ({why}): {exception}"
+            state.record_gap(number, why, bound_names(code), namespace, origin=False)
+        elif isinstance(exc, FileNotFoundError) and state.last_gap is not None:
+            source, why = state.last_gap
             info["kind"] = "dependency"
-            info["reason"] = f"{line}{exception}: probably made by snippet {source}, which {_lacks(why)}"
-            self.state.record_gap(source, why, bound_names(code), namespace, origin=False)
-        elif (
-            _MENTIONS_CUDA.search(exception)
-            and not isinstance(exc, (NameError, SyntaxError))
-            and not self.cuda_usable()
-        ):
+            info["reason"] = f"{line}{exception}: probably a file snippet {source} would have made ({why})"
+            state.record_gap(number, why, bound_names(code), namespace, origin=False)
+        elif not isinstance(exc, NameError | SyntaxError) and _needs_cuda(exc, exception) and not self.cuda_usable():
             info["kind"] = "needs_cuda"
+        elif not isinstance(exc, SyntaxError) and (tainted := state.tainted_use(code)) is not None:
+            # It uses what a cell that stopped early left half made (`errors = []`, then a
+            # loop that needed scipy): its error is not one of its own code.
+            name, source, why = tainted
+            info["kind"] = "dependency"
+            info["reason"] = (f"{line}{exception}: probably because it uses {name}, which snippet {source}"
+                              f" did not finish making ({why})")
+            state.record_gap(number, why, bound_names(code), namespace, origin=False)
         return info
 
     def cuda_usable(self) -> bool:
@@ -496,9 +502,11 @@ class _Child:
             return False
 
 
-def _lacks(reason: str) -> str:
-    """ "needs the d2l package, ..." -> "needs the d2l package, ..." (a clause after "which")."""
-    return reason[0].lower() + reason[1:] if reason else "could not run"
+def _needs_cuda(exc: BaseException, exception: str) -> bool:
+    """The error names CUDA (or torch's "accelerator"), or comes from torch's GPU-only code."""
+    if _MENTIONS_CUDA.search(exception):
+        return True
+    return any(_CUDA_CODE.search(frame.filename) for frame in traceback.extract_tb(exc.__traceback__))
 
 
 def _snippet_line(exc: BaseException, filename: str) -> int | None:

@@ -162,10 +162,17 @@ def main() -> None:
     missing = [k for k in plain if k not in ours]
     if missing:
         print(f"  {len(missing)} reference cells d2lkb has no result for: {missing[:10]}")
+    print("cells where they differ:")
     for key in sorted(plain):
         want, why = plain[key]
         got, detail = ours.get(key, ("absent", ""))
         if (want == "passed") != (got == "passed"):
+            print(f"  {key[0]}:{key[1]}  plain: {want} {why[:100]!r}\n      d2lkb: {got} {detail[:200]!r}")
+    print("cells that pass in neither:")
+    for key in sorted(plain):
+        want, why = plain[key]
+        got, detail = ours.get(key, ("absent", ""))
+        if want != "passed" and got != "passed":
             print(f"  {key[0]}:{key[1]}  plain: {want} {why[:100]!r}\n      d2lkb: {got} {detail[:200]!r}")
 
 

@@ -70,7 +70,7 @@ class SnippetResult:
     torch_version: str
     seconds: float  # time the snippet ran (0 when it did not)
     # False when the result may differ on the next run of the same code here (a timeout,
-    # a worker crash, CUDA missing now): the cache does not keep it.
+    # a worker crash, `--device cuda` without CUDA): the cache does not keep it.
     cacheable: bool = True
 
     def to_dict(self) -> dict[str, Any]:
@@ -428,9 +428,8 @@ class SnippetRunner:
             if index in ran:
                 result = self._judge_one(snippet, ran[index], device, version)
                 kind = ran[index]["kind"]
-                if kind == "needs_cuda":
+                if kind == "needs_cuda":  # as stable as this machine's CUDA (the device is in the key)
                     reason = f"earlier snippet skipped: snippet {number} needs CUDA"
-                    cacheable = False
                 elif kind not in _GOES_ON and not (kind == "error" and result.status is not CheckStatus.ERROR):
                     reason = f"earlier snippet failed: snippet {number} ({result.status.value})"
             elif abort is not None and abort["index"] == index:
@@ -467,7 +466,7 @@ class SnippetRunner:
         elif kind == "needs_cuda":
             status = CheckStatus.SKIPPED
             detail = f"needs CUDA, which is not available here: {ran['exception']}"
-            return _result(status, detail, output, device, version, seconds, cacheable=False)
+            return _result(status, detail, output, device, version, seconds)
         elif kind in ("missing", "network", "dependency"):  # lacks something; not an error of the code
             status, detail = CheckStatus.SKIPPED, ran["reason"]
         else:

@@ -5,7 +5,7 @@ code chain of its note up to it (computed at sync), the device, the framework wh
 cells run, and the environment (Python and every installed distribution's version:
 installing or removing a package re-runs the snippets). Every result is kept, failed
 and skipped ones too, except those that may differ on a re-run of the same code (a
-timeout, a worker crash, CUDA missing). Expected outputs are not part of the key: a
+timeout, a worker crash, `--device cuda` without CUDA). Expected outputs are not part of the key: a
 cached run's output is compared again, so editing an expected output never re-runs
 code. An unchanged corpus re-checks without starting a worker (and without importing
 torch or sympy).

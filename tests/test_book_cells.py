@@ -179,6 +179,18 @@ def test_a_cell_using_what_a_stopped_cell_half_made_depends_on_it(runner):
     assert results[3].output == "0\n"  # a cell that does not fail is not skipped
 
 
+def test_a_cell_needing_a_second_gpu_is_skipped(runner):
+    # use-gpu.md's `Z = X.cuda(1)` on a machine with one GPU raises this (torch's own message)
+    results = runner.run_note([
+        snip("raise RuntimeError('CUDA error: invalid device ordinal')"),
+        snip("print('after')"),
+    ])
+    assert statuses(results) == [SKIPPED, SKIPPED]
+    assert results[0].detail == ("needs more GPUs than this machine has:"
+                                 " RuntimeError: CUDA error: invalid device ordinal")
+    assert results[1].detail == "earlier snippet skipped: snippet 1 needs CUDA"
+
+
 def test_magics_are_emulated(runner):
     results = runner.run_note([
         snip("%matplotlib inline\nimport matplotlib.pyplot as plt\nplt.plot([1, 2], [3, 4])\nplt.savefig('p.png')"),

@@ -465,7 +465,7 @@ class SnippetRunner:
             detail = f"memory limit exceeded ({self.memory_mb} MB): {ran['exception']}\n\n{ran['detail']}"
         elif kind == "needs_cuda":
             status = CheckStatus.SKIPPED
-            detail = f"needs CUDA, which is not available here: {ran['exception']}"
+            detail = ran.get("reason") or f"needs CUDA, which is not available here: {ran['exception']}"
             return _result(status, detail, output, device, version, seconds)
         elif kind in ("missing", "network", "dependency"):  # lacks something; not an error of the code
             status, detail = CheckStatus.SKIPPED, ran["reason"]

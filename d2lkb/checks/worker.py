@@ -71,6 +71,7 @@ GRACE = 5.0  # seconds a finished child gets to exit before it is killed
 
 _MEMORY_ERROR = re.compile(r"can't allocate memory|cannot allocate memory|bad_alloc|out of memory", re.I)
 _MENTIONS_CUDA = re.compile(r"cuda|nvidia|accelerator device", re.I)
+_INVALID_ORDINAL = re.compile(r"invalid device ordinal", re.I)
 _CUDA_CODE = re.compile(r"torch/(?:cuda|nn/parallel)/")  # torch modules that only work with GPUs
 _NETWORK_DISABLED = "network access is disabled for note snippets (d2lkb runs them offline)"
 # Result kinds after which the note goes on: the cell lacked something (a package, the
@@ -483,6 +484,9 @@ class _Child:
             info["kind"] = "dependency"
             info["reason"] = f"{line}{exception}: probably a file snippet {source} would have made ({why})"
             state.record_gap(number, why, bound_names(code), namespace, origin=False)
+        elif _INVALID_ORDINAL.search(exception):  # `X.cuda(1)` (use-gpu.md) on a machine with one GPU
+            info["kind"] = "needs_cuda"
+            info["reason"] = f"needs more GPUs than this machine has: {exception}"
         elif not isinstance(exc, NameError | SyntaxError) and _needs_cuda(exc, exception) and not self.cuda_usable():
             info["kind"] = "needs_cuda"
         elif not isinstance(exc, SyntaxError) and (tainted := state.tainted_use(code)) is not None:

@@ -260,5 +260,10 @@ def test_installing_a_package_invalidates_the_cache(make_kb, notes_dir, tmp_path
     monkeypatch.setattr(sys, "path", [str(site), *sys.path])
     assert not any(r.cached for r in kb.run_checks(device="cpu").results)
     assert all(r.cached for r in kb.run_checks(device="cpu").results)
+    # another package into the same folder (its time changes: nanoseconds on Linux file systems)
+    write(site / "second_package-2.0.dist-info" / "METADATA", "Metadata-Version: 2.1\nName: second-package\n"
+          "Version: 2.0\n")
+    assert not any(r.cached for r in kb.run_checks(device="cpu").results)
+    assert all(r.cached for r in kb.run_checks(device="cpu").results)
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(site)])  # "uninstalled"
     assert all(r.cached for r in kb.run_checks(device="cpu").results)  # the earlier environment's results

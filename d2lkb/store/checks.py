@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import os
 import re
 import sys
 import time
@@ -110,13 +111,36 @@ def environment_hash() -> str:
     return hashlib.sha256("\n".join([sys.version, *names]).encode()).hexdigest()[:12]
 
 
-def _snippet_variant(version: str, framework: str) -> str:
-    """What a snippet's cached result depends on besides its code chain and the device."""
-    return f"{version} {framework} env:{environment_hash()} r{_RUNNER_VERSION}"
+def _path_fingerprint() -> str:
+    """The folders on sys.path and their modification times: installing or removing a package
+    adds or removes a `*.dist-info` folder in one of them, which changes that folder's time."""
+    parts = [sys.version]
+    for entry in sys.path:
+        try:
+            parts.append(f"{entry}\0{os.stat(entry or '.').st_mtime_ns}")
+        except OSError:
+            parts.append(f"{entry}\0-")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
 class ChecksMixin:
     """Methods of KnowledgeBase (uses self.conn, self.config, self.lock, self.now(), self.is_trusted())."""
+
+    def _environment_hash(self) -> str:
+        """`environment_hash()`, remembered per sys.path fingerprint (reading every
+        distribution's metadata takes ~50-100 ms; a cached re-check should not)."""
+        key = f"environment {_path_fingerprint()}"
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        if row:
+            return row[0]
+        value = environment_hash()
+        self.conn.execute("DELETE FROM meta WHERE key LIKE 'environment %'")
+        self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        return value
+
+    def _snippet_variant(self, version: str, framework: str) -> str:
+        """What a snippet's cached result depends on besides its code chain and the device."""
+        return f"{version} {framework} env:{self._environment_hash()} r{_RUNNER_VERSION}"
 
     def resolve_check_device(self, requested: str) -> str:
         """auto -> cuda/cpu, remembered per torch version so cached re-checks need no torch import."""
@@ -204,7 +228,7 @@ class ChecksMixin:
             version = _version_key(torch_version())
             fw = (framework or cfg.framework).strip().lower()
             formulas, notes = self._check_targets(query)
-            variant = _snippet_variant(version, fw) if notes else ""
+            variant = self._snippet_variant(version, fw) if notes else ""
         trusted = self.is_trusted()
         report = CheckReport(device=dev, torch_version=version)
         total = len(formulas) + sum(len(v) for v in notes.values())

@@ -12,7 +12,7 @@ tab; `%load_ext d2lbook.tab` cells dropped), deletes the marker and the other
 stays in TMP), going on after a failing cell, counting the cells that raise nothing.
 
 Then (unless --no-d2lkb) it copies the folders, runs `d2lkb trust` + `check --json
---no-cache` on the copy and counts d2lkb's statuses for the same cells (matched by
+--no-cache kind:snippet` (the code cells only) on the copy and counts d2lkb's statuses for the same cells (matched by
 file and fence line), printing both counts and every cell where they differ.
 """
 
@@ -122,7 +122,7 @@ def d2lkb_check(folders: list[Path], framework: str) -> tuple[dict[tuple[str, in
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         subprocess.run([*d2lkb, "trust", str(notes)], check=True, capture_output=True, env=env)
         started = time.perf_counter()
-        done = subprocess.run([*d2lkb, "check", "--json", "--no-cache", "--framework", framework],
+        done = subprocess.run([*d2lkb, "check", "--json", "--no-cache", "--framework", framework, "kind:snippet"],
                               capture_output=True, text=True, env=env)
         seconds = time.perf_counter() - started
         if not done.stdout.strip():

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from d2lkb.config import Config, config_from_env
+from d2lkb.config import FRAMEWORKS, Config, config_from_env
 from d2lkb.query import QueryError
 from d2lkb.store.db import KBError
 from d2lkb.store.search import HIGHLIGHT
@@ -352,6 +352,8 @@ def check_cmd(
     ctx: typer.Context,
     query: Annotated[str | None, typer.Argument(help="Only what this search query selects, e.g. '#calculus'.")] = None,
     device: Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda (default: from config)")] = None,
+    framework: Annotated[str | None, typer.Option(
+        "--framework", help="Cells of d2lbook notes to run: pytorch | mxnet | tensorflow | jax (default: from config)")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Re-run everything.")] = False,
     as_json: JsonOpt = False,
     junit: Annotated[Path | None, typer.Option("--junit", help="Also write a JUnit XML report here.")] = None,
@@ -362,6 +364,8 @@ def check_cmd(
 
     if device is not None and device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         fail(f"--device must be auto, cpu or cuda (got {device!r})", code=2)
+    if framework is not None and framework.lower() not in FRAMEWORKS:
+        fail(f"--framework must be one of {', '.join(FRAMEWORKS)} (got {framework!r})", code=2)
     if query:
         _check_query(query)
     kb = _state(ctx).open()
@@ -377,7 +381,8 @@ def check_cmd(
             def on_progress(done, total, item):
                 progress.update(task, completed=done, total=total, description=f"{item.path}:{item.line}")
 
-            result = kb.run_checks(query, device=device, use_cache=not no_cache, jobs=jobs, on_progress=on_progress)
+            result = kb.run_checks(query, device=device, framework=framework, use_cache=not no_cache, jobs=jobs,
+                                   on_progress=on_progress)
     if junit:
         _write_junit(junit, result)
     if as_json:

@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 CONFIG_NAME = "config.toml"
+FRAMEWORKS = ("pytorch", "mxnet", "tensorflow", "jax")  # as in d2lkb.checks.cells
 DB_NAME = "kb.sqlite"
 
 
@@ -42,6 +43,7 @@ class ReviewConfig:
 @dataclass(frozen=True)
 class ChecksConfig:
     device: str = "auto"
+    framework: str = "pytorch"  # which cells of a d2lbook note (`%%tab pytorch`) run
     snippet_timeout: float = 30.0
     snippet_memory_mb: int = 4096
     formula_timeout: float = 10.0
@@ -117,6 +119,8 @@ def load_config(kb_dir: Path | str, notes_dir: Path | str | None = None) -> Conf
         problems.append("[review] day_starts_at must be an hour 0..23")
     if checks.device not in ("auto", "cpu", "cuda"):
         problems.append("[checks] device must be auto, cpu or cuda")
+    if checks.framework not in FRAMEWORKS:
+        problems.append(f"[checks] framework must be one of {', '.join(FRAMEWORKS)}")
     if problems:
         raise ValueError(f"{path}: " + "; ".join(problems))
     if notes_dir is None:

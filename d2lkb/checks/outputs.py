@@ -2,8 +2,8 @@
 
 Pure text processing (no torch): what differs only in presentation is equal.
 
-- trailing whitespace on lines and trailing blank lines are ignored, and a
-  doctest `<BLANKLINE>` marker stands for an empty line;
+- trailing whitespace on lines and leading and trailing blank lines are ignored,
+  and a doctest `<BLANKLINE>` marker stands for an empty line;
 - device annotations in tensor reprs (`, device='cuda:0'`) are removed on both
   sides, so an output recorded on a GPU matches one produced on a CPU;
 - numbers are compared as numbers: `1.` == `1.0000`, `-0.` == `0.`,
@@ -44,12 +44,15 @@ _SPECIAL_FLOATS = {"nan": math.nan, "inf": math.inf}  # exact (resolution 0)
 
 
 def normalise_output(text: str) -> str:
-    """The text as compared: no device annotations, no trailing whitespace or blank lines."""
+    """The text as compared: no device annotations, no trailing whitespace, no blank lines
+    before or after."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = _DEVICE_ANNOTATION.sub("", text)
     lines = ["" if line.strip() == "<BLANKLINE>" else line.rstrip() for line in text.split("\n")]
     while lines and not lines[-1]:
         lines.pop()
+    while lines and not lines[0]:
+        lines.pop(0)
     return "\n".join(lines)
 
 

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from d2lkb.checks.cells import DEFAULT_FRAMEWORK, FRAMEWORKS, plan_note
 from d2lkb.checks.outputs import compare_output
 from d2lkb.checks.worker import LineReader, write_message
 from d2lkb.model import CheckStatus, Snippet
@@ -53,6 +54,7 @@ _DEVICE = re.compile(r"(auto|cpu|cuda(:\d+)?)")
 _STARTUP_SECONDS = 300.0  # importing torch from a cold disk can be slow
 _TRACEBACK_HEADER = "Traceback (most recent call last):"
 _CACHE_KEY_VERSION = 1
+_GOES_ON = ("ok", "missing", "network", "dependency")  # see worker.py
 
 
 class WorkerError(RuntimeError):
@@ -67,6 +69,9 @@ class SnippetResult:
     device: str  # "cpu" / "cuda"
     torch_version: str
     seconds: float  # time the snippet ran (0 when it did not)
+    # False when the result may differ on the next run of the same code here (a timeout,
+    # a worker crash, `--device cuda` without CUDA): the cache does not keep it.
+    cacheable: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -151,6 +156,8 @@ class _Worker:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        env["PYTHONHASHSEED"] = "0"  # str/bytes hashes (set and dict orders) repeat from run to run
+        env["MPLBACKEND"] = "Agg"  # matplotlib without a display
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 - the worker's stderr, kept for error messages
         self.process = subprocess.Popen(
             # -P: no script or working directory on sys.path (a stray torch.py cannot shadow torch)
@@ -213,12 +220,21 @@ class SnippetRunner:
     """Owns the warm worker; a context manager (or call `close()`).
 
     `timeout` is the time limit of each snippet, in seconds; `memory_mb` how much
-    address space a note may add to the worker's (0: no cap). The worker starts on
-    entering the context (or on first use) and is replaced when it dies.
+    address space a note may add to the worker's (0: no cap); `framework` which of
+    a d2lbook note's framework cells run (see `d2lkb.checks.cells`). The worker
+    starts on entering the context (or on first use) and is replaced when it dies.
     """
 
-    def __init__(self, device: str = "auto", timeout: float = 30.0, memory_mb: int = 4096):
+    def __init__(
+        self,
+        device: str = "auto",
+        timeout: float = 30.0,
+        memory_mb: int = 4096,
+        framework: str = DEFAULT_FRAMEWORK,
+    ):
         problems = []
+        if str(framework).strip().lower() not in FRAMEWORKS:
+            problems.append(f"unknown framework {framework!r} (use {', '.join(FRAMEWORKS)})")
         if not _DEVICE.fullmatch(str(device).strip().lower()):
             problems.append(f"unknown device {device!r} (use auto, cpu, cuda or cuda:N)")
         if not timeout > 0:
@@ -230,6 +246,7 @@ class SnippetRunner:
         self.requested_device = str(device).strip().lower()
         self.timeout = float(timeout)
         self.memory_mb = memory_mb
+        self.framework = str(framework).strip().lower()
         self._worker: _Worker | None = None
         self._device: str | None = None
         self._cuda_available: bool | None = None
@@ -315,7 +332,11 @@ class SnippetRunner:
     # --- running ---
 
     def run_note(self, snippets: Sequence[Snippet]) -> list[SnippetResult]:
-        """Run one note's python/pycon snippets in order in one namespace; one result each."""
+        """Run one note's python/pycon snippets in order in one namespace; one result each.
+
+        Cells of another framework, d2lbook tab selectors and cells using magics d2lkb
+        does not emulate are skipped with the reason (see `d2lkb.checks.cells`).
+        """
         for snippet in snippets:
             if snippet.language not in LANGUAGES:
                 raise ValueError(
@@ -323,78 +344,108 @@ class SnippetRunner:
                 )
         if not snippets:
             return []
+        plan = plan_note([s.code for s in snippets], self.framework)
         with self._lock:
             self.start()
             device, version = self.device, self.torch_version
             if device.startswith("cuda") and not self.cuda_available:
                 reason = f"needs CUDA (--device {self.requested_device}), which is not available here"
-                return [_result(CheckStatus.SKIPPED, reason, "", device, version) for _ in snippets]
-            request = {
-                "op": "run",
-                "device": device,
-                "timeout": self.timeout,
-                "memory_mb": self.memory_mb,
-                "snippets": [
+                return [_result(CheckStatus.SKIPPED, reason, "", device, version, cacheable=False) for _ in snippets]
+            runs = [i for i, cell in enumerate(plan.cells) if cell.code is not None]
+            judged: dict[int, SnippetResult] = {}
+            if runs:
+                reply = self._request(
                     {
-                        "language": s.language,
-                        "code": s.code,
-                        "expects_exception": _expected_exception(s.expected) is not None,
-                    }
-                    for s in snippets
-                ],
-            }
-            worker = self._ensure_worker()
-            patience = len(snippets) * (self.timeout + 10) + 30
-            try:
-                reply = worker.request(request, patience)
-            except BaseException:  # e.g. KeyboardInterrupt: the reply stream is out of step now
-                worker.close()
-                self._worker = None
-                raise
-            if reply is None:  # the zygote itself died or hung: replace it next time
-                tail = worker.log_tail(500)
-                worker.close()
-                self._worker = None
-                reply = {
-                    "results": [],
-                    "abort": {
-                        "index": 0,
-                        "kind": "error",
-                        "detail": f"the snippet worker died. {tail}".strip(),
+                        "op": "run",
+                        "device": device,
+                        "timeout": self.timeout,
+                        "memory_mb": self.memory_mb,
+                        "framework": plan.framework,
+                        "d2lbook": plan.d2lbook,
+                        "ipython": plan.ipython,
+                        "snippets": [
+                            {
+                                "language": snippets[i].language,
+                                "code": plan.cells[i].code,
+                                "number": i + 1,
+                                "expects_exception": _expected_exception(snippets[i].expected) is not None,
+                            }
+                            for i in runs
+                        ],
                     },
-                }
-            return self._judge(snippets, reply, device, version)
+                    len(runs),
+                )
+                results = self._judge([snippets[i] for i in runs], [i + 1 for i in runs], reply, device, version)
+                judged = dict(zip(runs, results, strict=True))
+            return [
+                judged[i] if i in judged else _result(CheckStatus.SKIPPED, cell.reason, "", device, version)
+                for i, cell in enumerate(plan.cells)
+            ]
+
+    def _request(self, request: dict[str, Any], count: int) -> dict[str, Any]:
+        worker = self._ensure_worker()
+        patience = count * (self.timeout + 10) + 30
+        try:
+            reply = worker.request(request, patience)
+        except BaseException:  # e.g. KeyboardInterrupt: the reply stream is out of step now
+            worker.close()
+            self._worker = None
+            raise
+        if reply is None:  # the zygote itself died or hung: replace it next time
+            tail = worker.log_tail(500)
+            worker.close()
+            self._worker = None
+            reply = {
+                "results": [],
+                "abort": {
+                    "index": 0,
+                    "kind": "error",
+                    "detail": f"the snippet worker died. {tail}".strip(),
+                    "worker": True,
+                },
+            }
+        return reply
 
     def _judge(
-        self, snippets: Sequence[Snippet], reply: dict[str, Any], device: str, version: str
+        self,
+        snippets: Sequence[Snippet],
+        numbers: Sequence[int],
+        reply: dict[str, Any],
+        device: str,
+        version: str,
     ) -> list[SnippetResult]:
+        """Results of the snippets sent (numbered as in the note: `numbers`)."""
         ran = {message["index"]: message for message in reply.get("results", [])}
         abort = reply.get("abort")
         results: list[SnippetResult] = []
         reason = ""  # why the snippets after a stop are skipped
+        cacheable = True  # what follows a timeout or a crash of the worker may differ next time
         for index, snippet in enumerate(snippets):
+            number = numbers[index]
             if reason:
-                results.append(_result(CheckStatus.SKIPPED, reason, "", device, version))
+                results.append(_result(CheckStatus.SKIPPED, reason, "", device, version, cacheable=cacheable))
                 continue
             if index in ran:
                 result = self._judge_one(snippet, ran[index], device, version)
                 kind = ran[index]["kind"]
-                if kind == "needs_cuda":
-                    reason = f"earlier snippet skipped: snippet {index + 1} needs CUDA"
-                elif kind != "ok" and not (kind == "error" and result.status is not CheckStatus.ERROR):
-                    reason = f"earlier snippet failed: snippet {index + 1} ({result.status.value})"
+                if kind == "needs_cuda":  # as stable as this machine's CUDA (the device is in the key)
+                    reason = f"earlier snippet skipped: snippet {number} needs CUDA"
+                elif kind not in _GOES_ON and not (kind == "error" and result.status is not CheckStatus.ERROR):
+                    reason = f"earlier snippet failed: snippet {number} ({result.status.value})"
             elif abort is not None and abort["index"] == index:
+                cacheable = False
                 if abort["kind"] == "timeout":
                     detail = f"timed out after {self.timeout:g} s (the note's process was killed)"
-                    result = _result(CheckStatus.TIMEOUT, detail, "", device, version, self.timeout)
+                    result = _result(CheckStatus.TIMEOUT, detail, "", device, version, self.timeout, cacheable=False)
                 else:
-                    result = _result(CheckStatus.ERROR, abort["detail"], "", device, version)
-                reason = f"earlier snippet failed: snippet {index + 1} ({result.status.value})"
+                    result = _result(CheckStatus.ERROR, abort["detail"], "", device, version, cacheable=False)
+                reason = f"earlier snippet failed: snippet {number} ({result.status.value})"
             else:  # the child stopped without saying why (should not happen)
+                cacheable = False
                 result = _result(
-                    CheckStatus.ERROR, "the snippet did not report a result", "", device, version
+                    CheckStatus.ERROR, "the snippet did not report a result", "", device, version, cacheable=False
                 )
-                reason = f"earlier snippet failed: snippet {index + 1} (error)"
+                reason = f"earlier snippet failed: snippet {number} (error)"
             results.append(result)
         return results
 
@@ -414,7 +465,10 @@ class SnippetRunner:
             detail = f"memory limit exceeded ({self.memory_mb} MB): {ran['exception']}\n\n{ran['detail']}"
         elif kind == "needs_cuda":
             status = CheckStatus.SKIPPED
-            detail = f"needs CUDA, which is not available here: {ran['exception']}"
+            detail = ran.get("reason") or f"needs CUDA, which is not available here: {ran['exception']}"
+            return _result(status, detail, output, device, version, seconds)
+        elif kind in ("missing", "network", "dependency"):  # lacks something; not an error of the code
+            status, detail = CheckStatus.SKIPPED, ran["reason"]
         else:
             status, detail = CheckStatus.ERROR, _error_detail(ran)
             expected = _expected_exception(snippet.expected)
@@ -433,9 +487,16 @@ class SnippetRunner:
 
 
 def _result(
-    status: CheckStatus, detail: str, output: str, device: str, version: str, seconds: float = 0.0
+    status: CheckStatus,
+    detail: str,
+    output: str,
+    device: str,
+    version: str,
+    seconds: float = 0.0,
+    *,
+    cacheable: bool = True,
 ) -> SnippetResult:
-    return SnippetResult(status, detail, output, device, version, float(seconds))
+    return SnippetResult(status, detail, output, device, version, float(seconds), cacheable)
 
 
 def _error_detail(ran: dict[str, Any]) -> str:

@@ -13,8 +13,8 @@ at start-up, so nothing a library prints can corrupt them):
     <- {"event": "hello", "torch_version", "python_version", "cuda_compiled", "pid"}
     -> {"op": "probe_cuda"}                     <- {"cuda_available": bool}
     -> {"op": "status"}                         <- {"pid", "cuda_initialized", "threads"}
-    -> {"op": "run", "device", "timeout", "memory_mb", "snippets": [
-            {"language", "code", "expects_exception"}, ...]}
+    -> {"op": "run", "device", "timeout", "memory_mb", "framework", "d2lbook", "ipython",
+        "snippets": [{"language", "code", "number", "expects_exception"}, ...]}
                                                 <- {"results": [...], "abort": {...} | null}
     -> {"op": "exit"}
 
@@ -23,6 +23,13 @@ killed as a group), in a fresh temporary directory that the zygote removes
 afterwards. The child reports `{"event": "start", "index"}` before each snippet
 and `{"event": "result", ...}` after it; the zygote enforces the per-snippet
 time limit and notices a child that died.
+
+In the child the note runs in `TMP/a/b/work` (what it writes through `../data/...`
+stays in TMP), with `random`, numpy and torch seeded with 0 and PYTHONHASHSEED=0;
+the cells run as `d2lkb.checks.notebook` describes. A result's kind is "ok",
+"error", "memory", "needs_cuda", or "missing" / "network" / "dependency" (the cell
+lacked a package, the network, or a name an earlier such cell could not define:
+the note goes on, later cells may not need it).
 
 CUDA: the zygote never initialises CUDA (even the availability probe runs in a
 throw-away forked child), so forking stays safe; each note's child initialises
@@ -34,7 +41,6 @@ single-threaded.
 
 from __future__ import annotations
 
-import ast
 import builtins
 import contextlib
 import ctypes
@@ -55,14 +61,24 @@ import time
 import traceback
 from typing import Any
 
+from d2lkb.checks import notebook
+from d2lkb.checks.notebook import NoteState, Shell, Tabs, bound_names, execute, gap_reason
+
 OUTPUT_LIMIT = 1_000_000  # characters of stdout kept per snippet
 STDERR_LIMIT = 20_000
 TRACEBACK_FRAMES = 6  # frames kept in an error's detail (first snippet frame + the innermost ones)
 GRACE = 5.0  # seconds a finished child gets to exit before it is killed
 
 _MEMORY_ERROR = re.compile(r"can't allocate memory|cannot allocate memory|bad_alloc|out of memory", re.I)
-_MENTIONS_CUDA = re.compile(r"cuda|nvidia", re.I)
+_MENTIONS_CUDA = re.compile(r"cuda|nvidia|accelerator device", re.I)
+_INVALID_ORDINAL = re.compile(r"invalid device ordinal", re.I)
+_CUDA_CODE = re.compile(r"torch/(?:cuda|nn/parallel)/")  # torch modules that only work with GPUs
 _NETWORK_DISABLED = "network access is disabled for note snippets (d2lkb runs them offline)"
+# Result kinds after which the note goes on: the cell lacked something (a package, the
+# network, an earlier cell's name) that later cells may not need.
+_GOES_ON = ("ok", "missing", "network", "dependency")
+_NESTING = ("a", "b", "work")  # the note's working directory, below its temporary directory
+_RUNNER_FILES = {__file__, notebook.__file__}  # frames of ours, left out of a snippet's traceback
 
 
 # --- message framing (used by both sides) -------------------------------------------------
@@ -352,21 +368,34 @@ class _Child:
     def run(self) -> None:
         self.set_up()
         namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins, "device": self.device}
+        self.state = NoteState()
+        self.number = [0]  # the snippet running now (1-based, the note's numbering), for the Shell
+        tabs = Tabs(str(self.request.get("framework", "pytorch")))
+        if self.request.get("d2lbook"):
+            namespace["tab"] = tabs
+        if self.request.get("ipython"):
+            shell = Shell(namespace, tabs, self.number)
+            namespace["get_ipython"] = lambda: shell
         for index, snippet in enumerate(self.request["snippets"]):
             write_message(self.fd, {"event": "start", "index": index})
             result = self.run_snippet(index, snippet, namespace)
             write_message(self.fd, result)
-            if result["kind"] != "ok" and not (
+            if result["kind"] not in _GOES_ON and not (
                 result["kind"] == "error" and snippet.get("expects_exception")
             ):
                 break  # like a notebook's "run all": later cells would build on a broken state
         write_message(self.fd, {"event": "done"})
 
     def set_up(self) -> None:
-        os.chdir(self.workdir)
-        sys.path.insert(0, self.workdir)  # like a notebook: files written by a snippet are importable
+        # The note runs a few folders down in its temporary directory, so that what it writes
+        # through `../data/...` (as the book's cells do) stays inside that directory.
+        cwd = os.path.join(self.workdir, *_NESTING)
+        os.makedirs(cwd)
+        os.chdir(cwd)
+        sys.path.insert(0, cwd)  # like a notebook: files written by a snippet are importable
         os.environ["TMPDIR"] = self.workdir
-        os.environ.setdefault("MPLBACKEND", "Agg")
+        os.environ["MPLBACKEND"] = "Agg"  # never a GUI window, whatever the user's setting
+        os.environ["PYTHONHASHSEED"] = "0"  # for subprocesses (the worker itself starts with it)
         tempfile.tempdir = None
         _isolate_network()
         _block_network()
@@ -400,15 +429,21 @@ class _Child:
         return text
 
     def run_snippet(self, index: int, snippet: dict[str, Any], namespace: dict[str, Any]) -> dict[str, Any]:
-        filename = f"<snippet {index + 1}>"
+        number = int(snippet.get("number", index + 1))
+        self.number[0] = number
+        filename = f"<snippet {number}>"
         code = snippet["code"]
         linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
         result: dict[str, Any] = {"event": "result", "index": index, "kind": "ok"}
         started = time.perf_counter()
         try:
-            _execute(code, snippet["language"], namespace, filename)
+            absent = execute(code, snippet["language"], namespace, filename, number)
+            if absent:  # the cell ran, without the imports it could not do
+                reason = "; ".join(absent) + "; the rest of the snippet ran"
+                result.update({"kind": "missing", "reason": reason, "exception": "", "detail": ""})
+                self.state.record_gap(number, reason, set(), namespace)
         except BaseException as exc:  # noqa: BLE001 - SystemExit too: a snippet cannot end the run
-            result.update(self.classify(exc, filename))
+            result.update(self.classify(exc, filename, number, code, namespace))
         finally:
             seconds = time.perf_counter() - started
             sys.stdout, sys.stderr = self.stdout, self.stderr  # a snippet may have replaced them
@@ -420,7 +455,9 @@ class _Child:
         result["stderr"] = self.captured(2, STDERR_LIMIT)
         return result
 
-    def classify(self, exc: BaseException, filename: str) -> dict[str, Any]:
+    def classify(
+        self, exc: BaseException, filename: str, number: int, code: str, namespace: dict[str, Any]
+    ) -> dict[str, Any]:
         exception = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         info: dict[str, Any] = {
             "kind": "error",
@@ -429,14 +466,37 @@ class _Child:
             "line": _snippet_line(exc, filename),
         }
         message = str(exc)
+        gap = gap_reason(exc, _NETWORK_DISABLED)
+        line = f"line {info['line']}: " if info["line"] else ""
+        state = self.state
         if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and _MEMORY_ERROR.search(message)):
             info["kind"] = "memory"
-        elif (
-            _MENTIONS_CUDA.search(exception)
-            and not isinstance(exc, (NameError, SyntaxError))
-            and not self.cuda_usable()
-        ):
+        elif gap is not None:
+            info["kind"], info["reason"] = gap[0], f"{line}{gap[1]}"
+            state.record_gap(number, gap[1], bound_names(code), namespace)
+        elif isinstance(exc, NameError) and exc.name in state.unavailable:
+            source, why = state.unavailable[exc.name]
+            info["kind"] = "dependency"
+            info["reason"] = f"{line}depends on snippet {source} ({why}): {exception}"
+            state.record_gap(number, why, bound_names(code), namespace, origin=False)
+        elif isinstance(exc, FileNotFoundError) and state.last_gap is not None:
+            source, why = state.last_gap
+            info["kind"] = "dependency"
+            info["reason"] = f"{line}{exception}: probably a file snippet {source} would have made ({why})"
+            state.record_gap(number, why, bound_names(code), namespace, origin=False)
+        elif _INVALID_ORDINAL.search(exception):  # `X.cuda(1)` (use-gpu.md) on a machine with one GPU
             info["kind"] = "needs_cuda"
+            info["reason"] = f"needs more GPUs than this machine has: {exception}"
+        elif not isinstance(exc, NameError | SyntaxError) and _needs_cuda(exc, exception) and not self.cuda_usable():
+            info["kind"] = "needs_cuda"
+        elif not isinstance(exc, SyntaxError) and (tainted := state.tainted_use(code)) is not None:
+            # It uses what a cell that stopped early left half made (`errors = []`, then a
+            # loop that needed scipy): its error is not one of its own code.
+            name, source, why = tainted
+            info["kind"] = "dependency"
+            info["reason"] = (f"{line}{exception}: probably because it uses {name}, which snippet {source}"
+                              f" did not finish making ({why})")
+            state.record_gap(number, why, bound_names(code), namespace, origin=False)
         return info
 
     def cuda_usable(self) -> bool:
@@ -446,30 +506,11 @@ class _Child:
             return False
 
 
-def _execute(code: str, language: str, namespace: dict[str, Any], filename: str) -> None:
-    """Run `code` in `namespace`, echoing values like a notebook cell (python) or the REPL (pycon)."""
-    tree = ast.parse(code, filename, "exec")
-    if language == "pycon":
-        # "single" mode prints every expression statement through sys.displayhook.
-        exec(compile(ast.Interactive(body=tree.body), filename, "single", dont_inherit=True), namespace)
-        return
-    body = tree.body
-    if body and isinstance(body[-1], ast.Expr) and not _ends_with_semicolon(code, body[-1]):
-        module = ast.Module(body=body[:-1], type_ignores=[])
-        exec(compile(module, filename, "exec", dont_inherit=True), namespace)
-        expression = ast.Expression(body=body[-1].value)
-        value = eval(compile(expression, filename, "eval", dont_inherit=True), namespace)
-        sys.displayhook(value)
-    else:
-        exec(compile(tree, filename, "exec", dont_inherit=True), namespace)
-
-
-def _ends_with_semicolon(code: str, statement: ast.stmt) -> bool:
-    """`x;` on the last line silences the echo, as in Jupyter."""
-    lines = code.splitlines()
-    end_line, end_col = statement.end_lineno or 0, statement.end_col_offset or 0
-    rest = lines[end_line - 1][end_col:] if 0 < end_line <= len(lines) else ""
-    return rest.split("#", 1)[0].strip().startswith(";")
+def _needs_cuda(exc: BaseException, exception: str) -> bool:
+    """The error names CUDA (or torch's "accelerator"), or comes from torch's GPU-only code."""
+    if _MENTIONS_CUDA.search(exception):
+        return True
+    return any(_CUDA_CODE.search(frame.filename) for frame in traceback.extract_tb(exc.__traceback__))
 
 
 def _snippet_line(exc: BaseException, filename: str) -> int | None:
@@ -486,7 +527,7 @@ def _format_exception(exc: BaseException, filename: str | None) -> str:
     """The traceback from the snippet's own frame on, shortened to its first and last frames."""
     summary = traceback.TracebackException.from_exception(exc, limit=None)
     # The runner's own frames (the exec call, the network guard) are noise to the note's author.
-    frames = [frame for frame in summary.stack if frame.filename != __file__]
+    frames = [frame for frame in summary.stack if frame.filename not in _RUNNER_FILES]
     if filename is not None:
         first = next((i for i, frame in enumerate(frames) if frame.filename == filename), None)
         if first is not None:

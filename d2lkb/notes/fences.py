@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 _LANGUAGES = {
     "python": "python",
     "py": "python",
@@ -79,3 +81,32 @@ def is_closing_fence(line: str, markup: str) -> bool:
     opened with `markup` (e.g. three backticks)."""
     text = line.lstrip(" \t>").rstrip()
     return len(text) >= len(markup) and text == markup[0] * len(text)
+
+
+
+# --- d2lbook tab markers ------------------------------------------------------------------
+# The D2L book (built with d2lbook) writes one cell per framework: a line `%%tab pytorch`,
+# `#@tab pytorch, mxnet` or `#@tab all` (also commented out: `# %%tab jax`) names the
+# frameworks ("tabs") a cell belongs to. `%load_ext d2lbook.tab` cells set up the tabs.
+
+_TAB_MARKER = re.compile(r"^[ \t]*(?:%%tab|#[ \t]*@tab|#[ \t]*%%tab)[ \t]+(\w[\w, \t]*?)[ \t]*$", re.M)
+TAB_SETUP = "%load_ext d2lbook.tab"
+
+
+def cell_tabs(code: str) -> tuple[str, ...] | None:
+    """The tabs (lower-case framework names, or "all") that a d2lbook tab marker line of
+    `code` names, or None when the cell has no marker."""
+    match = _TAB_MARKER.search(code)
+    if match is None:
+        return None
+    return tuple(dict.fromkeys(t.strip().lower() for t in match[1].split(",") if t.strip()))
+
+
+def strip_tab_marker(code: str) -> str:
+    """`code` with its tab marker line emptied (not removed: line numbers stay)."""
+    return _TAB_MARKER.sub("", code, count=1)
+
+
+def is_tab_setup(code: str) -> bool:
+    """Whether the cell loads d2lbook's tab extension (`%load_ext d2lbook.tab`)."""
+    return any(line.strip() == TAB_SETUP for line in code.split("\n"))

@@ -1,10 +1,14 @@
 """Running the checks of the KB: formulas (SymPy) and snippets (torch), cached in `checkresult`.
 
 Results are cached by what they depend on: a formula by its LaTeX; a snippet by the
-code chain of its note up to it (computed at sync), the torch and Python versions
-and the device. Expected outputs are not part of the key: a cached run's output is
-compared again, so editing an expected output never re-runs code. An unchanged
-corpus re-checks without starting a worker (and without importing torch or sympy).
+code chain of its note up to it (computed at sync), the device, the framework whose
+cells run, and the environment (Python and every installed distribution's version:
+installing or removing a package re-runs the snippets). Every result is kept, failed
+and skipped ones too, except those that may differ on a re-run of the same code (a
+timeout, a worker crash, `--device cuda` without CUDA). Expected outputs are not part of the key: a
+cached run's output is compared again, so editing an expected output never re-runs
+code. An unchanged corpus re-checks without starting a worker (and without importing
+torch or sympy).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import os
 import re
 import sys
 import time
@@ -96,8 +101,46 @@ def _version_key(torch: str) -> str:
     return f"{torch} py{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
 
 
+# Bumped when what a snippet run means changes (cell selection, emulation), so that older results are not reused.
+_RUNNER_VERSION = 2
+
+
+def environment_hash() -> str:
+    """12 hex digits of sha256 over this interpreter's installed distributions (name==version)."""
+    names = sorted({f"{(d.name or '').lower()}=={d.version}" for d in importlib.metadata.distributions()})
+    return hashlib.sha256("\n".join([sys.version, *names]).encode()).hexdigest()[:12]
+
+
+def _path_fingerprint() -> str:
+    """The folders on sys.path and their modification times: installing or removing a package
+    adds or removes a `*.dist-info` folder in one of them, which changes that folder's time."""
+    parts = [sys.version]
+    for entry in sys.path:
+        try:
+            parts.append(f"{entry}\0{os.stat(entry or '.').st_mtime_ns}")
+        except OSError:
+            parts.append(f"{entry}\0-")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
 class ChecksMixin:
     """Methods of KnowledgeBase (uses self.conn, self.config, self.lock, self.now(), self.is_trusted())."""
+
+    def _environment_hash(self) -> str:
+        """`environment_hash()`, remembered per sys.path fingerprint (reading every
+        distribution's metadata takes ~50-100 ms; a cached re-check should not)."""
+        key = f"environment {_path_fingerprint()}"
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        if row:
+            return row[0]
+        value = environment_hash()
+        self.conn.execute("DELETE FROM meta WHERE key LIKE 'environment %'")
+        self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        return value
+
+    def _snippet_variant(self, version: str, framework: str) -> str:
+        """What a snippet's cached result depends on besides its code chain and the device."""
+        return f"{version} {framework} env:{self._environment_hash()} r{_RUNNER_VERSION}"
 
     def resolve_check_device(self, requested: str) -> str:
         """auto -> cuda/cpu, remembered per torch version so cached re-checks need no torch import."""
@@ -172,6 +215,7 @@ class ChecksMixin:
         query: str | None = None,
         *,
         device: str | None = None,
+        framework: str | None = None,
         use_cache: bool = True,
         jobs: int = 1,
         on_progress: Callable[[int, int, CheckItemResult], None] | None = None,
@@ -182,7 +226,9 @@ class ChecksMixin:
         with self.lock:
             dev = self.resolve_check_device(device or cfg.device)
             version = _version_key(torch_version())
+            fw = (framework or cfg.framework).strip().lower()
             formulas, notes = self._check_targets(query)
+            variant = self._snippet_variant(version, fw) if notes else ""
         trusted = self.is_trusted()
         report = CheckReport(device=dev, torch_version=version)
         total = len(formulas) + sum(len(v) for v in notes.values())
@@ -233,7 +279,7 @@ class ChecksMixin:
                         self._store("formula", h, "", version_key, res.status, res.detail, "", res.seconds)
                     emit(CheckItemResult("formula" if kind == "formula" else "snippet", path, line, res.status,
                                          res.detail, "", res.seconds, name or "", False, known, h))
-        # Snippets: per note, cached by code chain + versions + device.
+        # Snippets: per note, cached by code chain + device + framework + environment.
         runner = None
         try:
             for rows in notes.values():
@@ -246,7 +292,7 @@ class ChecksMixin:
                                              "notes folder not trusted: run `d2lkb trust PATH` to allow code", dev, 0.0,
                                              r[3], False, r[9], r[10]))
                     continue
-                cached = [self._cached("snippet", r[10], dev, version) for r in code_rows] if use_cache else [None]
+                cached = [self._cached("snippet", r[10], dev, variant) for r in code_rows] if use_cache else [None]
                 if all(cached):
                     for r, c in zip(code_rows, cached, strict=True):
                         status, detail = _rejudge(c, r[5])
@@ -255,14 +301,15 @@ class ChecksMixin:
                 if runner is None:
                     from d2lkb.checks.snippets import SnippetRunner
 
-                    runner = SnippetRunner(device=dev, timeout=cfg.snippet_timeout, memory_mb=cfg.snippet_memory_mb)
+                    runner = SnippetRunner(device=dev, timeout=cfg.snippet_timeout, memory_mb=cfg.snippet_memory_mb,
+                                           framework=fw)
                     runner.start()
                 snippets = [Snippet(r[3], r[4], r[6], None, r[5], r[7], r[8], r[9]) for r in code_rows]
                 results = runner.run_note(snippets)
                 with self.lock, transaction(self.conn):
                     for r, res in zip(code_rows, results, strict=True):
-                        if res.status != CheckStatus.SKIPPED:  # a skip says nothing about the code
-                            self._store("snippet", r[10], dev, version, res.status, res.detail, res.output, res.seconds)
+                        if res.cacheable:  # failed and skipped too: an unchanged note is not re-run
+                            self._store("snippet", r[10], dev, variant, res.status, res.detail, res.output, res.seconds)
                 for r, res in zip(code_rows, results, strict=True):
                     emit(CheckItemResult("snippet", r[1], r[6], res.status, res.detail, res.device or dev, res.seconds,
                                          r[3], False, r[9], r[10]))

@@ -132,7 +132,10 @@ def _check_latex(
     else:
         names = tuple(r.label for r in relations if r.label)
     functions = function_letters(" ".join(side for r in relations for side in r.sides))
-    env = _Context(context, functions, notation_letters(text))
+    # a block that starts by relating f to other things (f(x+\epsilon) = g(h(x+\epsilon))) describes f
+    # itself: an earlier definition of f in the note is not this one
+    described = frozenset(re.findall(r"(?<![A-Za-z\\])([A-Za-z])\s*\(", relations[0].sides[0])) if relations else frozenset()
+    env = _Context(context, functions, notation_letters(text), described)
     cache: dict[str, Any] = {}
     outcomes: list[tuple[str, _Outcome]] = []
     several = len(relations) > 1 and focus is None
@@ -391,11 +394,16 @@ class _Context:
     """The note's earlier definitions, parsed on first use, and the parse of sides with them."""
 
     def __init__(
-        self, items: tuple[tuple[Any, ...], ...], functions: frozenset[str], notation: frozenset[str] = frozenset()
+        self,
+        items: tuple[tuple[Any, ...], ...],
+        functions: frozenset[str],
+        notation: frozenset[str] = frozenset(),
+        described: frozenset[str] = frozenset(),
     ) -> None:
         self.items = items
         self.functions = functions
         self.notation = notation
+        self.described = described
         self._defs: dict[Any, tuple[Any, str]] | None = None
 
     def parse(self, src: str) -> Any:
@@ -440,7 +448,8 @@ class _Context:
                     if right.expr.is_number:
                         continue  # `x = 2` in an example says nothing about x later on
                     defs[expr] = (right.expr, where)
-                elif (isinstance(expr, AppliedUndef) and all(isinstance(a, sp.Symbol) for a in expr.args)
+                elif (isinstance(expr, AppliedUndef) and str(expr.func) not in self.described
+                      and all(isinstance(a, sp.Symbol) for a in expr.args)
                       and len(set(expr.args)) == len(expr.args) and not any(
                           a.func == expr.func for a in _applied(right.expr))):
                     defs[expr.func] = (sp.Lambda(expr.args, right.expr), where)
@@ -526,11 +535,12 @@ class _Decision:
         rhs, used_r = self.env.substitute(self.right.expr)
         used = list(dict.fromkeys(used_l + used_r))
         self.note = f" (using the note's {'; '.join(used)})" if used else ""
-        if used:
-            # a claim about things the note defined (g'(x) = ... after g(x) = ...): like a step of a
-            # derivation, a variable those definitions bring in may not vanish
+        if used and self.env.defines_derivative(self.left.expr):
+            # a claim about a function the note defined (g'(x) = ... after g(x) = ...): like a step of a
+            # derivation, a variable its definition brings in (b in ax^2 + bx + c) may not vanish
             self.step = True
-            self.seen = self.seen | {_base_token(str(v)) for v in _free(lhs) | _free(rhs)}
+            brought = (_free(lhs) | _free(rhs)) - _free(self.left.expr) - _free(self.right.expr)
+            self.seen = self.seen | {_base_token(str(v)) for v in brought}
         matrices = self.left.matrices or self.right.matrices
         if lhs == rhs:
             return _Outcome(CheckStatus.VERIFIED, "symbolic: both sides are the same" + self.note, "symbolic")

@@ -20,10 +20,11 @@ def fc():
         yield checker
 
 
-def check(fc, latex: str, *, before=(), context=(), known=()):
-    if not before and not context and not known:
+def check(fc, latex: str, *, before=(), context=(), known=(), after=()):
+    if not before and not context and not known and not after:
         return fc.check("latex", latex)
-    source = {"latex": latex, "rows_before": list(before), "context": list(context), "known": list(known)}
+    source = {"latex": latex, "rows_before": list(before), "context": list(context), "known": list(known),
+              "rows_after": list(after)}
     return fc.check("latex", source)
 
 
@@ -179,3 +180,12 @@ def test_integrals_and_series_are_evaluated_numerically(fc):
     assert check(fc, r"\int_0^1 x^2 dx = \frac{1}{3}").status == V
     assert check(fc, r"\int_{-\infty}^{\infty} e^{-x^2} dx = \sqrt{\pi}").status == V
     assert check(fc, r"e^{x} = \sum_{n = 0}^\infty \frac{x^{n}}{n!}").status == V
+
+
+def test_a_row_that_continues_an_expression_belongs_to_its_step(fc):
+    rows = [r"(x+1)^3 & = x^3 + 3x^2", r"& \quad + 3x + 1"]
+    # the first row's step is checked with the continuation: x^3 + 3x^2 + 3x + 1
+    assert check(fc, rows[0], after=[rows[1]]).status == V
+    assert check(fc, rows[1], before=[rows[0]]).status == V
+    wrong = [r"(x+1)^3 & = x^3 + 3x^2", r"& \quad + 3x"]
+    assert check(fc, wrong[0], after=[wrong[1]]).status == R

@@ -85,6 +85,7 @@ def check_latex(source: str | Mapping[str, Any], clock: _Clock, seed: int) -> Fo
         return _check_latex(source, clock, seed, before=(), context=())
     return _check_latex(
         source["latex"], clock, seed, before=tuple(source.get("rows_before", ())),
+        after=tuple(source.get("rows_after", ())),
         context=tuple(tuple(c) for c in source.get("context", ())),
         known=frozenset(source.get("known", ())),
     )
@@ -113,11 +114,12 @@ _ORDER = {
 def _check_latex(
     latex: str, clock: _Clock, seed: int, *, before: tuple[str, ...], context: tuple[tuple[Any, ...], ...],
     known: frozenset[str] = frozenset(),
+    after: tuple[str, ...] = (),
 ) -> FormulaResult:
     focus: int | None = None
     text = latex
-    if before:
-        text = " \\\\ ".join([*before, latex])
+    if before or after:
+        text = " \\\\ ".join([*before, latex, *after])
         focus = len(before) + 1
     try:
         relations = split_formula(text)
@@ -157,7 +159,23 @@ def _check_latex(
             seen = known | latex_tokens(" ".join(relation.sides[:k]))
             outcomes.append((where, _check_pair(lhs, rhs, link, step, env, cache, clock, rng, seen)))
     if focus is not None and not in_focus:
-        return FormulaResult(CheckStatus.SKIPPED, "continues the expression of the row before", names=names)
+        # `&\quad + c`: this row continues the right side of a relation above; it shares that step's status
+        for relation in reversed(relations):
+            rows = [r for r in relation.link_rows if r < focus]
+            if not rows or relation.row > focus:
+                continue
+            k = len(rows) - 1
+            if k + 1 >= len(relation.sides):
+                continue
+            rng = random.Random(f"{seed}:{relation.sides[k]}:{relation.sides[k + 1]}")
+            seen = known | latex_tokens(" ".join(relation.sides[:k]))
+            outcome = _check_pair(relation.sides[k], relation.sides[k + 1], relation.links[k], k > 0, env, cache,
+                                  clock, rng, seen)
+            outcomes.append((f"continues row {rows[-1]}", outcome))
+            break
+        if not outcomes:
+            return FormulaResult(CheckStatus.SKIPPED, "continues the expression of the row before", names=names)
+        return _combine(outcomes, names, ())
     if not outcomes:
         return FormulaResult(CheckStatus.SKIPPED, "not an equation", names=names)
     return _combine(outcomes, names, relations)

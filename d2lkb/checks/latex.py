@@ -261,7 +261,7 @@ def split_formula(latex: str) -> tuple[Relation, ...]:
                 current[0].extend(sides[1:])
                 current[1].extend(links)
                 current[5].extend([number] * len(links))
-            elif not links and current is not None and re.match(r"\s*(?:[-+]|\\cdot|\\times|\\pm)", piece):
+            elif not links and current is not None and re.match(r"(?:\s|\\q?quad|\\[,;:!])*(?:[-+]|\\cdot|\\times|\\pm)", piece):
                 # `&\quad + c`: the expression of the row before goes on
                 current[0][-1] = current[0][-1] + " " + piece
             else:

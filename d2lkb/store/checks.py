@@ -175,18 +175,18 @@ class ChecksMixin:
             hashes = {h for h, _ in rows}
             notes = {n for _, n in rows}
         formulas = []
-        note_rows: list = []
+        by_note: dict[int, list] = {}
         for row in self.conn.execute(
             "SELECT f.id, n.path, f.line, f.latex, f.name, f.known_failure, f.check_hash, f.note_id, f.display,"
             " f.block, f.section FROM formula f JOIN note n ON n.id = f.note_id ORDER BY n.path, f.idx"
         ):
-            if note_rows and note_rows[-1][7] != row[7]:
-                note_rows = []
-            note_rows.append(row)
-            if not row[8] or query and row[6] not in hashes:
-                continue
-            source = formula_source(row, note_rows[:-1])
-            formulas.append((*row[:8], source))
+            by_note.setdefault(row[7], []).append(row)
+        for note_rows in by_note.values():
+            for k, row in enumerate(note_rows):
+                if not row[8] or query and row[6] not in hashes:
+                    continue
+                source = formula_source(row, note_rows[:k], note_rows[k + 1 :])
+                formulas.append((*row[:8], source))
         snippets: dict[int, list] = {}
         for row in self.conn.execute(
             "SELECT s.note_id, n.path, s.idx, s.language, s.code, s.expected, s.line, s.expected_line, s.info,"
@@ -344,7 +344,11 @@ _DEFINITION_HEAD = re.compile(
     r"^\s*(?:\\(?:mathbf|boldsymbol|hat|bar|tilde|mathcal)\s*\{?\s*)?(\\[A-Za-z]+|[A-Za-z])")
 
 
-def formula_source(row, earlier: list) -> dict:
+_CONTINUATION = re.compile(r"^\s*&?\s*(?:\\quad|\\qquad|\\;|\\,|\s)*(?:[-+]|\\cdot|\\times|\\pm)")
+_RELATION = re.compile(r"(?<![<>!\\])=|\\(?:approx|leq|geq|le|ge|neq|propto|sim|leftarrow)(?![A-Za-z])")
+
+
+def formula_source(row, earlier: list, later: list = ()) -> dict:
     """What the checker needs for one display formula row: its LaTeX, the rows of its block before it,
     the earlier formulas of its section that may define the names it uses (the latest 20), and the
     names the note has used before it.
@@ -370,16 +374,24 @@ def formula_source(row, earlier: list) -> dict:
         pattern = re.escape(name) + (r"(?![A-Za-z])" if name.startswith("\\") else r"(?![A-Za-z])")
         if re.search(r"(?<![A-Za-z\\])" + pattern if not name.startswith("\\") else pattern, text):
             context.append((r[2], r[3]))
+    after = []  # `&\quad + c`: rows that continue this row's expression belong to its check
+    for r in later:
+        if block is None or r[9] != block or not r[8] or not _CONTINUATION.match(r[3]) or _RELATION.search(r[3]):
+            break
+        after.append(r[3])
     known = sorted(set(re.findall(r"\\[A-Za-z]+|[A-Za-z]", " ".join(r[3] for r in earlier))))
-    return {"latex": latex, "rows_before": before, "context": context[-20:], "known": known}
+    source = {"latex": latex, "rows_before": before, "context": context[-20:], "known": known}
+    if after:
+        source["rows_after"] = after
+    return source
 
 
 def formula_key(source: dict) -> str:
     """The cache key of a formula's check beside its own LaTeX: the checker version and its context."""
-    if not source["rows_before"] and not source["context"] and not source["known"]:
+    parts = [source["rows_before"], source["context"], source["known"], source.get("rows_after", [])]
+    if not any(parts):
         return "v" + FORMULA_CHECKER_VERSION
-    digest = hashlib.blake2b(json.dumps([source["rows_before"], source["context"], source["known"]]).encode(),
-                             digest_size=8)
+    digest = hashlib.blake2b(json.dumps(parts).encode(), digest_size=8)
     return f"v{FORMULA_CHECKER_VERSION}:{digest.hexdigest()}"
 
 

@@ -235,6 +235,16 @@ def _check_pair(
         shape = definition_shape(lhs_src)
         if shape is not None:
             return _Outcome(CheckStatus.DEFINITION, f"defines the {shape} {_short(lhs_src)}", "definition")
+    left_parts, right_parts = _tuple_parts(lhs_src), _tuple_parts(rhs_src)
+    if left_parts and right_parts and len(left_parts) == len(right_parts):
+        # (a, b) = (c, d), [a - r, a + r] = [0.7, 1.3]: one relation per component
+        parts = [
+            _check_pair(a, b, link, step, env, cache, clock, rng, seen)
+            for a, b in zip(left_parts, right_parts, strict=True)
+        ]
+        worst = min(parts, key=lambda o: _ORDER.get(o.status, 9))
+        detail = "; ".join(f"component {k + 1}: {o.status.value} ({o.detail})" for k, o in enumerate(parts))
+        return _Outcome(worst.status, detail, worst.method)
     sides = []
     for src in (lhs_src, rhs_src):
         if src not in cache:
@@ -250,7 +260,7 @@ def _check_pair(
         elif env.defines_derivative(left.expr):
             defined = None  # g'(x) = ... after the note defined g: a claim about g to check
         else:
-            defined = _defined_name(left, right, rhs_src)
+            defined = _defined_name(left, right, rhs_src, lhs_src)
         if defined:
             return _Outcome(CheckStatus.DEFINITION, f"defines {_short(lhs_src.strip())}", "definition")
     for which, side, src in (("left", left, lhs_src), ("right", right, rhs_src)):
@@ -261,7 +271,23 @@ def _check_pair(
     return _Decision(left, right, step, env, clock, rng, seen).decide()
 
 
-def _defined_name(left: Any, right: Any, rhs_src: str) -> str | None:
+def _tuple_parts(src: str) -> list[str] | None:
+    """``(a, b)`` / ``[a, b]`` written as a whole side -> its components; None otherwise."""
+    from d2lkb.checks.notation import _bracket_end, _top_level_split
+
+    text = re.sub(r"\\(left|right|big|Big|bigg|Bigg)(?![A-Za-z])", "", src).strip().rstrip(".,")
+    if not text or text[0] not in "([":
+        return None
+    end = _bracket_end(text, 0)
+    if end != len(text):
+        return None
+    parts, sep = _top_level_split(text[1:-1], (",",))
+    if sep is None or len(parts) < 2 or any(not p.strip() for p in parts):
+        return None
+    return [p.strip() for p in parts]
+
+
+def _defined_name(left: Any, right: Any, rhs_src: str, lhs_src: str = "") -> str | None:
     """What the left side names, when it is a name the right side does not use; else None."""
     import sympy as sp
     from sympy.core.function import AppliedUndef
@@ -285,12 +311,8 @@ def _defined_name(left: Any, right: Any, rhs_src: str) -> str | None:
     if head is None:
         return None
     if isinstance(right, LatexError):
-        # the right side cannot be read: the left side still names something if its name is absent there
-        name = str(head) if not hasattr(head, "__name__") else head.__name__
-        if name.startswith("Zop") or re.escape(name) and re.search(r"(?<![A-Za-z\\])" + re.escape(name) + r"(?![A-Za-z])",
-                                                                    rhs_src):
-            return None
-        return _short(_pretty(expr))
+        # the right side cannot be read: the left side names something if that name is absent there
+        return _written_name(lhs_src, rhs_src) if lhs_src else None
     rexpr = right.expr
     if isinstance(expr, sp.Derivative):  # f'(x) = \lim ...: defines the derivative unless it occurs on the right
         used = any(d == expr for d in rexpr.atoms(sp.Derivative))

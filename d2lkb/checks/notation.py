@@ -389,6 +389,8 @@ def operators(s: str, opaque: set[str]) -> str:
             op = m.group("bbl") or m.group("bbs")
         elif m.group("word"):
             op = _OPERATOR_WORDS.get(m.group("word"), "")
+            if not op and re.match(r"\s*\[", s[m.end() :]) and len(m.group("word")) > 1:
+                op = m.group("word")  # \textrm{bias}[\hat{\theta}]: an operator written with brackets
             if not op:
                 out.append(s[i : m.end()])
                 i = m.end()
@@ -523,7 +525,7 @@ def sums_over_sets(s: str) -> str:
         var = m.group(2)
         return f"\\{m.group(1)}_{{{var}=1}}^{{\\ZzN{var}}}"
 
-    return re.sub(r"\\(sum|prod)\s*_\s*\{\s*([A-Za-z])\s*\\in(?![A-Za-z])[^{}]*(?:\{[^{}]*\}[^{}]*)*\}", fix, s)
+    return re.sub(r"\\(sum|prod)\s*_\s*\{\s*([A-Za-z])'*\s*\\in(?![A-Za-z])[^{}]*(?:\{[^{}]*\}[^{}]*)*\}", fix, s)
 
 
 def sums_without_limits(s: str) -> str:

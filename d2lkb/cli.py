@@ -112,6 +112,8 @@ def _sync(kb, quiet: bool = False):
         return kb.sync(on_progress=on_progress)
     except FileNotFoundError as exc:
         fail(f"{exc} (set --notes, D2LKB_NOTES or `notes` in {kb.config.kb_dir / 'config.toml'})")
+    except ValueError as exc:  # a malformed vault `.d2lkb.toml`
+        fail(str(exc))
     finally:
         if progress is not None:
             progress.stop()

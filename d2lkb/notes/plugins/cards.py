@@ -7,7 +7,7 @@ card (and which are `key:: value` properties or C++ `std::` scopes) is decided p
 line by `d2lkb.notes.cards`. Produces `card_sep` tokens with `markup` `::` or `:::`
 and `meta["pos"]`, the offset in the inline source.
 
-Curly clozes (opt-in): `{{answer}}`, `{{c1::answer}}`, `{{c1::answer::hint}}`,
+Curly clozes (opt-in): `{{answer}}`, `{{c1::answer}}` / `{{1::answer}}`, `{{c1::answer::hint}}`,
 `{{1;;answer;;hint}}` on one line, as one `cloze_curly` token whose `meta` has `pos`,
 `end` (offset after `}}`), `start`/`stop` (the answer's span), `group` and `hint`.
 """
@@ -24,7 +24,7 @@ from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
 
 # `c1::` (Anki) or `1;;` (OSR sequence) before the answer; `::hint` / `;;hint` after it.
-_CURLY_GROUP = re.compile(r"(?:c(\d+)::|(\d+);;)")
+_CURLY_GROUP = re.compile(r"(?:c?(\d+)::|(\d+);;)")
 _CURLY_HINT = re.compile(r"(?:::|;;)")
 MAX_CURLY = 1000
 

@@ -141,14 +141,28 @@ def _line_separator(marks: ParagraphMarks, seps: list[tuple[int, str]], start: i
     not part of a Dataview inline field or a C++ scope."""
     content = marks.content
     usable = []
+    scoped = False  # a line that uses `::` as a scope operator uses it so throughout
     for pos, markup in seps:
         before = content[start:pos]
         after = content[pos + len(markup) : end]
         if _INLINE_FIELD.search(before):
             continue
         if markup == "::" and _is_scope(before, after):
+            scoped = True
             continue
         usable.append((pos, markup))
+    if scoped:
+        usable = [
+            (pos, markup)
+            for pos, markup in usable
+            if not (
+                markup == "::"
+                and pos > start
+                and (content[pos - 1].isalnum() or content[pos - 1] == "_")
+                and pos + 2 < end
+                and (content[pos + 2].isalnum() or content[pos + 2] == "_")
+            )
+        ]
     for wanted in (":::", "::"):
         for pos, markup in usable:
             if markup == wanted:

@@ -157,3 +157,53 @@ def test_file_names_and_aliases_are_searchable(synced):
     assert "202301011200 Schrodinger's Cat.md" in {h.path for h in hits}
     assert "Biology/Cells.md" in {h.path for h in synced["osr"].search("biology")}  # alias "Cell biology"
     assert "Editing/Formatting.md" in {h.path for h in synced["obsidian"].search("Formatting")}  # file name
+
+
+# --- the bundled notes and the opt-in settings --------------------------------------
+
+
+def test_bundled_notes_keep_31_cards_and_their_identities_across_a_parser_bump(tmp_path, bundled_copy):
+    """A KB built by the previous parser (version 4) re-reads every bundled note once;
+    every card keeps its id, so its history, and none is retired or added."""
+    kb = KnowledgeBase(load_config(tmp_path / "kb", bundled_copy))
+    try:
+        assert kb.sync().cards == 31
+        before = dict(kb.conn.execute("SELECT id, prompt FROM card"))
+        kb.conn.execute("UPDATE meta SET value = '4' WHERE key = 'parser_version'")
+        kb.conn.commit()
+        report = kb.sync()
+        assert report.updated == report.notes and (report.added, report.retired_cards) == (0, 0)
+        assert dict(kb.conn.execute("SELECT id, prompt FROM card WHERE retired_at IS NULL")) == before
+    finally:
+        kb.close()
+
+
+def test_kb_config_wins_over_the_vaults_own_settings(tmp_path):
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.md").write_text("A ==cloze== here.\n\nQ::A\n", encoding="utf-8")
+    (notes / ".d2lkb.toml").write_text("[cards]\nflashcard_tags = []\nhighlights = false\n", encoding="utf-8")
+    kb = KnowledgeBase(load_config(tmp_path / "kb", notes))
+    try:
+        assert kb.sync().cards == 1  # the vault: every note, no highlight clozes
+    finally:
+        kb.close()
+    (tmp_path / "kb" / "config.toml").write_text("[cards]\nhighlights = true\n", encoding="utf-8")
+    kb = KnowledgeBase(load_config(tmp_path / "kb", notes))
+    try:
+        assert kb.config.parse == ParseOptions(flashcard_tags=(), cloze_highlights=True)
+        assert kb.sync().cards == 2  # changed options re-read the note
+    finally:
+        kb.close()
+
+
+def test_a_malformed_vault_settings_file_is_a_clear_error(tmp_path):
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / ".d2lkb.toml").write_text("[cards]\nflashcard_tags = 'flashcards'\nbogus = 1\n", encoding="utf-8")
+    kb = KnowledgeBase(load_config(tmp_path / "kb", notes))
+    try:
+        with pytest.raises(ValueError, match=r"\.d2lkb\.toml: .*flashcard_tags: expected a list.*unknown key 'bogus'"):
+            kb.sync()
+    finally:
+        kb.close()

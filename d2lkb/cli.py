@@ -136,6 +136,11 @@ def sync_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     console.print(table)
     if report.retired_cards or report.revived_cards:
         console.print(f"{report.retired_cards} card(s) retired, {report.revived_cards} came back")
+    if report.notes and not report.cards and kb.config.parse.flashcard_tags:
+        tags = ", ".join("#" + t for t in kb.config.parse.flashcard_tags)
+        console.print(f"No cards: only notes tagged {tags} make cards (as in Obsidian Spaced Repetition); "
+                      "set `flashcard_tags = []` under [cards] in the vault's .d2lkb.toml for every note "
+                      "(see notes/README.md).", markup=False)
     _print_warnings(report.warnings)
     console.print(f"[dim]{report.seconds:.2f} s[/]")
 

@@ -181,7 +181,7 @@ def test_crash_mid_sync_leaves_previous_state(make_kb, notes_dir, monkeypatch):
     p.write_text(NOTE.replace("2x", "two x") + "\nNew :: card\n", encoding="utf-8")
     write(notes_dir / "new.md", "# New\n\nX :: Y\n")
 
-    def boom(conn):
+    def boom(conn, *args):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(sync_mod, "_resolve_links", boom)

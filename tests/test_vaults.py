@@ -207,3 +207,35 @@ def test_a_malformed_vault_settings_file_is_a_clear_error(tmp_path):
             kb.sync()
     finally:
         kb.close()
+
+
+def test_links_follow_notes_that_appear_move_and_change_titles(tmp_path):
+    """Incremental syncs re-resolve what a change can affect, nothing is left stale."""
+    notes = tmp_path / "notes"
+    for rel, text in {
+        "a/source.md": "[[topic]] [[b/topic]] [[Nickname]] [[./sibling]]\n",
+        "b/topic.md": "# Topic\n",
+        "c/other.md": "---\naliases: [Nickname]\n---\n",
+    }.items():
+        (notes / rel).parent.mkdir(parents=True, exist_ok=True)
+        (notes / rel).write_text(text, encoding="utf-8")
+    kb = KnowledgeBase(load_config(tmp_path / "kb", notes))
+
+    def targets() -> list[str]:
+        return [r[0] for r in kb.conn.execute(
+            "SELECT coalesce(m.path, '') FROM link JOIN note n ON n.id = link.note_id"
+            " LEFT JOIN note m ON m.id = link.target_note_id WHERE n.path = 'a/source.md' ORDER BY link.id")]
+
+    try:
+        kb.sync()
+        assert targets() == ["b/topic.md", "b/topic.md", "c/other.md", ""]
+        (notes / "a" / "topic.md").write_text("a second topic, next to the source\n", encoding="utf-8")
+        (notes / "a" / "sibling.md").write_text("now it exists\n", encoding="utf-8")
+        kb.sync()
+        assert targets() == ["a/topic.md", "b/topic.md", "c/other.md", "a/sibling.md"]
+        (notes / "c" / "other.md").write_text("no alias any more\n", encoding="utf-8")
+        (notes / "b" / "topic.md").rename(notes / "b" / "moved.md")
+        kb.sync()
+        assert targets() == ["a/topic.md", "", "", "a/sibling.md"]
+    finally:
+        kb.close()

@@ -41,6 +41,19 @@ def note_names(path: str) -> list[str]:
     return names
 
 
+def note_keys(path: str, title: str, aliases: Iterable[str]) -> set[str]:
+    """Every link target (as `sync.link_key` normalises it) that could resolve to this
+    note: its path and each partial path, its names, title and aliases."""
+    key = _key(path)
+    keys = {key, *note_names(path), title.strip().lower(), *(a.strip().lower() for a in aliases)}
+    cut = key.find("/")
+    while cut >= 0:
+        keys.add(key[cut + 1 :])
+        cut = key.find("/", cut + 1)
+    keys.discard("")
+    return keys
+
+
 def _key(path: str) -> str:
     return _strip_suffix(path.strip().replace("\\", "/")).lower()
 

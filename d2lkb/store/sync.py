@@ -597,16 +597,21 @@ def _apply(conn, known, changed, removed, now_i: int, report: SyncReport) -> Non
         conn.execute("DELETE FROM note WHERE id=?", (note_id,))
         report.removed += 1
     # Renames: a removed path's note id is gone; the new path gets a new note id.
+    from d2lkb.store.links import note_keys
+
+    keys: set[str] = set()  # what links may now resolve to a changed or new note
+    changed_ids: list[int] = []
     for (f, digest, parsed), (start, end) in zip(changed, spans, strict=True):
         note_id = known[f.rel][0] if f.rel in known else None
         # Cards continued elsewhere must not be claimed twice: clear note ownership first.
         card_ids = [matches.get(i) for i in range(start, end)]
-        writer.write_note(note_id, f, digest, parsed, card_ids)
+        changed_ids.append(writer.write_note(note_id, f, digest, parsed, card_ids))
+        keys |= note_keys(f.rel, parsed.title, _aliases(parsed.front_matter))
         if note_id is None:
             report.added += 1
         else:
             report.updated += 1
-    _resolve_links(conn)
+    _resolve_links(conn, keys, changed_ids)
     # Tags no longer used by any note or live card (and with no children) go away.
     while conn.execute(
         "DELETE FROM tag WHERE id NOT IN (SELECT tag_id FROM notetag) AND id NOT IN (SELECT tag_id FROM cardtag)"
@@ -615,9 +620,14 @@ def _apply(conn, known, changed, removed, now_i: int, report: SyncReport) -> Non
         pass
 
 
-def _resolve_links(conn: sqlite3.Connection) -> None:
-    """Point every link at its note, as Obsidian resolves links (see `d2lkb.store.links`).
-    All links are looked at again: a new note can change where an ambiguous name points."""
+def _resolve_links(conn: sqlite3.Connection, keys: set[str] | None = None, note_ids: list[int] | None = None) -> None:
+    """Point links at notes, as Obsidian resolves them (see `d2lkb.store.links`).
+
+    Without `keys`, every unresolved link. With them (a sync that changed notes), also
+    every link that might now point elsewhere: links to the changed notes (`note_ids`,
+    whose title or aliases may have changed) and links whose target is one of `keys`,
+    the names, paths and titles of the changed notes (a new note can take over an
+    ambiguous name); relative and `/rooted` links are always looked at again."""
     from d2lkb.store.links import LinkResolver
 
     notes = []
@@ -626,10 +636,21 @@ def _resolve_links(conn: sqlite3.Connection) -> None:
         notes.append((nid, path, title, aliases))
     resolver = LinkResolver(notes)
     paths = resolver.paths
+    query = "SELECT id, target, note_id, target_note_id FROM link WHERE target_note_id IS NULL"
+    args: list = []
+    if keys is not None:
+        query += " OR target_key LIKE '/%' OR target_key LIKE '.%'"
+        if len(keys) + len(note_ids or ()) > 5000:  # a big sync: look at every link
+            query = "SELECT id, target, note_id, target_note_id FROM link"
+        else:
+            if note_ids:
+                query += f" OR target_note_id IN ({','.join('?' * len(note_ids))})"
+                args += note_ids
+            if keys:
+                query += f" OR target_key IN ({','.join('?' * len(keys))})"
+                args += sorted(keys)
     updates = []
-    for lid, target, note_id, current in conn.execute(
-        "SELECT id, target, note_id, target_note_id FROM link"
-    ).fetchall():
+    for lid, target, note_id, current in conn.execute(query, args).fetchall():
         nid = resolver.resolve(target, paths.get(note_id, ""))
         if nid != current:
             updates.append((nid, lid))

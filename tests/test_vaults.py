@@ -163,13 +163,13 @@ def test_file_names_and_aliases_are_searchable(synced):
 
 
 def test_bundled_notes_keep_31_cards_and_their_identities_across_a_parser_bump(tmp_path, bundled_copy):
-    """A KB built by the previous parser (version 4) re-reads every bundled note once;
+    """A KB built by the previous parser (version 5) re-reads every bundled note once;
     every card keeps its id, so its history, and none is retired or added."""
     kb = KnowledgeBase(load_config(tmp_path / "kb", bundled_copy))
     try:
         assert kb.sync().cards == 31
         before = dict(kb.conn.execute("SELECT id, prompt FROM card"))
-        kb.conn.execute("UPDATE meta SET value = '4' WHERE key = 'parser_version'")
+        kb.conn.execute("UPDATE meta SET value = '5' WHERE key = 'parser_version'")
         kb.conn.commit()
         report = kb.sync()
         assert report.updated == report.notes and (report.added, report.retired_cards) == (0, 0)
@@ -239,3 +239,10 @@ def test_links_follow_notes_that_appear_move_and_change_titles(tmp_path):
         assert targets() == ["a/topic.md", "", "", "a/sibling.md"]
     finally:
         kb.close()
+
+
+def test_a_note_opts_in_with_front_matter_and_plugin_files_never_do():
+    assert len(parse_note("---\nd2lkb: cards\n---\nQ::A\n", "deck.md").cards) == 1
+    assert parse_note("Q::A\n", "plain.md").cards == ()
+    assert parse_note("#flashcards\nQ::A\n", "drawing.excalidraw.md").cards == ()
+    assert parse_note("---\nexcalidraw-plugin: parsed\n---\n#flashcards\nQ::A\n", "d.md").cards == ()

@@ -706,6 +706,8 @@ class NoteCollector:
         makes every note's cards); plugin files (Excalidraw drawings) never do."""
         if path.lower().endswith(_PLUGIN_SUFFIXES) or any(k in self.front_matter for k in _PLUGIN_KEYS):
             return False
+        if str(self.front_matter.get("d2lkb", "")).strip().lower() == "cards":
+            return True  # the note opts in itself (e.g. a deck imported from Anki)
         return self.options.makes_cards([tag.name for tag in self.tags])
 
     def _logseq_properties(self) -> None:

@@ -385,7 +385,7 @@ def _fingerprint(card, path: str) -> Fingerprint:
 
 # Bump when parsing changes what a note yields (cards, text, tags): KBs built before re-read
 # every note once.
-PARSER_VERSION = "5"
+PARSER_VERSION = "6"
 PARALLEL_MIN_FILES = 64  # below this a process pool costs more than it saves
 
 

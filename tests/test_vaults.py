@@ -30,12 +30,16 @@ STYLES = ("osr", "obsidian", "logseq", "zk")
 _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 _TAGS_AT_START = re.compile(r"^(?:#[^\s#]+\s+)+")
 _TAGS_AT_END = re.compile(r"(?:\s+#[^\s#]+)+$")
+_BLOCK_MARKERS = re.compile(r"^(?:(?:[-*+]|\d+[.)]|>)\s+)+")
 
 
 def _norm(text: str) -> str:
     """A card side as compared: comments out, whitespace collapsed, highlight markers
-    (OSR keeps the other deletions' `==` in a cloze's front) and tag runs at the ends out."""
+    (OSR keeps the other deletions' `==` in a cloze's front), list and quote markers at
+    its start (OSR keeps the line's `- ` / `> `, d2lkb the item's text) and tag runs at
+    the ends out."""
     text = " ".join(_COMMENT.sub(" ", text).replace("==", "").split())
+    text = _BLOCK_MARKERS.sub("", text)
     return _TAGS_AT_END.sub("", _TAGS_AT_START.sub("", text)).strip()
 
 

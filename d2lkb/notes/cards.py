@@ -301,9 +301,10 @@ def multiline_card(
 
     As in OSR, the card is the run of lines around the separator line up to the blank
     lines before and after it (a fenced code block in the answer is taken whole, blank
-    lines and all); a heading ends it. Lines holding only tags before the question,
-    HTML comments and `^block-id` markers are not part of the card's text. Returns
-    the cards, warnings and the card's 0-based line range (inclusive).
+    lines and all); unlike OSR, a heading after the separator ends the answer. Lines
+    holding only tags before the question, HTML comments and `^block-id` markers are
+    not part of the card's text. Returns the cards, warnings and the card's 0-based
+    line range (inclusive).
     """
     marker_line = lines[mark_line]
     prefix = _QUOTE_PREFIX.match(marker_line)
@@ -314,11 +315,8 @@ def multiline_card(
         return _unprefix(lines[index], depth)
 
     top = mark_line
-    while top - 1 >= first_allowed:
-        text = body(top - 1)
-        if not text.strip() or _HEADING.match(text.lstrip()):
-            break
-        top -= 1
+    while top - 1 >= first_allowed and body(top - 1).strip():
+        top -= 1  # as in OSR, a heading right above the question is part of it
     bottom = mark_line
     i = mark_line + 1
     n = len(lines)

@@ -12,6 +12,7 @@ before the tag/highlight/wikilink/separator rules could see them.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -230,7 +231,8 @@ class NoteCollector:
         self.snippets: list[_SnippetDraft] = []
         self.cards: list[CardDraft] = []
         self.card_warnings: list[ParseWarning] = []  # dropped when the note makes no cards
-        self.consumed: list[tuple[int, int]] = []  # 1-based line ranges of multi-line cards
+        self.consumed: list[tuple[int, int]] = []  # 1-based line ranges of multi-line cards, in order
+        self.single_line_end = 0  # 1-based line of the last `Q::A` card so far
         self.body_start = 0  # 0-based first line after the front matter
         self.first_paragraph: str | None = None  # the note's first block, when a paragraph
         self.blocks = 0
@@ -539,18 +541,21 @@ class NoteCollector:
                 drafts, warnings = paragraph_cards(marks, section)
                 self.cards.extend(drafts)
                 self.card_warnings.extend(warnings)
+                for draft in drafts:
+                    if draft.kind == CardKind.BASIC:
+                        self.single_line_end = max(self.single_line_end, draft.line)
         return "".join(parts)
 
     def _multiline(self, mark_line: int, section: int | None) -> None:
         """The `?`/`??` card around 0-based source line `mark_line`."""
+        if self.consumed and self.consumed[-1][0] <= mark_line + 1 <= self.consumed[-1][1]:
+            return  # a second `?` inside a card's run is part of its answer, as in OSR
+        # The question does not reach back over a card right above it.
         first = self.body_start
-        # The question does not reach back over a single-line card right above it.
-        for draft in self.cards:
-            if draft.kind == CardKind.BASIC and draft.last_line == 0 and draft.line - 1 < mark_line:
-                first = max(first, draft.line)
-        for _start, end in self.consumed:
-            if end - 1 < mark_line:
-                first = max(first, end)
+        if self.single_line_end - 1 < mark_line:
+            first = max(first, self.single_line_end)
+        if self.consumed and self.consumed[-1][1] - 1 < mark_line:
+            first = max(first, self.consumed[-1][1])
         drafts, warnings, (top, bottom) = multiline_card(self.lines, mark_line, first, section)
         self.cards.extend(drafts)
         self.card_warnings.extend(warnings)
@@ -656,13 +661,13 @@ class NoteCollector:
         snippets, snippet_cards = self._snippets()
         drafts = self.cards + formula_cards + snippet_cards
         if self.consumed:  # lines of a multi-line card make no other prose card
-            drafts = [
-                d
-                for d in drafts
-                if d.kind not in _PROSE_CARDS
-                or d.last_line
-                or not any(start <= d.line <= end for start, end in self.consumed)
-            ]
+            starts = [start for start, _end in self.consumed]
+
+            def inside(line: int) -> bool:
+                k = bisect_right(starts, line) - 1
+                return k >= 0 and line <= self.consumed[k][1]
+
+            drafts = [d for d in drafts if d.kind not in _PROSE_CARDS or d.last_line or not inside(d.line)]
         if self._makes_cards(path):
             self.warnings.extend(self.card_warnings)
         else:

@@ -65,6 +65,8 @@ def note(rng: random.Random, i: int, n_notes: int, cards: int) -> str:
 
 def generate(out: Path, notes: int, cards_per_note: int = 10, seed: int = 1) -> Path:
     out.mkdir(parents=True, exist_ok=True)
+    # A study vault: every note makes cards (not only those tagged #flashcards).
+    (out / ".d2lkb.toml").write_text("[cards]\nflashcard_tags = []\n", encoding="utf-8")
     for i in range(notes):
         rng = random.Random(seed * 1_000_003 + i)
         folder = out / f"folder-{i % 20:02d}"

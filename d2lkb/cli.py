@@ -112,6 +112,8 @@ def _sync(kb, quiet: bool = False):
         return kb.sync(on_progress=on_progress)
     except FileNotFoundError as exc:
         fail(f"{exc} (set --notes, D2LKB_NOTES or `notes` in {kb.config.kb_dir / 'config.toml'})")
+    except ValueError as exc:  # a malformed vault `.d2lkb.toml`
+        fail(str(exc))
     finally:
         if progress is not None:
             progress.stop()
@@ -134,6 +136,11 @@ def sync_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     console.print(table)
     if report.retired_cards or report.revived_cards:
         console.print(f"{report.retired_cards} card(s) retired, {report.revived_cards} came back")
+    if report.notes and not report.cards and kb.config.parse.flashcard_tags:
+        tags = ", ".join("#" + t for t in kb.config.parse.flashcard_tags)
+        console.print(f"No cards: only notes tagged {tags} make cards (as in Obsidian Spaced Repetition); "
+                      "set `flashcard_tags = []` under [cards] in the vault's .d2lkb.toml for every note "
+                      "(see notes/README.md).", markup=False)
     _print_warnings(report.warnings)
     console.print(f"[dim]{report.seconds:.2f} s[/]")
 

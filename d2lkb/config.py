@@ -12,9 +12,13 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from pathlib import Path
 
+from d2lkb.notes.options import ParseOptions
+
 CONFIG_NAME = "config.toml"
 FRAMEWORKS = ("pytorch", "mxnet", "tensorflow", "jax")  # as in d2lkb.checks.cells
 DB_NAME = "kb.sqlite"
+# A vault's own reading conventions ([cards], [markdown]), in the notes folder's root.
+VAULT_CONFIG_NAME = ".d2lkb.toml"
 
 
 def parse_duration(text: str) -> timedelta:
@@ -51,11 +55,33 @@ class ChecksConfig:
 
 
 @dataclass(frozen=True)
+class CardsConfig:
+    flashcard_tags: tuple[str, ...] = ("flashcards",)  # [] = every note makes cards
+    highlights: bool = True  # ==cloze==
+    bold: bool = False  # **cloze**
+    curly: bool = False  # {{cloze}}, {{c1::cloze::hint}}
+
+
+@dataclass(frozen=True)
+class MarkdownConfig:
+    bracket_math: bool = False  # \(..\) and \[..\] are math, not escaped brackets
+
+
+@dataclass(frozen=True)
 class Config:
     kb_dir: Path
     notes_dir: Path
     review: ReviewConfig = field(default_factory=ReviewConfig)
     checks: ChecksConfig = field(default_factory=ChecksConfig)
+    # The [cards] / [markdown] keys this file sets; they win over the vault's own
+    # `.d2lkb.toml`, which wins over the defaults (see `parse_options`).
+    parse_settings: dict = field(default_factory=dict)
+
+    @property
+    def parse(self) -> ParseOptions:
+        """The reading options for the notes folder: defaults, then the vault's
+        `.d2lkb.toml`, then this KB's config."""
+        return parse_options(vault_settings(self.notes_dir), self.parse_settings)
 
     @property
     def db_path(self) -> Path:
@@ -87,6 +113,8 @@ def _section(cls, raw: dict, name: str, problems: list[str]):
                     raise ValueError("expected a number")
                 value = float(value)
             elif isinstance(default, tuple):
+                if not isinstance(value, list):
+                    raise ValueError("expected a list")
                 value = tuple(str(v) for v in value)
             elif isinstance(default, str):
                 value = str(value)
@@ -110,8 +138,10 @@ def load_config(kb_dir: Path | str, notes_dir: Path | str | None = None) -> Conf
     problems: list[str] = []
     review = _section(ReviewConfig, raw.get("review", {}), "review", problems)
     checks = _section(ChecksConfig, raw.get("checks", {}), "checks", problems)
+    parse_settings = {key: raw[key] for key in ("cards", "markdown") if key in raw}
+    _check_parse_settings(parse_settings, problems)
     for key in raw:
-        if key not in ("notes", "review", "checks"):
+        if key not in ("notes", "review", "checks", "cards", "markdown"):
             problems.append(f"unknown key {key!r}")
     if not 0.5 <= review.desired_retention < 1:
         problems.append("[review] desired_retention must be in [0.5, 1)")
@@ -127,7 +157,52 @@ def load_config(kb_dir: Path | str, notes_dir: Path | str | None = None) -> Conf
         notes = Path(str(raw.get("notes", "notes"))).expanduser()
         # Relative paths in the file are relative to the kb folder's parent (the project root).
         notes_dir = notes if notes.is_absolute() else kb_dir.resolve().parent / notes
-    return Config(kb_dir=kb_dir, notes_dir=Path(notes_dir).expanduser(), review=review, checks=checks)
+    return Config(kb_dir=kb_dir, notes_dir=Path(notes_dir).expanduser(), review=review, checks=checks,
+                  parse_settings=parse_settings)
+
+
+def _check_parse_settings(raw: dict, problems: list[str]) -> tuple[CardsConfig, MarkdownConfig]:
+    cards = _section(CardsConfig, raw.get("cards", {}), "cards", problems)
+    markdown = _section(MarkdownConfig, raw.get("markdown", {}), "markdown", problems)
+    return cards, markdown
+
+
+def parse_options(*layers: dict) -> ParseOptions:
+    """`ParseOptions` from [cards] / [markdown] tables, later layers winning key by key."""
+    merged: dict[str, dict] = {"cards": {}, "markdown": {}}
+    for layer in layers:
+        for table in merged:
+            value = layer.get(table)
+            if isinstance(value, dict):
+                merged[table].update(value)
+    problems: list[str] = []
+    cards, markdown = _check_parse_settings(merged, problems)
+    if problems:
+        raise ValueError("; ".join(problems))
+    return ParseOptions(
+        flashcard_tags=tuple(t.strip().lstrip("#") for t in cards.flashcard_tags if t.strip().lstrip("#")),
+        cloze_highlights=cards.highlights,
+        cloze_bold=cards.bold,
+        cloze_curly=cards.curly,
+        bracket_math=markdown.bracket_math,
+    )
+
+
+def vault_settings(notes_dir: Path | str) -> dict:
+    """The [cards] / [markdown] tables of the vault's own `.d2lkb.toml` ({} without one).
+    A malformed file raises `ValueError` naming it."""
+    path = Path(notes_dir) / VAULT_CONFIG_NAME
+    if not path.is_file():
+        return {}
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+    problems = [f"unknown key {key!r}" for key in raw if key not in ("cards", "markdown")]
+    _check_parse_settings(raw, problems)
+    if problems:
+        raise ValueError(f"{path}: " + "; ".join(problems))
+    return {key: raw[key] for key in ("cards", "markdown") if key in raw}
 
 
 def config_from_env(kb: str | None = None, notes: str | None = None) -> Config:

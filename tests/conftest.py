@@ -37,8 +37,11 @@ def clock() -> Clock:
 
 @pytest.fixture
 def notes_dir(tmp_path: Path) -> Path:
+    """A test vault in which every note makes cards (its `.d2lkb.toml` says so; without
+    it only notes tagged #flashcards would, as in Obsidian Spaced Repetition)."""
     d = tmp_path / "notes"
     d.mkdir()
+    (d / ".d2lkb.toml").write_text("[cards]\nflashcard_tags = []\n", encoding="utf-8")
     return d
 
 

@@ -152,3 +152,13 @@ def test_orphans(tmp_path, notes_dir):
     write(notes_dir / "b.md", "# B\n")
     write(notes_dir / "lonely.md", "# Lonely\n\nSee [[nowhere]].\n")
     assert json.loads(run(tmp_path, notes_dir, "orphans", "--json").stdout) == ["lonely.md"]
+
+
+def test_sync_of_a_vault_without_flashcard_tags_says_why_it_has_no_cards(tmp_path):
+    vault = tmp_path / "vault"
+    write(vault / "zettel.md", "# Definition\n\nA ==highlight== for emphasis, and Q::A.\n")
+    result = run(tmp_path, vault, "sync")
+    assert result.exit_code == 0, result.output
+    assert "only notes tagged #flashcards make cards" in " ".join(result.stdout.split())
+    write(vault / "deck.md", "#flashcards\n\nQ::A\n")
+    assert json.loads(run(tmp_path, vault, "sync", "--json").stdout)["cards"] == 1

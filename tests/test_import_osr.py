@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from d2lkb.cli import app
+from d2lkb.notes.options import ALL_NOTES
 from d2lkb.notes.osr import OsrError, assign, schedule_comments, strip_schedule_data
 from d2lkb.notes.parse import parse_note
 from d2lkb.review.types import Grade
@@ -75,7 +76,7 @@ def test_osr_comments_are_read_and_matched_the_way_osr_writes_them():
     comments = schedule_comments(VAULT_NOTE, "calc.md")
     assert [c.line for c in comments] == [6, 9, 12, 17]  # the fenced example is not data
     assert comments[1].schedules[1].due == date(2026, 3, 9) and comments[1].schedules[1].ease == 270
-    cards = parse_note(VAULT_NOTE, "calc.md").cards
+    cards = parse_note(VAULT_NOTE, "calc.md", ALL_NOTES).cards  # a vault where every note makes cards
     assigned, problems = assign(cards, comments)
     assert problems == []
     got = [(cards[i].front, s.due.isoformat()) for i, s, _c, _k in assigned]

@@ -12,8 +12,16 @@ from d2lkb.model import CardKind, ParseWarning
 from d2lkb.notes import parse as parse_module
 from d2lkb.notes.fences import fence_language, is_closing_fence, is_doctest, split_doctest
 from d2lkb.notes.latex import describe_row, split_rows
-from d2lkb.notes.parse import create_markdown, note_parser, parse_note
+from d2lkb.notes.options import ALL_NOTES, ParseOptions
+from d2lkb.notes.parse import create_markdown, note_parser
+from d2lkb.notes.parse import parse_note as _parse_note
 from d2lkb.notes.plugins.tags import clean_tag_name
+
+
+def parse_note(text: str, path: str, options: ParseOptions = ALL_NOTES):
+    """These tests look at card syntax: every note makes cards (no `#flashcards` opt-in)."""
+    return _parse_note(text, path, options)
+
 
 # --- never raises -------------------------------------------------------------------
 
@@ -52,7 +60,7 @@ def test_parse_note_never_raises(text: str) -> None:
 
 
 def test_an_unexpected_error_becomes_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(text: str, path: str) -> None:
+    def broken(text: str, path: str, options: object) -> None:
         raise RuntimeError("boom")
 
     monkeypatch.setattr(parse_module, "_parse", broken)
@@ -68,7 +76,7 @@ def test_huge_cloze_paragraph_is_skipped_with_a_warning() -> None:
     assert len(note.highlights) == 20_000
     assert note.warnings == (
         ParseWarning(
-            1, "paragraph too large for cloze cards (20000 highlights in 119999 characters); no cards made"
+            1, "paragraph too large for cloze cards (20000 deletions in 119999 characters); no cards made"
         ),
     )
 
@@ -202,7 +210,8 @@ def test_seed_excerpt() -> None:
         "\\[\\begin{aligned} \\frac{d}{dx} x^n & = n x^{n-1} && \\textrm{for } n \\neq 0 \\\\\\end{aligned}\\]"
         "### Partial Derivatives\n"
     )
-    note = parse_note(text, "seed.md")
+    assert not parse_note(text, "seed.md").formulas  # `\(`, `\[`: escaped brackets in Markdown
+    note = parse_note(text, "seed.md", ParseOptions(flashcard_tags=(), bracket_math=True))
     assert [t.name for t in note.tags] == ["parameters", "参数"]
     assert [c.back for c in note.cards if c.kind is CardKind.CLOZE] == ["behavior", "parameters"]
     assert note.cards[0].tags == ("parameters", "参数")

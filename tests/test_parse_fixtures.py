@@ -26,6 +26,7 @@ import pytest
 from markdown_it.utils import read_fixture_file
 
 from d2lkb.model import ParsedNote
+from d2lkb.notes.options import ParseOptions
 from d2lkb.notes.parse import parse_note
 
 FIXTURES = Path(__file__).parent / "fixtures" / "parse"
@@ -41,6 +42,10 @@ ASPECTS: dict[str, tuple[str, ...]] = {
     "sections.md": ("note", "sections"),
     "frontmatter.md": ("note", "tags"),
 }
+
+
+# These files test syntax: every note makes cards, and `\\(..\\)` / `\\[..\\]` are math.
+OPTIONS = ParseOptions(flashcard_tags=(), bracket_math=True)
 
 
 def _drop(item: dict[str, Any], **defaults: Any) -> dict[str, Any]:
@@ -165,5 +170,5 @@ def test_every_fixture_file_is_listed():
 
 @pytest.mark.parametrize(("aspects", "text", "expected"), _cases())
 def test_fixture(aspects: tuple[str, ...], text: str, expected: str) -> None:
-    note = parse_note(text, PATH)
+    note = parse_note(text, PATH, OPTIONS)
     assert render(note, aspects) == [line for line in expected.splitlines() if line.strip()]

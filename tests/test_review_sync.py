@@ -52,6 +52,7 @@ def clock() -> Clock:
 def kb(tmp_path, clock):
     notes = tmp_path / "notes"
     notes.mkdir()
+    (notes / ".d2lkb.toml").write_text("[cards]\nflashcard_tags = []\n", encoding="utf-8")  # every note makes cards
     cfg = load_config(tmp_path / "kb", notes)
     kb = KB(replace(cfg, review=ReviewConfig(fuzz=False)), clock=clock)
     kb.review_tz = JST
@@ -179,6 +180,7 @@ def test_real_clozes_bury_their_sibling_and_the_reversed_pair_too(kb, clock):
 def leech_kb(tmp_path, clock):
     notes = tmp_path / "notes"
     notes.mkdir()
+    (notes / ".d2lkb.toml").write_text("[cards]\nflashcard_tags = []\n", encoding="utf-8")  # every note makes cards
     cfg = load_config(tmp_path / "kb", notes)
     kb = KB(replace(cfg, review=ReviewConfig(fuzz=False, leech_lapses=1)), clock=clock)
     kb.review_tz = JST

@@ -181,7 +181,7 @@ def test_crash_mid_sync_leaves_previous_state(make_kb, notes_dir, monkeypatch):
     p.write_text(NOTE.replace("2x", "two x") + "\nNew :: card\n", encoding="utf-8")
     write(notes_dir / "new.md", "# New\n\nX :: Y\n")
 
-    def boom(conn):
+    def boom(conn, *args):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(sync_mod, "_resolve_links", boom)
@@ -221,7 +221,12 @@ def test_parallel_parse_gives_the_same_kb_as_sequential(tmp_path, notes_dir):
         write(notes_dir / f"d{i % 3}" / f"n{i}.md", NOTE.replace("Calculus", f"Calculus {i}") + f"\nExtra {i} :: x{i}\n")
     (notes_dir / "bad.md").write_bytes(b"# Bad\n\ncaf\xe9 :: coffee\n")
     dumps = []
-    for name, parse in (("parallel", None), ("sequential", parse_note)):
+    from d2lkb.notes.options import ALL_NOTES
+
+    def sequential(text: str, path: str):
+        return parse_note(text, path, ALL_NOTES)  # as the vault's .d2lkb.toml says
+
+    for name, parse in (("parallel", None), ("sequential", sequential)):
         conn = connect(tmp_path / f"{name}.sqlite")
         report = sync_mod.sync(conn, notes_dir, now=1000, parse=parse)
         assert report.added == sync_mod.PARALLEL_MIN_FILES + 7

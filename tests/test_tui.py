@@ -89,6 +89,7 @@ def write_notes(notes: Path) -> None:
 
 def build_kb(root: Path, clock: Clock | None = None, config: str = "") -> KnowledgeBase:
     write_notes(root / "notes")
+    (root / "notes" / ".d2lkb.toml").write_text("[cards]\nflashcard_tags = []\n", encoding="utf-8")  # every note makes cards
     (root / "kb").mkdir(parents=True, exist_ok=True)
     if config:
         (root / "kb" / "config.toml").write_text(config, encoding="utf-8")

@@ -1,19 +1,27 @@
-"""Cards written in paragraphs: `Q :: A`, `Q ::: A`, multi-line `?`/`??`, clozes.
+"""Cards written in paragraphs: `Q::A`, `Q:::A`, multi-line `?`/`??`, clozes.
 
-Pure functions over what the parser collected from one paragraph's inline tokens;
-positions are offsets into the paragraph's Markdown source (`content`).
+Pure functions over what the parser collected from one paragraph's inline tokens
+(positions are offsets into the paragraph's Markdown source, `content`), and, for
+multi-line cards, over the note's source lines. The rules follow Obsidian Spaced
+Repetition (OSR); each deliberate difference is listed in `notes/README.md`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from d2lkb.model import CardKind, ParseWarning
 
-# `key:: value` at line start: a Dataview/Logseq property, not a card.
-_PROPERTY = re.compile(r"[A-Za-z_][\w-]*::")
+# `key:: value` at line start: a Dataview/Logseq property, not a card (unless another
+# line of its paragraph is a card, as in a list of `Q:: A` lines).
+_PROPERTY = re.compile(r"[ \t]*[A-Za-z_][\w-]*$")
+# `[key:: value]` / `(key:: value)`: a Dataview inline field.
+_INLINE_FIELD = re.compile(r"[\[(][ \t]*[A-Za-z_][\w -]*$")
+_IDENT_END = re.compile(r"(\w+)$")
+_IDENT_START = re.compile(r"^\w+")
+_BLOCK_ID = re.compile(r"[ \t]+\^[A-Za-z0-9-]+[ \t]*$", re.MULTILINE)
 CLOZE_GAP = "[...]"
 # Every cloze card repeats its paragraph: past this many characters in all, a
 # paragraph's clozes are skipped (with a warning) rather than built.
@@ -39,6 +47,19 @@ class CardDraft:
     sibling_key: str = ""
     formula: int | None = None
     snippet: int | None = None
+    last_line: int = 0  # multi-line cards: the card's last source line
+
+
+@dataclass(slots=True)
+class Deletion:
+    """One cloze deletion: `==answer==`, `**answer**` or `{{c1::answer::hint}}`."""
+
+    open: int  # offset of the opening marker
+    start: int  # the answer's span
+    stop: int
+    close: int  # offset just after the closing marker
+    group: str | None = None  # deletions sharing a group are one card
+    hint: str | None = None
 
 
 @dataclass(slots=True)
@@ -49,15 +70,18 @@ class ParagraphMarks:
     first_line: int  # 1-based line of content[0]
     lines: list[tuple[int, int, str | None]]  # (start, end, "?"/"??"/None) per source line
     separators: list[tuple[int, str, int]]  # (pos, "::"/":::", line index)
-    highlights: list[tuple[int, int]]  # (open pos, close pos) of outermost non-empty `==..==`
-    markers: list[int]  # positions of every `==` that opens or closes a highlight
-    # Markdown of a list/fence/table/quote that directly follows the paragraph (no
-    # blank line): the answer of a multi-line card whose `?` line ends the paragraph.
-    following: str = ""
+    deletions: list[Deletion] = field(default_factory=list)  # outermost cloze deletions, in order
+    markers: list[tuple[int, int]] = field(default_factory=list)  # (pos, length) of cloze markup
+    comments: list[tuple[int, int]] = field(default_factory=list)  # (pos, length) of HTML comments
 
 
 def _line_of(marks: ParagraphMarks, pos: int) -> int:
     return marks.first_line + marks.content.count("\n", 0, pos)
+
+
+def clean_side(text: str) -> str:
+    """A card side as shown: without trailing `^block-id` markers, stripped."""
+    return _BLOCK_ID.sub("", text).strip()
 
 
 def _question_answer(
@@ -83,88 +107,260 @@ def _question_answer(
     return cards
 
 
-def _strip_markers(marks: ParagraphMarks, start: int, end: int) -> str:
-    """content[start:end] without the `==` highlight markers inside it."""
+def _show(marks: ParagraphMarks, start: int, end: int, *, markers: bool) -> str:
+    """content[start:end] without HTML comments (and cloze markup when `markers`)."""
+    spans = marks.comments + marks.markers if markers else marks.comments
+    if not spans:
+        return marks.content[start:end]
     content = marks.content
     out = []
     prev = start
-    for pos in marks.markers:
-        if start <= pos < end:
-            out.append(content[prev:pos])
-            prev = pos + 2
-    out.append(content[prev:end])
+    for pos, length in sorted(spans):
+        if pos + length <= start or pos >= end:
+            continue
+        out.append(content[prev : max(prev, pos)])
+        prev = max(prev, pos + length)
+    out.append(content[prev:end] if prev < end else "")
     return "".join(out)
 
 
-def paragraph_cards(marks: ParagraphMarks, section: int | None) -> tuple[list[CardDraft], list[ParseWarning]]:
-    """The cards of one paragraph (or list item), in source order.
+def _is_scope(before: str, after: str) -> bool:
+    """`std::vector`, `Foo::bar()`, `a::b::c`: a C++/Rust scope, not a card separator."""
+    left = _IDENT_END.search(before)
+    right = _IDENT_START.match(after)
+    if left is None or right is None:
+        return False
+    if left.group(1) == "std" or before[: left.start(1)].endswith("::"):
+        return True
+    rest = after[right.end() :]
+    return rest.startswith(("::", "(", "<"))
 
-    A line holding only `?` (or `??`, reversed) makes the whole paragraph one
-    multi-line card; otherwise every line with a ` :: ` / ` ::: ` separator (and not
-    a `key:: value` property) is a card; a paragraph with neither turns each
-    outermost `==highlight==` into a cloze card.
+
+def _line_separator(marks: ParagraphMarks, seps: list[tuple[int, str]], start: int, end: int) -> tuple[int, str] | None:
+    """The separator that splits a line: the first `:::`, else the first `::`, that is
+    not part of a Dataview inline field or a C++ scope."""
+    content = marks.content
+    usable = []
+    scoped = False  # a line that uses `::` as a scope operator uses it so throughout
+    for pos, markup in seps:
+        before = content[start:pos]
+        after = content[pos + len(markup) : end]
+        if _INLINE_FIELD.search(before):
+            continue
+        if markup == "::" and _is_scope(before, after):
+            scoped = True
+            continue
+        usable.append((pos, markup))
+    if scoped:
+        usable = [
+            (pos, markup)
+            for pos, markup in usable
+            if not (
+                markup == "::"
+                and pos > start
+                and (content[pos - 1].isalnum() or content[pos - 1] == "_")
+                and pos + 2 < end
+                and (content[pos + 2].isalnum() or content[pos + 2] == "_")
+            )
+        ]
+    for wanted in (":::", "::"):
+        for pos, markup in usable:
+            if markup == wanted:
+                return pos, markup
+    return None
+
+
+def paragraph_cards(marks: ParagraphMarks, section: int | None) -> tuple[list[CardDraft], list[ParseWarning]]:
+    """The `::`/`:::` and cloze cards of one paragraph (or list item), in source order.
+
+    Every line with a separator (and not a `key:: value` property) is a card; a
+    paragraph with none turns each outermost cloze deletion into a cloze card.
+    Multi-line `?` cards are made from the source lines by `multiline_card`.
     """
     content = marks.content
     cards: list[CardDraft] = []
     warnings: list[ParseWarning] = []
 
-    for start, end, qmark in marks.lines:
-        if qmark is None:
-            continue
-        question = content[:start].strip()
-        answer = content[end:].strip() or marks.following.strip()
-        line = _line_of(marks, start)
-        if not question or not answer:
-            side = "question" if not question else "answer"
-            warnings.append(ParseWarning(line, f"card with an empty {side} (a `{qmark}` line)"))
-            return cards, warnings
-        return _question_answer(question, answer, marks.first_line, section, qmark == "??"), warnings
-
-    seen_lines: set[int] = set()
+    per_line: dict[int, list[tuple[int, str]]] = {}
     for pos, markup, line_index in marks.separators:
-        if line_index in seen_lines:
-            continue  # the first separator of a line splits it
-        seen_lines.add(line_index)
+        per_line.setdefault(line_index, []).append((pos, markup))
+    found: list[tuple[int, int, str, bool]] = []  # (line index, pos, markup, property-like)
+    for line_index, seps in per_line.items():
         start, end, _ = marks.lines[line_index]
-        if _PROPERTY.match(content, start, end):
+        chosen = _line_separator(marks, seps, start, end)
+        if chosen is None:
             continue
-        front = content[start:pos].strip()
-        back = content[pos + len(markup) : end].strip()
-        line = _line_of(marks, pos)
+        pos, markup = chosen
+        prop = markup == "::" and bool(_PROPERTY.match(content, start, pos)) and (
+            pos + 2 == end or content[pos + 2] in " \t"
+        )
+        found.append((line_index, pos, markup, prop))
+    any_card_line = any(not prop for *_, prop in found)
+    for line_index, pos, markup, prop in found:
+        if prop and not any_card_line:
+            continue
+        start, end, _ = marks.lines[line_index]
+        front = clean_side(_show(marks, start, pos, markers=False))
+        back = clean_side(_show(marks, pos + len(markup), end, markers=False))
         if not front or not back:
-            side = "question" if not front else "answer"
-            warnings.append(ParseWarning(line, f"card with an empty {side} (`{markup}`)"))
-            continue
-        cards.extend(_question_answer(front, back, line, section, markup == ":::"))
-    if seen_lines and (cards or warnings):
+            continue  # `Examples::` ending a sentence, `::before`: prose, not a card
+        cards.extend(_question_answer(front, back, _line_of(marks, pos), section, markup == ":::"))
+    if any_card_line:
         return cards, warnings
 
-    if marks.highlights and len(content) * len(marks.highlights) > MAX_CLOZE_TEXT:
+    deletions = [d for d in marks.deletions if "\n" not in content[d.open : d.close]]
+    if deletions and len(content) * len(deletions) > MAX_CLOZE_TEXT:
         warnings.append(
             ParseWarning(
                 marks.first_line,
-                f"paragraph too large for cloze cards ({len(marks.highlights)} highlights in "
+                f"paragraph too large for cloze cards ({len(deletions)} deletions in "
                 f"{len(content)} characters); no cards made",
             )
         )
-    elif marks.highlights:
-        context = _strip_markers(marks, 0, len(content))
-        key = "cloze:" + short_hash(context)
-        for opened, closed in marks.highlights:
-            deletion = _strip_markers(marks, opened + 2, closed).strip()
-            front = (
-                _strip_markers(marks, 0, opened) + CLOZE_GAP + _strip_markers(marks, closed + 2, len(content))
+        return cards, warnings
+    if not deletions:
+        return cards, warnings
+    context = clean_side(_show(marks, 0, len(content), markers=True))
+    key = "cloze:" + short_hash(context)
+    groups: dict[str, list[Deletion]] = {}
+    order: list[list[Deletion]] = []
+    for d in deletions:
+        if d.group is None:
+            order.append([d])
+        elif d.group in groups:
+            groups[d.group].append(d)
+        else:
+            groups[d.group] = [d]
+            order.append(groups[d.group])
+    for group in order:
+        outside = content
+        for d in reversed(group):
+            outside = outside[: d.open] + outside[d.close :]
+        if not any(ch.isalnum() for ch in _without_tags(outside)):
+            continue  # the highlight is the whole paragraph: emphasis, not a cloze
+        parts = []
+        prev = 0
+        for d in group:
+            parts.append(_show(marks, prev, d.open, markers=True))
+            parts.append(f"[{d.hint}]" if d.hint else CLOZE_GAP)
+            prev = d.close
+        parts.append(_show(marks, prev, len(content), markers=True))
+        deletion = " … ".join(_show(marks, d.start, d.stop, markers=True).strip() for d in group)
+        cards.append(
+            CardDraft(
+                CardKind.CLOZE,
+                clean_side("".join(parts)),
+                deletion,
+                _line_of(marks, group[0].open),
+                section,
+                prompt=deletion,
+                context=context,
+                sibling_key=key,
             )
-            cards.append(
-                CardDraft(
-                    CardKind.CLOZE,
-                    front.strip(),
-                    deletion,
-                    _line_of(marks, opened),
-                    section,
-                    prompt=deletion,
-                    context=context.strip(),
-                    sibling_key=key,
-                )
-            )
+        )
     return cards, warnings
+
+
+_TAG_WORD = re.compile(r"#(?=[\w/-]*[^\W\d])[\w][\w/-]*")
+
+
+def _without_tags(text: str) -> str:
+    return _TAG_WORD.sub("", text)
+
+
+# --- multi-line cards -------------------------------------------------------------
+
+_QUOTE_PREFIX = re.compile(r"[ \t]*(?:>[ \t]?)*")
+_FENCE_OPEN = re.compile(r"(`{3,}|~{3,})")
+_HEADING = re.compile(r"#{1,6}(?:[ \t]|$)")
+_SR_COMMENT = re.compile(r"<!--SR:.*?-->", re.DOTALL)
+_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+_TAG_ONLY_LINE = re.compile(r"(?:#(?=[\w/-]*[^\W\d])[\w][\w/-]*[ \t]*)+")
+
+
+def _unprefix(line: str, depth: int) -> str:
+    """`line` without `depth` blockquote markers (`>`) and the spaces around them."""
+    i = 0
+    n = len(line)
+    for _ in range(depth):
+        while i < n and line[i] in " \t":
+            i += 1
+        if i < n and line[i] == ">":
+            i += 1
+            if i < n and line[i] == " ":
+                i += 1
+        else:
+            break
+    return line[i:]
+
+
+def multiline_card(
+    lines: list[str], mark_line: int, first_allowed: int, section: int | None
+) -> tuple[list[CardDraft], list[ParseWarning], tuple[int, int]]:
+    """The `?` / `??` card whose separator is on 0-based source line `mark_line`.
+
+    As in OSR, the card is the run of lines around the separator line up to the blank
+    lines before and after it (a fenced code block in the answer is taken whole, blank
+    lines and all); unlike OSR, a heading after the separator ends the answer. Lines
+    holding only tags before the question, HTML comments and `^block-id` markers are
+    not part of the card's text. Returns the cards, warnings and the card's 0-based
+    line range (inclusive).
+    """
+    marker_line = lines[mark_line]
+    prefix = _QUOTE_PREFIX.match(marker_line)
+    depth = prefix.group().count(">") if prefix else 0
+    mark = marker_line.strip().lstrip(">").strip()
+
+    def body(index: int) -> str:
+        return _unprefix(lines[index], depth)
+
+    top = mark_line
+    while top - 1 >= first_allowed and body(top - 1).strip():
+        top -= 1  # as in OSR, a heading right above the question is part of it
+    bottom = mark_line
+    i = mark_line + 1
+    n = len(lines)
+    while i < n:
+        text = body(i)
+        stripped = text.strip()
+        if not stripped or _HEADING.match(text.lstrip()):
+            break
+        fence = _FENCE_OPEN.match(stripped)
+        if fence:
+            closer = fence.group(1)[0] * len(fence.group(1))
+            j = i + 1
+            while j < n and not body(j).strip().startswith(closer):
+                j += 1
+            i = min(j, n - 1)
+        bottom = i
+        i += 1
+
+    question_lines = [body(k) for k in range(top, mark_line)]
+    while question_lines and _TAG_ONLY_LINE.fullmatch(question_lines[0].strip() or "x"):
+        question_lines.pop(0)
+        top += 1
+    answer_lines = [body(k) for k in range(mark_line + 1, bottom + 1)]
+    question = _text("\n".join(question_lines))
+    answer = _text("\n".join(answer_lines))
+    if not question or not answer:
+        side = "question" if not question else "answer"
+        warning = ParseWarning(mark_line + 1, f"card with an empty {side} (a `{mark}` line)")
+        return [], [warning], (top, bottom)
+    cards = _question_answer(question, answer, top + 1, section, mark == "??")
+    for card in cards:
+        card.last_line = bottom + 1
+    return cards, [], (top, bottom)
+
+
+def _text(text: str) -> str:
+    text = _SR_COMMENT.sub("", text)
+    text = _COMMENT.sub("", text)
+    lines = [_BLOCK_ID.sub("", line).rstrip() for line in text.split("\n")]
+    while lines and not lines[-1].strip():
+        lines.pop()
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    # dedent the common indentation
+    indents = [len(line) - len(line.lstrip()) for line in lines if line.strip()]
+    cut = min(indents) if indents else 0
+    return "\n".join(line[cut:] for line in lines).strip()

@@ -198,3 +198,16 @@ def describe_row(latex: str) -> RowLabel:
             labelled = True
             name = _label_name(label) or name
     return RowLabel(shown=_remove_alignment(body).rstrip("\\ ").strip(), labelled=labelled, name=name)
+
+
+_RELATIONS = re.compile(
+    r"=|<|>|\\(?:neq?|leq?|geq?|leqq|geqq|approx|equiv|sim|simeq|cong|propto|coloneqq|eqqcolon"
+    r"|to|rightarrow|Rightarrow|longrightarrow|Longrightarrow|leftrightarrow|Leftrightarrow|iff|implies"
+    r"|mapsto|in|notin|subset|subseteq|supset|supseteq|ll|gg|prec|succ|perp|parallel|vdash|models)(?![A-Za-z])"
+)
+
+
+def is_relation(latex: str) -> bool:
+    """Whether a formula states something (`=`, `\\le`, `\\approx`, `\\to`, `\\in`, ...):
+    an equation or relation can be a card; `\\square` or a lone `\\sum_i x_i` cannot."""
+    return _RELATIONS.search(latex) is not None

@@ -12,7 +12,7 @@ before the tag/highlight/wikilink/separator rules could see them.
 from __future__ import annotations
 
 import re
-import textwrap
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,13 +39,23 @@ from d2lkb.model import (
     Snippet,
     Tag,
 )
-from d2lkb.notes.cards import CardDraft, ParagraphMarks, paragraph_cards, short_hash
+from d2lkb.notes.cards import (
+    CardDraft,
+    Deletion,
+    ParagraphMarks,
+    multiline_card,
+    paragraph_cards,
+    short_hash,
+)
 from d2lkb.notes.fences import fence_language, is_closing_fence, is_doctest, split_doctest
 from d2lkb.notes.frontmatter import front_matter_tag_names, load_front_matter, tags_key_line
-from d2lkb.notes.latex import Row, describe_row, split_rows
+from d2lkb.notes.latex import Row, describe_row, is_relation, split_rows
+from d2lkb.notes.options import ParseOptions
 from d2lkb.notes.plugins import (
     bracket_math_plugin,
     card_separator_plugin,
+    curly_cloze_plugin,
+    each_position_plugin,
     highlights_plugin,
     source_positions_plugin,
     tags_plugin,
@@ -57,14 +67,16 @@ ENV_KEY = "d2lkb"
 _KNOWN_FAILURE = re.compile(r"<!--\s*known-failure:\s*(.*?)\s*-->", re.DOTALL)
 _URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 _SNIPPET_LANGUAGES = frozenset({"python", "pycon", "sympy"})
-# Blocks that can interrupt a paragraph and so may hold the answer of a `?` card.
-_ANSWER_BLOCKS = frozenset(
-    {"bullet_list_open", "ordered_list_open", "fence", "table_open", "blockquote_open"}
-)
+_LOGSEQ_PROPERTY = re.compile(r"([A-Za-z][\w-]*):: (.*)")
+# Plugin files (Obsidian Excalidraw drawings) are notes for links and search, never cards.
+_PLUGIN_SUFFIXES = (".excalidraw.md",)
+_PLUGIN_KEYS = ("excalidraw-plugin",)
 
 
-def create_markdown() -> MarkdownIt:
-    """A fresh MarkdownIt with every syntax d2lkb understands (for rendering too)."""
+def create_markdown(options: ParseOptions | None = None) -> MarkdownIt:
+    """A fresh MarkdownIt with every syntax d2lkb understands (for rendering too).
+
+    Without `options` (rendering), `\\(..\\)` / `\\[..\\]` are math; with them, as the vault says."""
     md = MarkdownIt("commonmark", {"html": True}).enable("table")
     md.use(front_matter_plugin)
     md.use(
@@ -74,12 +86,16 @@ def create_markdown() -> MarkdownIt:
         allow_blank_lines=False,  # keeps an unclosed `$$` from swallowing the note
         double_inline=True,  # `$$x$$` inside a paragraph is display math
     )
-    md.use(bracket_math_plugin)
+    if options is None or options.bracket_math:
+        md.use(bracket_math_plugin)
     md.use(highlights_plugin)
+    if options is not None and options.cloze_curly:
+        md.use(curly_cloze_plugin)
     md.use(wikilinks_plugin)
     md.use(tags_plugin)
     md.use(card_separator_plugin)
-    md.use(source_positions_plugin)
+    md.use(source_positions_plugin, ("newline", "math_inline", "html_inline"))
+    md.use(each_position_plugin)
     return md
 
 
@@ -96,9 +112,9 @@ def _collect_rule(state: StateCore) -> None:
 
 
 @cache
-def note_parser() -> MarkdownIt:
-    """The shared MarkdownIt used by `parse_note` (do not modify it)."""
-    md = create_markdown()
+def note_parser(options: ParseOptions = ParseOptions()) -> MarkdownIt:  # noqa: B008 (frozen)
+    """The shared MarkdownIt used by `parse_note` for these options (do not modify it)."""
+    md = create_markdown(options)
     md.use(collect_plugin)
     # The collector reads `text_special` (escapes) like `text`; merging them first
     # would only cost a pass over every inline token.
@@ -106,13 +122,14 @@ def note_parser() -> MarkdownIt:
     return md
 
 
-def parse_note(text: str, path: str) -> ParsedNote:
+def parse_note(text: str, path: str, options: ParseOptions | None = None) -> ParsedNote:
     """Parse one note. `path` is relative to the notes root, POSIX separators.
+    `options`: what the vault opts into (default: OSR's, see `ParseOptions`).
 
     Never raises: anything odd in the note becomes a `ParseWarning`.
     """
     try:
-        return _parse(text, path)
+        return _parse(text, path, options or ParseOptions())
     except Exception as exc:  # one unreadable note must not stop a sync
         return ParsedNote(
             path=path,
@@ -123,7 +140,16 @@ def parse_note(text: str, path: str) -> ParsedNote:
 
 
 def _stem(path: str) -> str:
-    return PurePosixPath(path).stem if path else ""
+    """The note's name, as Obsidian and Logseq show it: the file name without `.md`
+    (a Logseq namespace file `a___b.md` is the page `a/b`)."""
+    if not path:
+        return ""
+    name = PurePosixPath(path).name
+    for suffix in (".md", ".markdown"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return name.replace("___", "/").replace("%2F", "/")
 
 
 def _normalise(text: str) -> str:
@@ -136,10 +162,10 @@ def _normalise(text: str) -> str:
     return text
 
 
-def _parse(text: str, path: str) -> ParsedNote:
+def _parse(text: str, path: str, options: ParseOptions) -> ParsedNote:
     text = _normalise(text)
-    collector = NoteCollector(text)
-    note_parser().parse(text, {ENV_KEY: collector})
+    collector = NoteCollector(text, options)
+    note_parser(options).parse(text, {ENV_KEY: collector})
     return collector.result(path)
 
 
@@ -188,7 +214,8 @@ def _relative_md_target(href: str) -> str | None:
 class NoteCollector:
     """Gathers a note's data from its token stream (one pass, in document order)."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, options: ParseOptions | None = None) -> None:
+        self.options = options or ParseOptions()
         self.lines = text.split("\n")
         self.line_count = text.count("\n") + (0 if not text or text.endswith("\n") else 1)
         self.front_matter: dict[str, Any] = {}
@@ -203,6 +230,12 @@ class NoteCollector:
         self.math: list[_MathDraft] = []
         self.snippets: list[_SnippetDraft] = []
         self.cards: list[CardDraft] = []
+        self.card_warnings: list[ParseWarning] = []  # dropped when the note makes no cards
+        self.consumed: list[tuple[int, int]] = []  # 1-based line ranges of multi-line cards, in order
+        self.single_line_end = 0  # 1-based line of the last `Q::A` card so far
+        self.body_start = 0  # 0-based first line after the front matter
+        self.first_paragraph: str | None = None  # the note's first block, when a paragraph
+        self.blocks = 0
         self.warnings: list[ParseWarning] = []
 
     # -- the walk --
@@ -217,13 +250,18 @@ class NoteCollector:
             pending, known_failure = known_failure, None
             used = False
             if kind == "paragraph_open":
-                following = tokens[i + 3] if i + 3 < n else None
-                used = self._paragraph(tokens[i + 1], following, pending[0] if pending else None)
+                if self.blocks == 0 and tok.level == 0:
+                    self.first_paragraph = tokens[i + 1].content
+                self.blocks += 1
+                used = self._paragraph(tokens[i + 1], pending[0] if pending else None)
                 i += 3
             elif kind == "heading_open":
+                self.blocks += 1
                 self._heading(tok, tokens[i + 1])
                 i += 3
             else:
+                if kind != "front_matter" and tok.nesting >= 0 and tok.level == 0:
+                    self.blocks += 1
                 if kind == "inline":  # table cells
                     self._add_text(self._inline(tok, self.current))
                 elif kind == "fence":
@@ -263,6 +301,8 @@ class NoteCollector:
         self.all_parts.append(text)
 
     def _front_matter(self, tok: Token) -> None:
+        if tok.map:
+            self.body_start = tok.map[1]
         content = tok.content
         data, warnings = load_front_matter(content, 2)
         self.warnings.extend(warnings)
@@ -301,22 +341,35 @@ class NoteCollector:
         sections.append(_SectionDraft(level, "", line, stack[-1] if stack else None, []))
         stack.append(index)
         self.current = index
+        if opener.markup in ("-", "="):
+            self._setext_warning(opener, inline)
         title = " ".join(self._inline(inline, index, heading=True).split())
         if not title:  # a heading made only of tags
             title = " ".join(f"#{tag.name}" for tag in self.tags if tag.section == index)
         sections[index].title = title
         self.all_parts.append(title)
 
-    def _paragraph(self, inline: Token, following: Token | None, known_failure: str | None) -> bool:
+    def _setext_warning(self, opener: Token, inline: Token) -> None:
+        """A `---` / `===` line right under a paragraph makes it a (setext) heading: warn
+        when that paragraph looked like a card, so the card is not lost silently."""
+        lines = inline.content.split("\n")
+        looks = any(line.strip() in ("?", "??") for line in lines) or any(
+            child.type == "card_sep" for child in inline.children or ()
+        )
+        if looks:
+            line = (opener.map[0] + 1) if opener.map else 1
+            under = "---" if opener.markup == "-" else "==="
+            self.card_warnings.append(
+                ParseWarning(
+                    line,
+                    f"the `{under}` line under this card makes it a heading, so it is no card; "
+                    f"put a blank line before `{under}`",
+                )
+            )
+
+    def _paragraph(self, inline: Token, known_failure: str | None) -> bool:
         before = len(self.math)
-        if following is not None and not (
-            following.type in _ANSWER_BLOCKS
-            and following.map
-            and inline.map
-            and following.map[0] == inline.map[1]
-        ):
-            following = None
-        self._add_text(self._inline(inline, self.current, paragraph=True, following=following))
+        self._add_text(self._inline(inline, self.current, paragraph=True))
         if known_failure is None:
             return False
         used = False
@@ -326,19 +379,6 @@ class NoteCollector:
                 used = True
         return used
 
-    def _block_source(self, block: Token) -> str:
-        """The source lines of `block` up to its first blank line (a fence: all),
-        dedented."""
-        assert block.map is not None
-        start, end = block.map
-        lines = self.lines[start:end]
-        if block.type != "fence":
-            for offset, text in enumerate(lines):
-                if not text.strip():
-                    lines = lines[:offset]
-                    break
-        return textwrap.dedent("\n".join(lines))
-
     def _inline(
         self,
         tok: Token,
@@ -346,7 +386,6 @@ class NoteCollector:
         *,
         paragraph: bool = False,
         heading: bool = False,
-        following: Token | None = None,
     ) -> str:
         """Collect the inline data of one inline token; return its plain text."""
         content = tok.content
@@ -362,10 +401,13 @@ class NoteCollector:
         line_size = 0
         line_text: str | None = None
         separators: list[tuple[int, str, int]] = []
-        markers: list[int] = []
+        markers: list[tuple[int, int]] = []
+        comments: list[tuple[int, int]] = []
+        deletions: list[Deletion] = []
         open_marks: list[tuple[int, int]] = []
-        outer_marks: list[tuple[int, int]] = []
+        open_strong: list[int] = []
         highlights: list[tuple[int, Highlight]] = []
+        options = self.options
         link_target: str | None = None
         link_parts = 0
         link_line = 0
@@ -410,19 +452,41 @@ class NoteCollector:
                 if not heading:
                     parts.append("#" + child.content)
             elif kind == "mark_open":
-                markers.append(at)
                 open_marks.append((at, line))
             elif kind == "mark_close":
-                markers.append(at)
                 if open_marks:
                     opened, opened_line = open_marks.pop()
                     inner = content[opened + 2 : at].strip()
+                    if options.cloze_highlights:
+                        markers.append((opened, 2))
+                        markers.append((at, 2))
                     if inner:
                         highlights.append((opened, Highlight(inner, opened_line, section)))
-                        if not open_marks:
-                            outer_marks.append((opened, at))
+                        if not open_marks and options.cloze_highlights:
+                            deletions.append(Deletion(opened, opened + 2, at, at + 2))
                     else:
                         self.warnings.append(ParseWarning(opened_line, "empty highlight `====`"))
+            elif kind == "strong_open" or kind == "strong_close":
+                if options.cloze_bold and child.markup == "**" and pos is not None:
+                    if kind == "strong_open":
+                        open_strong.append(pos - 1)  # the token is the second `*` of `**`
+                    elif open_strong:
+                        opened = open_strong.pop()
+                        markers.append((opened, 2))
+                        markers.append((pos, 2))
+                        if not open_strong and content[opened + 2 : pos].strip():
+                            deletions.append(Deletion(opened, opened + 2, pos, pos + 2))
+            elif kind == "cloze_curly":
+                meta = child.meta
+                parts.append(child.content)
+                markers.append((at, meta["start"] - at))
+                markers.append((meta["stop"], meta["end"] - meta["stop"]))
+                deletions.append(
+                    Deletion(at, meta["start"], meta["stop"], meta["end"], meta["group"], meta["hint"])
+                )
+            elif kind == "html_inline":
+                if child.content.startswith("<!--") and pos is not None:
+                    comments.append((pos, len(child.content)))
             elif kind == "mark_empty":
                 parts.append(child.content)
                 self.warnings.append(ParseWarning(line, "empty highlight `====`"))
@@ -464,14 +528,38 @@ class NoteCollector:
         if paragraph:
             qmark = line_text if line_size == 1 and line_text in ("?", "??") else None
             lines.append((line_start, len(content), qmark))
-            if separators or outer_marks or any(entry[2] for entry in lines):
-                marks = ParagraphMarks(content, base, lines, separators, outer_marks, markers)
-                if qmark is not None and following is not None:
-                    marks.following = self._block_source(following)
+            mark_index = next((k for k, entry in enumerate(lines) if entry[2]), None)
+            if mark_index is not None:
+                self._multiline(base - 1 + content.count("\n", 0, lines[mark_index][0]), section)
+            elif separators or deletions:
+                deletions.sort(key=lambda d: d.open)
+                kept: list[Deletion] = []
+                for d in deletions:  # overlapping markup (`**==x==**`): the outer one
+                    if not kept or d.open >= kept[-1].close:
+                        kept.append(d)
+                marks = ParagraphMarks(content, base, lines, separators, kept, markers, comments)
                 drafts, warnings = paragraph_cards(marks, section)
                 self.cards.extend(drafts)
-                self.warnings.extend(warnings)
+                self.card_warnings.extend(warnings)
+                for draft in drafts:
+                    if draft.kind == CardKind.BASIC:
+                        self.single_line_end = max(self.single_line_end, draft.line)
         return "".join(parts)
+
+    def _multiline(self, mark_line: int, section: int | None) -> None:
+        """The `?`/`??` card around 0-based source line `mark_line`."""
+        if self.consumed and self.consumed[-1][0] <= mark_line + 1 <= self.consumed[-1][1]:
+            return  # a second `?` inside a card's run is part of its answer, as in OSR
+        # The question does not reach back over a card right above it.
+        first = self.body_start
+        if self.single_line_end - 1 < mark_line:
+            first = max(first, self.single_line_end)
+        if self.consumed and self.consumed[-1][1] - 1 < mark_line:
+            first = max(first, self.consumed[-1][1])
+        drafts, warnings, (top, bottom) = multiline_card(self.lines, mark_line, first, section)
+        self.cards.extend(drafts)
+        self.card_warnings.extend(warnings)
+        self.consumed.append((top + 1, bottom + 1))
 
     def _display_block(self, tok: Token, known_failure: str | None) -> None:
         line = tok.map[0] + 1 if tok.map else 1
@@ -558,6 +646,7 @@ class NoteCollector:
             for s in sections
         )
 
+        self._logseq_properties()
         fm_title = self.front_matter.get("title")
         if (
             isinstance(fm_title, str | int | float)
@@ -565,12 +654,24 @@ class NoteCollector:
             and str(fm_title).strip()
         ):
             title = str(fm_title).strip()
-        else:
-            title = next((s.title for s in sections if s.level == 1 and s.title), "") or _stem(path)
+        else:  # as Obsidian names notes: headings are sections
+            title = _stem(path)
 
         formulas, formula_cards = self._formulas()
         snippets, snippet_cards = self._snippets()
         drafts = self.cards + formula_cards + snippet_cards
+        if self.consumed:  # lines of a multi-line card make no other prose card
+            starts = [start for start, _end in self.consumed]
+
+            def inside(line: int) -> bool:
+                k = bisect_right(starts, line) - 1
+                return k >= 0 and line <= self.consumed[k][1]
+
+            drafts = [d for d in drafts if d.kind not in _PROSE_CARDS or d.last_line or not inside(d.line)]
+        if self._makes_cards(path):
+            self.warnings.extend(self.card_warnings)
+        else:
+            drafts = []
         drafts.sort(key=lambda draft: draft.line)
         scope = _TagScope(self.tags, sections)
         cards = tuple(
@@ -605,6 +706,33 @@ class NoteCollector:
             text="\n".join([title, *self.all_parts]),
         )
 
+    def _makes_cards(self, path: str) -> bool:
+        """OSR's opt-in: a note makes cards when it carries a flashcard tag (or the vault
+        makes every note's cards); plugin files (Excalidraw drawings) never do."""
+        if path.lower().endswith(_PLUGIN_SUFFIXES) or any(k in self.front_matter for k in _PLUGIN_KEYS):
+            return False
+        if str(self.front_matter.get("d2lkb", "")).strip().lower() == "cards":
+            return True  # the note opts in itself (e.g. a deck imported from Anki)
+        return self.options.makes_cards([tag.name for tag in self.tags])
+
+    def _logseq_properties(self) -> None:
+        """Logseq page properties (`title:: X`, `alias:: a, b` lines opening the note,
+        without YAML front matter) name the note like front matter does."""
+        if self.front_matter or self.first_paragraph is None:
+            return
+        found: dict[str, Any] = {}
+        for raw in self.first_paragraph.split("\n"):
+            match = _LOGSEQ_PROPERTY.fullmatch(raw.strip())
+            if match is None:
+                return
+            found[match.group(1).lower()] = match.group(2).strip()
+        for key in ("title", "alias"):
+            value = found.get(key)
+            if value:
+                if key == "alias":
+                    value = [a.strip().strip("[]").strip() for a in value.split(",") if a.strip("[] ")]
+                self.front_matter[key] = value
+
     def _formulas(self) -> tuple[tuple[Formula, ...], list[CardDraft]]:
         # (math draft, row, line, name, labelled, shown)
         entries: list[tuple[_MathDraft, str, int, str | None, bool, str]] = []
@@ -633,7 +761,13 @@ class NoteCollector:
         blocks: dict[int, int] = {}  # id of a display draft -> its block number
         for draft, latex, line, name, labelled, shown in entries:
             section = draft.section
-            if draft.display and not labelled and section is not None and unlabelled.get(section) == 1:
+            if (
+                draft.display
+                and not labelled
+                and section is not None
+                and unlabelled.get(section) == 1
+                and is_relation(latex)
+            ):
                 name = self.sections[section].title or None
             index = len(formulas)
             block = blocks.setdefault(id(draft), len(blocks)) if draft.display else None
@@ -736,6 +870,7 @@ class _TagScope:
 
 
 _PROSE_CARDS = (CardKind.BASIC, CardKind.CLOZE)
+
 # A run of tags at the start or end of a card's text (`#parameters #参数 A way to ...`) labels the
 # paragraph; the card shows its tags apart, so the run is not repeated in the card's text. The
 # tags were found by the token-level plugin already; this only trims the card's display text.

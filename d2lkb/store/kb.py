@@ -54,7 +54,8 @@ class KnowledgeBase(ImportMixin, ReviewMixin, ChecksMixin):
     # -- notes -> graph ----------------------------------------------------
     def sync(self, on_progress: Callable[[int, int], None] | None = None) -> SyncReport:
         with self.lock:
-            return sync(self.conn, self.config.notes_dir, now=self.now().timestamp(), on_progress=on_progress)
+            return sync(self.conn, self.config.notes_dir, now=self.now().timestamp(), on_progress=on_progress,
+                        options=self.config.parse)
 
     # -- queries -----------------------------------------------------------
     def search_context(self) -> SearchContext:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from d2lkb.identity import Fingerprint, match_cards
 from d2lkb.model import CardKind, ParsedNote
+from d2lkb.notes.options import ParseOptions
 from d2lkb.store.db import transaction
 from d2lkb.textutil import kind_token, split_cjk, tag_tokens
 
@@ -153,13 +154,22 @@ def _aliases(front_matter: dict) -> list[str]:
     return []
 
 
-def _front_matter_words(front_matter: dict) -> list[str]:
-    """What of the front matter is searchable: aliases and a description."""
-    words = _aliases(front_matter)
+def _front_matter_words(front_matter: dict, path: str = "") -> list[str]:
+    """What of a note is searchable besides its title: its file name, aliases and a description."""
+    words = [_file_name(path)] if path else []
+    words += _aliases(front_matter)
     description = front_matter.get("description") if isinstance(front_matter, dict) else None
     if isinstance(description, str):
         words.append(description)
     return words
+
+
+def _file_name(path: str) -> str:
+    name = posixpath.basename(path)
+    for suffix in NOTE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 def link_key(target: str) -> str:
@@ -286,11 +296,9 @@ class _Writer:
             "INSERT INTO section (note_id, idx, level, title, line, end_line, parent_idx) VALUES (?,?,?,?,?,?,?)",
             [(note_id, i, s.level, s.title, s.line, s.end_line, s.parent) for i, s in enumerate(parsed.sections)],
         )
-        base = posixpath.dirname(path)
         conn.executemany(
             "INSERT INTO link (note_id, target, target_key, alias, line) VALUES (?,?,?,?,?)",
-            [(note_id, ln.target, link_key(posixpath.normpath(posixpath.join(base, ln.target)) if "/" in ln.target or
-                                           ln.target.lower().endswith(".md") else ln.target), ln.alias, ln.line)
+            [(note_id, ln.target, link_key(ln.target), ln.alias, ln.line)
              for ln in parsed.links if not _is_attachment(ln.target)],
         )
         conn.executemany(
@@ -308,7 +316,7 @@ class _Writer:
              for i, s in enumerate(parsed.snippets)],
         )
         # Search documents.
-        self.add_doc("note", note_id, None, path, 1, parsed.title, " ".join(_front_matter_words(parsed.front_matter)),
+        self.add_doc("note", note_id, None, path, 1, parsed.title, " ".join(_front_matter_words(parsed.front_matter, path)),
                      note_wide)
         for i, sec in enumerate(parsed.sections):
             self.add_doc("section", note_id, None, path, sec.line, sec.title, sec.text, scope[i])
@@ -377,11 +385,11 @@ def _fingerprint(card, path: str) -> Fingerprint:
 
 # Bump when parsing changes what a note yields (cards, text, tags): KBs built before re-read
 # every note once.
-PARSER_VERSION = "5"
+PARSER_VERSION = "6"
 PARALLEL_MIN_FILES = 64  # below this a process pool costs more than it saves
 
 
-def _load_one(f: _File, known_digest: str | None, parse=None) -> tuple:
+def _load_one(f: _File, known_digest: str | None, parse=None, options: ParseOptions | None = None) -> tuple:
     """Read, hash, decode and parse one file: (file, outcome, digest, parsed, warnings).
 
     outcome: "keep" (could not read or parse: the KB keeps what it had), "touched" (same
@@ -402,10 +410,13 @@ def _load_one(f: _File, known_digest: str | None, parse=None) -> tuple:
     if digest == known_digest:
         return f, "touched", digest, None, warnings
     text = decode_note(data, f.rel, warnings)
-    if parse is None:
-        from d2lkb.notes.parse import parse_note as parse
     try:
-        parsed = parse(text, f.rel)
+        if parse is None:
+            from d2lkb.notes.parse import parse_note
+
+            parsed = parse_note(text, f.rel, options)
+        else:
+            parsed = parse(text, f.rel)
     except Exception as exc:  # a parser bug must not stop the sync
         warnings.append(SyncWarning(f.rel, 0, f"could not parse ({type(exc).__name__}: {exc}); kept previous version"))
         return f, "keep", None, None, warnings
@@ -419,16 +430,16 @@ def _load_packed(args: tuple) -> tuple:
     return _load_one(*args)
 
 
-def _load_all(files: list[_File], known: dict, parse) -> Iterator[tuple]:
+def _load_all(files: list[_File], known: dict, parse, options: ParseOptions | None = None) -> Iterator[tuple]:
     """`_load_one` over every file, in order; parsed in a process pool when it pays off.
 
     Only from a single-threaded process (forking a threaded one can deadlock) and with the
     default parser (a custom one may not survive pickling)."""
-    jobs = [(f, known[f.rel][3] if f.rel in known else None) for f in files]
+    jobs = [(f, known[f.rel][3] if f.rel in known else None, None, options) for f in files]
     workers = min(os.cpu_count() or 1, 8)
     if parse is not None or workers < 2 or len(files) < PARALLEL_MIN_FILES or threading.active_count() > 1:
-        for f, digest in jobs:
-            yield _load_one(f, digest, parse)
+        for f, digest, _, _ in jobs:
+            yield _load_one(f, digest, parse, options)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -444,9 +455,16 @@ def sync(
     now: float | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     parse: Callable[[str, str], ParsedNote] | None = None,
+    options: ParseOptions | None = None,
 ) -> SyncReport:
-    """Bring the KB in line with `notes_dir`. Returns counts and every warning."""
+    """Bring the KB in line with `notes_dir`. Returns counts and every warning.
+    `options`: how notes are read (default: the defaults and the vault's `.d2lkb.toml`;
+    `KnowledgeBase.sync` passes its config's)."""
     started = time.perf_counter()
+    if options is None and parse is None:
+        from d2lkb.config import parse_options, vault_settings
+
+        options = parse_options(vault_settings(notes_dir))
     now_i = int(now if now is not None else time.time())
     report = SyncReport()
     warnings = report.warnings
@@ -456,8 +474,9 @@ def sync(
 
     known = {path: (nid, size, mtime, digest) for nid, path, size, mtime, digest in
              conn.execute("SELECT id, path, size, mtime_ns, hash FROM note")}
+    version = _parser_version(options)
     row = conn.execute("SELECT value FROM meta WHERE key = 'parser_version'").fetchone()
-    if known and (row is None or row[0] != PARSER_VERSION) and parse is None:
+    if known and (row is None or row[0] != version) and parse is None:
         # This d2lkb reads notes differently from the one that built the KB: read every note
         # again (identity matching keeps every card's history).
         known = {path: (nid, -1, -1, "") for path, (nid, _size, _mtime, _digest) in known.items()}
@@ -480,7 +499,8 @@ def sync(
         # (the pool parses the next files while this process writes).
         with transaction(conn):
             writer = _Writer(conn, now_i)
-            for n, (f, outcome, digest, parsed, file_warnings) in enumerate(_load_all(to_read, known, parse), 1):
+            for n, (f, outcome, digest, parsed, file_warnings) in enumerate(
+                    _load_all(to_read, known, parse, options), 1):
                 if on_progress:
                     on_progress(n, len(to_read))
                 warnings.extend(file_warnings)
@@ -488,11 +508,11 @@ def sync(
                     writer.write_note(None, f, digest, parsed, [None] * len(parsed.cards))
                     report.added += 1
             _resolve_links(conn)
-            _count(conn, report)
+            _count(conn, report, version)
         report.seconds = time.perf_counter() - started
         return report
 
-    for n, (f, outcome, digest, parsed, file_warnings) in enumerate(_load_all(to_read, known, parse), 1):
+    for n, (f, outcome, digest, parsed, file_warnings) in enumerate(_load_all(to_read, known, parse, options), 1):
         if on_progress:
             on_progress(n, len(to_read))
         warnings.extend(file_warnings)
@@ -514,13 +534,21 @@ def sync(
             conn.execute("UPDATE note SET size=?, mtime_ns=? WHERE path=?", (f.size, f.mtime_ns, f.rel))
         if changed or removed:
             _apply(conn, known, changed, removed, now_i, report)
-        _count(conn, report)
+        _count(conn, report, version)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _count(conn: sqlite3.Connection, report: SyncReport) -> None:
-    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('parser_version', ?)", (PARSER_VERSION,))
+def _parser_version(options: ParseOptions | None) -> str:
+    """PARSER_VERSION, plus the vault's parse options when they are not the defaults
+    (changing them re-reads every note, as a new parser does)."""
+    if options is None or options == ParseOptions():
+        return PARSER_VERSION
+    return f"{PARSER_VERSION}+{options.fingerprint()}"
+
+
+def _count(conn: sqlite3.Connection, report: SyncReport, version: str = PARSER_VERSION) -> None:
+    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('parser_version', ?)", (version,))
     report.notes = conn.execute("SELECT count(*) FROM note").fetchone()[0]
     report.cards = conn.execute("SELECT count(*) FROM card WHERE retired_at IS NULL").fetchone()[0]
     report.tags = conn.execute("SELECT count(DISTINCT tag_id) FROM notetag").fetchone()[0]
@@ -569,16 +597,21 @@ def _apply(conn, known, changed, removed, now_i: int, report: SyncReport) -> Non
         conn.execute("DELETE FROM note WHERE id=?", (note_id,))
         report.removed += 1
     # Renames: a removed path's note id is gone; the new path gets a new note id.
+    from d2lkb.store.links import note_keys
+
+    keys: set[str] = set()  # what links may now resolve to a changed or new note
+    changed_ids: list[int] = []
     for (f, digest, parsed), (start, end) in zip(changed, spans, strict=True):
         note_id = known[f.rel][0] if f.rel in known else None
         # Cards continued elsewhere must not be claimed twice: clear note ownership first.
         card_ids = [matches.get(i) for i in range(start, end)]
-        writer.write_note(note_id, f, digest, parsed, card_ids)
+        changed_ids.append(writer.write_note(note_id, f, digest, parsed, card_ids))
+        keys |= note_keys(f.rel, parsed.title, _aliases(parsed.front_matter))
         if note_id is None:
             report.added += 1
         else:
             report.updated += 1
-    _resolve_links(conn)
+    _resolve_links(conn, keys, changed_ids)
     # Tags no longer used by any note or live card (and with no children) go away.
     while conn.execute(
         "DELETE FROM tag WHERE id NOT IN (SELECT tag_id FROM notetag) AND id NOT IN (SELECT tag_id FROM cardtag)"
@@ -587,25 +620,38 @@ def _apply(conn, known, changed, removed, now_i: int, report: SyncReport) -> Non
         pass
 
 
-def _resolve_links(conn: sqlite3.Connection) -> None:
-    """Point links at notes: by path (relative or vault-root), then file stem, then title or alias."""
-    by_key: dict[str, int] = {}
-    stems: dict[str, list[int]] = {}
-    titles: dict[str, list[int]] = {}
+def _resolve_links(conn: sqlite3.Connection, keys: set[str] | None = None, note_ids: list[int] | None = None) -> None:
+    """Point links at notes, as Obsidian resolves them (see `d2lkb.store.links`).
+
+    Without `keys`, every unresolved link. With them (a sync that changed notes), also
+    every link that might now point elsewhere: links to the changed notes (`note_ids`,
+    whose title or aliases may have changed) and links whose target is one of `keys`,
+    the names, paths and titles of the changed notes (a new note can take over an
+    ambiguous name); relative and `/rooted` links are always looked at again."""
+    from d2lkb.store.links import LinkResolver
+
+    notes = []
     for nid, path, title, front_matter in conn.execute("SELECT id, path, title, front_matter FROM note"):
-        by_key[link_key(path)] = nid
-        stems.setdefault(link_key(posixpath.basename(path)), []).append(nid)
-        titles.setdefault(title.strip().lower(), []).append(nid)
-        if "alias" in front_matter:  # cheap test before parsing the JSON
-            for alias in _aliases(json.loads(front_matter)):
-                titles.setdefault(alias.lower(), []).append(nid)
+        aliases = _aliases(json.loads(front_matter)) if "alias" in front_matter else []
+        notes.append((nid, path, title, aliases))
+    resolver = LinkResolver(notes)
+    paths = resolver.paths
+    query = "SELECT id, target, note_id, target_note_id FROM link WHERE target_note_id IS NULL"
+    args: list = []
+    if keys is not None:
+        query += " OR target_key LIKE '/%' OR target_key LIKE '.%'"
+        if len(keys) + len(note_ids or ()) > 5000:  # a big sync: look at every link
+            query = "SELECT id, target, note_id, target_note_id FROM link"
+        else:
+            if note_ids:
+                query += f" OR target_note_id IN ({','.join('?' * len(note_ids))})"
+                args += note_ids
+            if keys:
+                query += f" OR target_key IN ({','.join('?' * len(keys))})"
+                args += sorted(keys)
     updates = []
-    for lid, key in conn.execute("SELECT id, target_key FROM link WHERE target_note_id IS NULL").fetchall():
-        nid = by_key.get(key)
-        if nid is None and len(stems.get(posixpath.basename(key), ())) == 1:
-            nid = stems[posixpath.basename(key)][0]
-        if nid is None and len(titles.get(key, ())) == 1:
-            nid = titles[key][0]
-        if nid is not None:
+    for lid, target, note_id, current in conn.execute(query, args).fetchall():
+        nid = resolver.resolve(target, paths.get(note_id, ""))
+        if nid != current:
             updates.append((nid, lid))
     conn.executemany("UPDATE link SET target_note_id=? WHERE id=?", updates)

@@ -31,6 +31,13 @@ def _tokenize(state: StateInline, silent: bool) -> bool:
     length = scanned.length
     if length < 2:
         return False
+    src = state.src
+    if src.startswith(">", start + length) or (start > 0 and src[start - 1] == "<"):
+        # `==>`, `<==`, `<==>`: an arrow, not a highlight marker
+        token = state.push("text", "", 0)
+        token.content = src[start : start + length]
+        state.pos += length
+        return True
     if length == 4 and (scanned.can_open or scanned.can_close):
         token = state.push("mark_empty", "", 0)
         token.content = "===="

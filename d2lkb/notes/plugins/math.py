@@ -122,6 +122,34 @@ def source_positions_plugin(md: MarkdownIt, rules: Sequence[str] = ("newline", "
         ruler.at(name, _with_position(ruler.__rules__[index].fn))
 
 
+def each_position_plugin(md: MarkdownIt, rules: Sequence[str] = ("emphasis",)) -> None:
+    """Like `source_positions_plugin`, for rules that push one token per source character
+    (emphasis: one `*` per token): token k of a run gets `meta["pos"]` start + k."""
+    ruler = md.inline.ruler
+    for name in rules:
+        index = ruler.__find__(name)
+        if index < 0:
+            continue
+        ruler.at(name, _with_each_position(ruler.__rules__[index].fn))
+
+
+def _with_each_position(rule: Callable[[StateInline, bool], bool]) -> Callable[[StateInline, bool], bool]:
+    def rule_with_positions(state: StateInline, silent: bool) -> bool:
+        pos = state.pos
+        count = len(state.tokens)
+        if not rule(state, silent):
+            return False
+        if not silent:
+            # pending text may be flushed into a token first: the markers are the last ones
+            run = state.pos - pos
+            pushed = state.tokens[count:]
+            for k, token in enumerate(pushed[len(pushed) - run :] if len(pushed) >= run else []):
+                token.meta["pos"] = pos + k
+        return True
+
+    return rule_with_positions
+
+
 def _with_position(rule: Callable[[StateInline, bool], bool]) -> Callable[[StateInline, bool], bool]:
     def rule_with_position(state: StateInline, silent: bool) -> bool:
         pos = state.pos

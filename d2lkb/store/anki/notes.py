@@ -170,7 +170,8 @@ def _file_text(f: DeckFile) -> str:
     leaf = f.deck.split("::")[-1]
     # No `# title` heading: the title is in the front matter, and a display formula alone under a
     # heading would turn into a formula card of its own.
-    lines = ["---", f"title: {_yaml_str(leaf)}", f"anki-deck: {_yaml_str(f.deck)}", "---", ""]
+    # `d2lkb: cards`: the note makes cards whatever the vault's flashcard tags are.
+    lines = ["---", f"title: {_yaml_str(leaf)}", f"anki-deck: {_yaml_str(f.deck)}", "d2lkb: cards", "---", ""]
     groups: dict[tuple[str, ...], list[Block]] = {}
     for b in f.blocks:
         groups.setdefault(tuple(t.replace("::", "/") for t in b.note.tags), []).append(b)

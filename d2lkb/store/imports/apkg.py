@@ -204,7 +204,7 @@ def _write_new(path: Path, data: bytes, root: Path, created: list[Path]) -> None
 
 
 def _plans(kb: KnowledgeBase, f: DeckFile, problems: list[Problem]) -> list[_Plan]:
-    parsed = parse_note(f.text, f.rel)
+    parsed = parse_note(f.text, f.rel, kb.config.parse)
     rows = kb.conn.execute("SELECT id, kind, reverse, prompt, line FROM card WHERE path = ? AND retired_at IS NULL",
                            (f.rel,)).fetchall()
     by_key = {(k, bool(r), p, ln): cid for cid, k, r, p, ln in rows}

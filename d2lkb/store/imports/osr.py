@@ -89,7 +89,7 @@ def import_osr(kb: KnowledgeBase, *, strip: bool = False) -> ImportReport:
         for rel, text in texts:
             if "SR:" not in text and "sr-due" not in text:
                 continue
-            parsed = parse_note(text, rel)
+            parsed = parse_note(text, rel, kb.config.parse)
             if is_ignored(parsed):
                 continue
             try:

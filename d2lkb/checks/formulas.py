@@ -430,6 +430,28 @@ def _free(expr: Any) -> set[Any]:
     return set(getattr(expr, "free_symbols", set()))
 
 
+_PARSED: dict[tuple[str, frozenset[str]], Any] = {}
+
+
+def _parse_cached(src: str, functions: frozenset[str]) -> Any:
+    """``interpret.parse_side``, remembered in this worker: the rows of an ``aligned`` block and the
+    note's definitions come back with every row after them. Failures are remembered too."""
+    from d2lkb.checks.interpret import parse_side
+
+    key = (src, functions)
+    if key not in _PARSED:
+        if len(_PARSED) > 5000:
+            _PARSED.clear()
+        try:
+            _PARSED[key] = parse_side(src, functions)
+        except LatexError as exc:
+            _PARSED[key] = exc
+    value = _PARSED[key]
+    if isinstance(value, LatexError):
+        raise value
+    return value
+
+
 class _Context:
     """The note's earlier definitions, parsed on first use, and the parse of sides with them."""
 
@@ -447,9 +469,7 @@ class _Context:
         self._defs: dict[Any, tuple[Any, str]] | None = None
 
     def parse(self, src: str) -> Any:
-        from d2lkb.checks.interpret import parse_side
-
-        return parse_side(src, self.functions)
+        return _parse_cached(src, self.functions)
 
     def definitions(self) -> dict[Any, tuple[Any, str]]:
         """{symbol or function: (value or Lambda, description)} from the note's earlier formulas."""
@@ -457,8 +477,6 @@ class _Context:
             return self._defs
         import sympy as sp
         from sympy.core.function import AppliedUndef
-
-        from d2lkb.checks.interpret import parse_side
 
         defs: dict[Any, tuple[Any, str]] = {}
         for item in self.items:
@@ -473,7 +491,7 @@ class _Context:
                 lhs, rhs = relation.sides[0], relation.sides[1]
                 try:
                     functions = function_letters(f"{lhs} {rhs}")
-                    left, right = parse_side(lhs, functions), parse_side(rhs, functions)
+                    left, right = _parse_cached(lhs, functions), _parse_cached(rhs, functions)
                 except LatexError:
                     continue
                 except _Alarm:

@@ -312,7 +312,15 @@ def _defined_name(left: Any, right: Any, rhs_src: str, lhs_src: str = "") -> str
         return None
     if isinstance(right, LatexError):
         # the right side cannot be read: the left side names something if that name is absent there
-        return _written_name(lhs_src, rhs_src) if lhs_src else None
+        written = _written_name(lhs_src, rhs_src) if lhs_src else None
+        if written:
+            return written
+        name = head.__name__ if hasattr(head, "__name__") else str(head)
+        if name.startswith("Zop") or re.search(
+            r"(?<![A-Za-z\\])" + re.escape(name) + r"(?![A-Za-z])", re.sub(r"\s+", "", rhs_src)
+        ):
+            return None
+        return _short(_pretty(expr))
     rexpr = right.expr
     if isinstance(expr, sp.Derivative):  # f'(x) = \lim ...: defines the derivative unless it occurs on the right
         used = any(d == expr for d in rexpr.atoms(sp.Derivative))

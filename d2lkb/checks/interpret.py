@@ -154,7 +154,12 @@ class _Builder:
             out = None
             for a in e.args:
                 b = self.build(a)
-                out = b if out is None else out + b
+                if out is not None and _is_matrix(out) != _is_matrix(b) and b != 0 and out != 0:
+                    # \mathbf{X}\mathbf{w} + b: a scalar added to a vector is added to each entry (broadcast)
+                    matrix, scalar = (out, b) if _is_matrix(out) else (b, out)
+                    out = matrix + scalar * sp.OneMatrix(*matrix.shape)
+                else:
+                    out = b if out is None else out + b
             return out
         if isinstance(e, sp.Pow):
             base, exponent = e.args

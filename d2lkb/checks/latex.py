@@ -344,6 +344,7 @@ def _split_label(row: str) -> tuple[str, str | None, tuple[str, ...]]:
         (k, t)
         for k, t in enumerate(toks)
         if t.depth == 0 and t.text[1:] in _LABEL_COMMANDS and not _after_script(toks, k)
+        and not _applied_text(row, t)
     ]
     if not text_toks:
         return row, None, ()
@@ -368,6 +369,17 @@ def _split_label(row: str) -> tuple[str, str | None, tuple[str, ...]]:
     if not rest and words and first_word.rstrip(".") not in _CONDITION_WORDS:
         return before, words.strip("() "), ()
     return before, None, (_plain_text(tail),)
+
+
+def _applied_text(row: str, tok: _Tok) -> bool:
+    """``\\textrm{Var}(X)``: a word applied to an argument is an operator, not a label."""
+    try:
+        content, end = _argument(row, tok.end)
+    except LatexError:
+        return False
+    return bool(re.fullmatch(r"\s*[A-Za-z]+\s*", content)) and bool(
+        re.match(r"\s*(?:\\left\s*)?[\[(]", row[end:])
+    )
 
 
 def _after_script(toks: list[_Tok], k: int) -> bool:

@@ -189,3 +189,23 @@ def test_a_row_that_continues_an_expression_belongs_to_its_step(fc):
     assert check(fc, rows[1], before=[rows[0]]).status == V
     wrong = [r"(x+1)^3 & = x^3 + 3x^2", r"& \quad + 3x"]
     assert check(fc, wrong[0], after=[wrong[1]]).status == R
+
+
+@pytest.mark.parametrize(
+    ("latex", "status"),
+    [
+        (r"E[aX+b] = aE[X]+b", V),
+        (r"\textrm{Var}(X) + E[X]^2 = E[X^2]", V),
+        (r"\textrm{Var}(aX + b) = a^2 \textrm{Var}(X)", V),
+        # needs independence, which no formula states: not verified, not refuted
+        (r"\textrm{Var}(X+Y) = \textrm{Var}(X) + \textrm{Var}(Y)", C),
+        (r"E[XY] = E[X]Y", C),
+    ],
+)
+def test_expectations_are_linear_and_nothing_more(fc, latex, status):
+    result = check(fc, latex)
+    assert result.status == status, result.detail
+
+
+def test_a_p_inside_a_command_is_no_probability(fc):
+    assert check(fc, r"\exp(x) \exp(y) = \exp(x + y)").status == V

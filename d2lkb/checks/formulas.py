@@ -665,6 +665,10 @@ class _Decision:
         from d2lkb.checks.interpret import readable_operator  # noqa: F401 - names come readable already
 
         opaque = sorted(self.left.opaque | self.right.opaque)
+        if opaque and set(opaque) <= {"E[·]", "Var", "Cov"}:
+            linear = _by_expectation_rules(lhs, rhs)
+            if linear is not None:
+                return linear
         if opaque:
             return _Outcome(
                 CheckStatus.CONTEXT,
@@ -770,6 +774,68 @@ class _Decision:
             f"does not hold for general matrices ({disagreement}); it may for the special ones the note means "
             "(symmetric, orthogonal, ...), which the checker cannot know",
         )
+
+
+def _by_expectation_rules(lhs: Any, rhs: Any) -> _Outcome | None:
+    """Verified when the sides agree once ``E`` is linear (what holds no random variable comes out),
+    ``Var(X) = E[(X - E[X])^2]`` and ``Cov(X, Y) = E[(X - E[X])(Y - E[Y])]``. Random variables are
+    the capital letters, as the book writes them; everything else, and every ``E[...]``, is a constant.
+    None when they do not agree that way: no rule of probability is claimed to fail."""
+    import sympy as sp
+
+    def random(term: Any) -> bool:
+        outside = term.xreplace({a: sp.Dummy() for a in _applied(term) if str(a.func).startswith("Zop")})
+        return any(re.fullmatch(r"[A-Z](?:_.*)?", str(v)) for v in _free(outside))
+
+    def expectation(func: Any, arg: Any) -> Any:
+        out = sp.Integer(0)
+        for term in sp.Add.make_args(sp.expand(arg)):
+            constant, rest = sp.Integer(1), sp.Integer(1)
+            for factor in sp.Mul.make_args(term):
+                if random(factor):
+                    rest *= factor
+                else:
+                    constant *= factor
+            out += constant * (func(rest) if rest != 1 else 1)
+        return out
+
+    def rewrite(expr: Any) -> Any:
+        for _ in range(5):
+            applied = sorted(
+                (a for a in _applied(expr) if str(a.func).startswith(("ZopE", "ZopVar", "ZopCov"))),
+                key=lambda a: len(str(a)),
+            )
+            if not applied:
+                return sp.expand(expr)
+            a = applied[0]
+            name = str(a.func)
+            e_func = sp.Function("ZopE" + name[len("ZopVar"):] if name.startswith("ZopVar") else
+                                 "ZopE" + name[len("ZopCov"):] if name.startswith("ZopCov") else name)
+            if name.startswith("ZopVar") and len(a.args) == 1:
+                (x,) = a.args
+                value = expectation(e_func, (x - expectation(e_func, x)) ** 2)
+            elif name.startswith("ZopCov") and len(a.args) == 2:
+                x, y = a.args
+                value = expectation(e_func, (x - expectation(e_func, x)) * (y - expectation(e_func, y)))
+            elif name.startswith("ZopE") and len(a.args) == 1:
+                value = expectation(e_func, a.args[0])
+                if value == a:
+                    # already E of one random monomial: mark it done
+                    value = sp.Symbol(f"<{a}>")
+            else:
+                return None
+            expr = expr.xreplace({a: value})
+        return None
+
+    try:
+        left, right = rewrite(lhs), rewrite(rhs)
+        if left is None or right is None or sp.expand(left - right) != 0:
+            return None
+    except _Alarm:
+        raise
+    except Exception:  # noqa: BLE001 - rules that do not apply decide nothing
+        return None
+    return _Outcome(CheckStatus.VERIFIED, "symbolic: with E linear and Var, Cov by their definitions", "symbolic")
 
 
 def _concrete_functions(exprs: Iterable[Any]) -> dict[Any, tuple[str, Any]]:

@@ -377,7 +377,8 @@ def operators(s: str, opaque: set[str]) -> str:
         r"(?P<bb>\\mathbb\s*\{\s*(?P<bbl>[EP])\s*\}|\\mathbb\s+(?P<bbs>[EP]))"
         r"|\\(?:operatorname\*?|mathrm|textrm|text|mathit|mathsf)\s*\{\s*(?P<word>[A-Za-z]+)\s*\}"
         r"|\\(?P<cmd>Pr)(?![A-Za-z])"
-        r"|(?<![\\A-Za-z])(?<!_\{)(?<!\^\{)(?P<letter>[EPpq])(?![A-Za-z])"
+        r"|(?<!\\)(?<!_\{)(?<!\^\{)(?P<letter>[EPpq])(?![A-Za-z])"
+        r"|(?P<command>\\[A-Za-z]+)"  # any other command name is passed over whole (the p of \exp is no P)
     )
     out: list[str] = []
     i = 0
@@ -385,6 +386,10 @@ def operators(s: str, opaque: set[str]) -> str:
         m = pattern.search(s, i)
         if not m:
             break
+        if m.group("command"):
+            out.append(s[i : m.end()])
+            i = m.end()
+            continue
         if m.group("bb"):
             op = m.group("bbl") or m.group("bbs")
         elif m.group("word"):

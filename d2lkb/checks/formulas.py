@@ -178,6 +178,9 @@ def _check_latex(
         return _combine(outcomes, names, ())
     if not outcomes:
         return FormulaResult(CheckStatus.SKIPPED, "not an equation", names=names)
+    if focus is not None:
+        # conditions written on other rows of the block are theirs
+        relations = tuple(r for r in relations if focus in r.link_rows)
     return _combine(outcomes, names, relations)
 
 

@@ -209,3 +209,8 @@ def test_expectations_are_linear_and_nothing_more(fc, latex, status):
 
 def test_a_p_inside_a_command_is_no_probability(fc):
     assert check(fc, r"\exp(x) \exp(y) = \exp(x + y)").status == V
+
+
+def test_a_factorial_before_an_equals_sign_is_a_factorial(fc):
+    assert check(fc, r"3! = 6").status == V
+    assert check(fc, r"3 != 6").status == S

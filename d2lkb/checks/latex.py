@@ -423,8 +423,8 @@ def _split_relations(row: str) -> tuple[list[str], list[str]]:
         if t.text == "=":
             prev = row[:start].rstrip()[-1:] if row[:start].strip() else ""
             nxt = row[end:].lstrip()[:1]
-            if prev and prev in "<>!":
-                # `<=`, `>=`, `!=` written with ASCII: not an equation
+            if prev and (prev in "<>" or prev == "!" and row[start - 1 : start] == "!"):
+                # `<=`, `>=`, `!=` written with ASCII: not an equation (`3! = 6` is a factorial)
                 start = row[:start].rstrip().__len__() - 1
                 link = prev + "="
             elif prev == ":":  # `:=`

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
 
 from d2lkb.review import scheduler
+from d2lkb.review.counts import QueueCounts
 from d2lkb.review.days import day_bounds, day_start
 from d2lkb.review.leech import is_leech_lapse
 from d2lkb.review.queue import LEARN_AHEAD, Candidate, DayLimits, Queue, build_queue, siblings_to_bury
@@ -46,6 +47,7 @@ _SCHEDULE_COLS = "state, step, stability, difficulty, due, last_review"
 _UNDO_COLS = f"{_SCHEDULE_COLS}, reps, lapses, leech, suspended, buried_until"
 
 
+MAX_KEPT_COUNTS = 8  # queries whose due counts are kept between answers
 QUEUE_BATCH = 50  # queue head computed at once and served from memory while nothing invalidates it
 
 
@@ -61,6 +63,20 @@ class _QueueHead:
     data_version: int  # PRAGMA data_version: changes when another connection commits
     total_changes: int  # this connection's row changes: any write we did not account for
     cards: list[int]
+
+
+@dataclass
+class _CountsCache:
+    """Today's queue membership for `query`, kept between answers (see `QueueCounts`). Valid under the
+    same conditions as `_QueueHead`, `valid_until` being when the next learning card enters the
+    learn-ahead window."""
+
+    query: str | None
+    day_start: int
+    valid_until: int
+    data_version: int
+    total_changes: int
+    queue: QueueCounts
 
 
 def _utc(ts: int) -> datetime:
@@ -169,9 +185,81 @@ class ReviewMixin:
 
     # -- the queue ---------------------------------------------------------
     def due_counts(self, query: str | None = None) -> DueCounts:
-        """Cards left to review today for `query` (all cards when None), within the daily limits."""
+        """Cards left to review today for `query` (all cards when None), within the daily limits.
+
+        The queue's membership is kept between calls and updated by `answer`, `bury` and `suspend`
+        for the whole collection and for decks (`#tag`); it is rebuilt whenever that cannot be done
+        exactly (see `QueueCounts`), when another connection wrote, when a learning card enters the
+        learn-ahead window and when the day rolls over."""
         with self.lock:
-            return self._queue(query, self._now()).counts
+            now = self._now()
+            cached = self._valid_counts(query, now)
+            if cached is not None:
+                return cached.queue.counts
+            queue = self._queue(query, now)
+            if self._incremental(query):
+                kept = self._kept_counts()
+                if len(kept) >= MAX_KEPT_COUNTS:
+                    kept.pop(next(iter(kept)))
+                kept[query] = self._build_counts(query, now, queue)
+            return queue.counts
+
+    def _kept_counts(self) -> dict[str | None, _CountsCache]:
+        kept = getattr(self, "_counts", None)
+        if kept is None:
+            kept = self._counts = {}
+        return kept
+
+    @staticmethod
+    def _incremental(query: str | None) -> bool:
+        """Whether the counts of `query` can follow answers: the whole collection or a deck (a search
+        query may select cards by their schedule, `is:due`, which an answer changes)."""
+        if query is None or not query.strip():
+            return True
+        from d2lkb.query import TagTerm, parse_query
+
+        return isinstance(parse_query(query), TagTerm)
+
+    def _build_counts(self, query: str | None, now: datetime, queue: Queue) -> _CountsCache:
+        day = self._day(now)
+        limits = self._limits(day)
+        scope, params = self._scope(query)
+        ahead = int((now + self.learn_ahead).timestamp())
+        nxt = self.conn.execute(
+            f"SELECT min(due) FROM card WHERE {_AVAILABLE} AND state IN (1, 3) AND due > :ahead AND due < :end{scope}",
+            params | {"now": int(now.timestamp()), "ahead": ahead, "end": int(day[1].timestamp())}).fetchone()[0]
+        valid_until = nxt - int(self.learn_ahead.total_seconds()) if nxt is not None else 2**62
+        return _CountsCache(query, int(day[0].timestamp()), valid_until,
+                            self.conn.execute("PRAGMA data_version").fetchone()[0], self.conn.total_changes,
+                            QueueCounts.of(queue, limits.reviews_left, limits.new_left))
+
+    def _valid_counts(self, query: str | None, now: datetime, changes: int | None = None) -> _CountsCache | None:
+        """The kept counts of `query` if still valid at `now` (`changes`: the connection's change
+        counter they must match, by default its current value)."""
+        kept = self._kept_counts()
+        cached = kept.get(query)
+        if cached is None:
+            return None
+        if (int(now.timestamp()) >= cached.valid_until
+                or cached.total_changes != (self.conn.total_changes if changes is None else changes)
+                or cached.day_start != int(self._day(now)[0].timestamp())
+                or cached.data_version != self.conn.execute("PRAGMA data_version").fetchone()[0]):
+            del kept[query]
+            return None
+        return cached
+
+    def _counts_after(self, changes_before: int, now: datetime, update) -> None:
+        """Keep the kept counts in step with a write we just made (`update(cached)` applies it and
+        says whether it could); drop those that were stale or cannot follow."""
+        kept = self._kept_counts()
+        for query in list(kept):
+            cached = self._valid_counts(query, now, changes_before)
+            if cached is None:
+                continue
+            if update(cached):
+                cached.total_changes = self.conn.total_changes
+            else:
+                del kept[query]
 
     def next_card(self, query: str | None = None) -> CardView | None:
         """The card to show now, or None when nothing is left (for now) today."""
@@ -213,7 +301,8 @@ class ReviewMixin:
     def _head_after_answer(self, changes_before: int, card_id: int, buried: list[int], due: int) -> None:
         """Keep the cached queue head in step with an answer we just committed."""
         head: _QueueHead | None = getattr(self, "_head", None)
-        if head is None or head.total_changes != changes_before:
+        if head is None or head.total_changes != changes_before or card_id not in head.cards:
+            # A card answered from outside the head uses up a daily limit the head was cut by.
             self._head = None
             return
         gone = {card_id, *buried}
@@ -305,11 +394,33 @@ class ReviewMixin:
         cfg = self.config.review
         with self.lock:
             changes_before = self.conn.total_changes
-            result, buried_ids, due_after = self._answer(card_id, grade, duration_ms, cfg)
+            result, buried_ids, due_after, state_before = self._answer(card_id, grade, duration_ms, cfg)
             self._head_after_answer(changes_before, card_id, buried_ids, due_after)
+            self._counts_after_answer(changes_before, result, state_before, buried_ids)
             return result
 
-    def _answer(self, card_id: int, grade: Grade, duration_ms: int, cfg) -> tuple[AnswerResult, list[int], int]:
+    def _counts_after_answer(self, changes_before: int, result: AnswerResult, state_before: int,
+                             buried: list[int]) -> None:
+        now = self._now()
+        day = self._day(now)
+        end, ahead = day[1].timestamp(), (now + self.learn_ahead).timestamp()
+        due = result.due.timestamp()
+        learning = result.state in (CardState.LEARNING, CardState.RELEARNING)
+
+        def update(cached: _CountsCache) -> bool:
+            if result.leech and cached.query:
+                return False  # the card's tags changed (#leech): it may have left or joined the deck
+            counted = learning and not result.suspended and due < end and due <= ahead
+            if learning and not result.suspended and ahead < due < end:
+                # It enters the learn-ahead window later today.
+                cached.valid_until = min(cached.valid_until, int(due) - int(self.learn_ahead.total_seconds()))
+            return cached.queue.answered(result.card_id, state_before, int(result.state), counted_after=counted,
+                                         due_today_after=not result.suspended and due < end, buried=buried)
+
+        self._counts_after(changes_before, now, update)
+
+    def _answer(self, card_id: int, grade: Grade, duration_ms: int,
+                cfg) -> tuple[AnswerResult, list[int], int, int]:
         with transaction(self.conn):
             now = self._now()
             now_s = int(now.timestamp())
@@ -355,7 +466,7 @@ class ReviewMixin:
                  suspended, suspended_after, buried_until, json.dumps(buried), int(leech_tagged)))
         result = AnswerResult(card_id, grade, _utc(after.due), timedelta(seconds=after.due - now_s),
                               after.state, leech=leech_event, suspended=bool(suspended_after))
-        return result, [sid for sid, _ in buried], after.due
+        return result, [sid for sid, _ in buried], after.due, state
 
     def _add_leech_tag(self, card_id: int) -> bool:
         """Tag the card `leech` (card tags and its search document). True if it was not tagged yet."""
@@ -410,15 +521,21 @@ class ReviewMixin:
     def bury(self, card_id: int) -> None:
         """Hide a card until the next day starts."""
         with self.lock:
-            self._require_card(card_id)
-            end = self._day(self._now())[1]
+            row = self._require_card(card_id)
+            now = self._now()
+            end = self._day(now)[1]
+            changes_before = self.conn.total_changes
             self.conn.execute("UPDATE card SET buried_until = ? WHERE id = ?", (int(end.timestamp()), card_id))
+            self._counts_after(changes_before, now, lambda cached: cached.queue.removed(card_id, bool(row[-2])))
 
     def suspend(self, card_id: int) -> None:
         """Take a card out of review until it is unsuspended."""
         with self.lock:
-            self._require_card(card_id)
+            row = self._require_card(card_id)
+            changes_before = self.conn.total_changes
             self.conn.execute("UPDATE card SET suspended = 1 WHERE id = ?", (card_id,))
+            self._counts_after(changes_before, self._now(),
+                               lambda cached: cached.queue.removed(card_id, bool(row[-2])))
 
     def unsuspend(self, card_id: int) -> None:
         with self.lock:

@@ -40,7 +40,7 @@ LEECH_TAG = "leech"
 PARAMETERS_META_KEY = "fsrs_parameters"
 
 _LIVE = "retired_at IS NULL"
-# `+` keeps SQLite off ix_card_due (which would scan every new card) and on ix_card_queue.
+# `+` keeps SQLite off ix_card_due (which would scan every new card) and on ix_card_sched.
 _AVAILABLE = "+retired_at IS NULL AND +suspended = 0 AND (buried_until IS NULL OR buried_until <= :now)"
 _CANDIDATE_COLS = "id, state, due, sibling_key, suspended, buried_until, last_review"
 _SCHEDULE_COLS = "state, step, stability, difficulty, due, last_review"
@@ -323,36 +323,12 @@ class ReviewMixin:
     def deck_counts(self) -> list[DeckCount]:
         """The whole collection (tag "") first, then one entry per tag carrying live cards (parents
         before children; a parent counts its children's cards), each with today's due counts."""
+        from d2lkb.store.decks import deck_counts
+
         with self.lock:
             now = self._now()
             day = self._day(now)
-            limits = self._limits(day)
-            params = {"now": int(now.timestamp()), "end": int(day[1].timestamp())}
-            candidates = {r[0]: Candidate(*r) for r in self.conn.execute(
-                f"SELECT {_CANDIDATE_COLS} FROM card WHERE {_AVAILABLE}"
-                " AND (state = 0 OR due < :end)", params)}
-            total = self.conn.execute(f"SELECT count(*) FROM card WHERE {_LIVE}").fetchone()[0]
-            displays = dict(self.conn.execute("SELECT name, display FROM tag"))
-            members: dict[str, set[int]] = {}
-            for card_id, name, display in self.conn.execute(
-                "SELECT card.id, tag.name, tag.display FROM cardtag JOIN card ON card.id = cardtag.card_id"
-                f" JOIN tag ON tag.id = cardtag.tag_id WHERE card.{_LIVE}"
-            ):
-                parts, shown = name.split("/"), display.split("/")
-                for i in range(1, len(parts) + 1):
-                    key = "/".join(parts[:i])
-                    members.setdefault(key, set()).add(card_id)
-                    displays.setdefault(key, "/".join(shown[:i]))
-
-            def counts(ids) -> DueCounts:
-                return build_queue(ids, now=now, day=day, limits=limits, learn_ahead=self.learn_ahead).counts
-
-            out = [DeckCount("", 0, counts(candidates.values()), total)]
-            for name in sorted(members):
-                ids = members[name]
-                out.append(DeckCount(displays[name], name.count("/"),
-                                     counts(candidates[i] for i in ids if i in candidates), len(ids)))
-            return out
+            return deck_counts(self.conn, now=now, day=day, limits=self._limits(day), learn_ahead=self.learn_ahead)
 
     # -- one card ----------------------------------------------------------
     def card(self, card_id: int) -> CardView:

@@ -25,6 +25,7 @@ from d2lkb.identity import Fingerprint, match_cards
 from d2lkb.model import CardKind, ParsedNote
 from d2lkb.notes.options import ParseOptions
 from d2lkb.store.db import transaction
+from d2lkb.store.decks import tagset_of
 from d2lkb.textutil import kind_token, split_cjk, tag_tokens
 
 NOTE_SUFFIXES = (".md", ".markdown")
@@ -247,8 +248,8 @@ class _Writer:
     def flush(self) -> None:
         conn = self.conn
         conn.executemany("INSERT INTO card (id, note_id, path, line, kind, front, back, prompt, context, reverse,"
-                         " sibling_key, formula_idx, snippet_idx, created_at, due) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                         self.new_cards)
+                         " sibling_key, formula_idx, snippet_idx, created_at, due, tagset)"
+                         " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", self.new_cards)
         conn.executemany("INSERT INTO doc (id, kind, note_id, card_id, path, line, title, check_hash)"
                          " VALUES (?,?,?,?,?,?,?,?)", self.docs)
         conn.executemany("INSERT INTO fts (rowid, title, body, meta) VALUES (?, ?, ?, ?)", self.fts)
@@ -334,19 +335,20 @@ class _Writer:
             continued = cid is not None
             values = (note_id, path, card.line, card.kind.value, card.front, card.back, card.prompt, card.context,
                       int(card.reverse), card.sibling_key, card.formula, card.snippet)
+            tag_ids = list(dict.fromkeys(self.tag_id(t) for t in card.tags))
+            leech = self._leech(cid) if continued else []
             if cid is None:
                 self.next_card_id += 1
                 cid = self.next_card_id
-                self.new_cards.append((cid, *values, self.now, self.now))
+                self.new_cards.append((cid, *values, self.now, self.now, tagset_of(tag_ids)))
             else:
-                conn.execute(
-                    "UPDATE card SET note_id=?, path=?, line=?, kind=?, front=?, back=?, prompt=?, context=?, reverse=?,"
-                    " sibling_key=?, formula_idx=?, snippet_idx=?, retired_at=NULL WHERE id=?",
-                    (*values, cid),
-                )
                 conn.execute("DELETE FROM cardtag WHERE card_id = ? AND tag_id NOT IN (SELECT id FROM tag WHERE name = 'leech')",
                              (cid,))
-            tag_ids = list(dict.fromkeys(self.tag_id(t) for t in card.tags))
+                conn.execute(
+                    "UPDATE card SET note_id=?, path=?, line=?, kind=?, front=?, back=?, prompt=?, context=?, reverse=?,"
+                    " sibling_key=?, formula_idx=?, snippet_idx=?, retired_at=NULL, tagset=? WHERE id=?",
+                    (*values, tagset_of(tag_ids + leech), cid),
+                )
             self.cardtags.extend((cid, t) for t in tag_ids)
             check = None
             if card.kind == CardKind.FORMULA and card.formula is not None:
@@ -354,7 +356,7 @@ class _Writer:
             elif card.kind == CardKind.SNIPPET and card.snippet is not None:
                 check = hashes[card.snippet]
             self.add_doc("card", note_id, cid, path, card.line, card.front[:200], card.front + "\n" + card.back,
-                         tag_ids + (self._leech(cid) if continued else []), check, card.kind.value)
+                         tag_ids + leech, check, card.kind.value)
         self.flush()
         return note_id
 

@@ -1,4 +1,5 @@
-"""The queue head and the due counts kept in memory between cards always equal the queue computed afresh."""
+"""The queue head, the due counts and the heatmap kept in memory between cards always equal those
+computed afresh."""
 
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ def test_cached_head_and_counts_match_a_fresh_queue(tmp_path, notes_dir, clock, 
         assert (card.id if card else None) == (expected.id if expected else None), f"step {step}"
         assert counts == fresh.due_counts(query), f"step {step}"
         assert kb.due_counts("#deck0") == fresh.due_counts("#deck0"), f"step {step}"  # another deck's counts
+        assert kb.heatmap() == fresh.heatmap(), f"step {step}"  # kept, and added to by each answer
         action = rng.random()
         if card is None or action < 0.05:
             clock.advance(minutes=rng.choice([1, 5, 11, 30, 60 * 20]))

@@ -373,6 +373,7 @@ class ReviewMixin:
             result, buried_ids, due_after, state_before = self._answer(card_id, grade, duration_ms, cfg)
             self._head_after_answer(changes_before, card_id, buried_ids, due_after)
             self._counts_after_answer(changes_before, result, state_before, buried_ids)
+            self._heatmap_after_answer(changes_before)
             return result
 
     def _counts_after_answer(self, changes_before: int, result: AnswerResult, state_before: int,
@@ -573,9 +574,34 @@ class ReviewMixin:
         return [(s.date().isoformat(), *a) for s, a in zip(starts, acc, strict=False)]
 
     def heatmap(self, days: int = 365) -> dict[str, int]:
-        """Answers per review day (local ISO date) over the last `days` days; days without answers left out."""
+        """Answers per review day (local ISO date) over the last `days` days; days without answers left out.
+
+        Kept between calls; `answer` adds its answer to today's square, anything else writing (undo,
+        another connection) or a new day makes it read the log again."""
         with self.lock:
-            return {d: n for d, n, _, _ in self._per_day(days) if n}
+            now = self._now()
+            stamp = (days, int(self._day(now)[0].timestamp()), self.conn.total_changes,
+                     self.conn.execute("PRAGMA data_version").fetchone()[0])
+            kept = getattr(self, "_heat", None)
+            if kept is not None and kept[0] == stamp:
+                return dict(kept[1])
+            heat = {d: n for d, n, _, _ in self._per_day(days) if n}
+            self._heat = (stamp, heat)
+            return dict(heat)
+
+    def _heatmap_after_answer(self, changes_before: int) -> None:
+        kept = getattr(self, "_heat", None)
+        if kept is None:
+            return
+        (days, start, changes, version), heat = kept
+        now = self._now()
+        if (changes != changes_before or start != int(self._day(now)[0].timestamp())
+                or version != self.conn.execute("PRAGMA data_version").fetchone()[0]):
+            self._heat = None
+            return
+        today = self._day_starts(0, 1)[0].date().isoformat()
+        heat[today] = heat.get(today, 0) + 1
+        self._heat = ((days, start, self.conn.total_changes, version), heat)
 
     def retention_by_day(self, days: int = 30) -> list[tuple[str, float | None]]:
         """For each of the last `days` review days (oldest first): share of review-state answers that

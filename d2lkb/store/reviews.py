@@ -21,12 +21,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
 
-from d2lkb.review import scheduler
 from d2lkb.review.counts import QueueCounts
-from d2lkb.review.days import day_bounds, day_start
+from d2lkb.review.days import day_bounds, day_start, utc_seconds
 from d2lkb.review.leech import is_leech_lapse
 from d2lkb.review.queue import LEARN_AHEAD, Candidate, DayLimits, Queue, build_queue, siblings_to_bury
-from d2lkb.review.scheduler import Schedule, utc_seconds
 from d2lkb.review.types import AnswerResult, CardState, CardView, DeckCount, DueCounts, Grade, SessionSummary
 from d2lkb.store.db import transaction
 from d2lkb.store.graph import latest_status
@@ -361,7 +359,9 @@ class ReviewMixin:
         """The interval each grade would give now (without fuzz)."""
         with self.lock:
             row = self._require_card(card_id)
-            return scheduler.preview(Schedule(*row[:6]), self._now(), self.config.review, self._parameters())
+            from d2lkb.review import scheduler  # fsrs: imported by the commands that schedule
+
+            return scheduler.preview(scheduler.Schedule(*row[:6]), self._now(), self.config.review, self._parameters())
 
     # -- answering ---------------------------------------------------------
     def answer(self, card_id: int, grade: Grade | int, duration_ms: int = 0) -> AnswerResult:
@@ -406,7 +406,9 @@ class ReviewMixin:
              sibling_key, retired_at) = row
             if retired_at is not None:
                 raise ValueError(f"card {card_id} is retired (it is no longer in the notes)")
-            before = Schedule(state, step, stability, difficulty, due, last_review)
+            from d2lkb.review import scheduler
+
+            before = scheduler.Schedule(state, step, stability, difficulty, due, last_review)
             after = scheduler.answer(before, grade, now, cfg, self._parameters())
             lapses_after = lapses + scheduler.is_lapse(before, grade)
             leech_event = scheduler.is_lapse(before, grade) and is_leech_lapse(lapses_after, cfg.leech_lapses)

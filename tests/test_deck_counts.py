@@ -98,19 +98,29 @@ def test_deck_counts_equal_a_fresh_queue_per_deck(tmp_path, notes_dir, clock, li
     kb.close()
 
 
-def test_tag_sets_follow_every_writer(tmp_path, notes_dir, clock):
-    """A tag written to `cardtag` by anything but sync (the leech tag, another tool) clears the
-    card's tag set, and the deck tree recomputes it; the totals table follows."""
+def test_tag_sets_and_totals_after_other_writers(tmp_path, notes_dir, clock):
+    """Cards written by something else than sync (no tag set, inserted or deleted directly), the
+    leech tag, and retirement: the deck tree follows, and the totals table equals the cards."""
     write(notes_dir / "n.md", "# N #x\n\nQ1 :: A1\n\nQ2 :: A2 #y\n")
     kb = KnowledgeBase(load_config(tmp_path / "kb", notes_dir), clock=clock)
     kb.sync()
-    card = kb.card_ids("#y")[0]
+    cid = kb.conn.execute("INSERT INTO card (path, line, kind, front, back, prompt, context, created_at, due)"
+                          " VALUES ('n.md', 9, 'basic', 'f', 'b', 'p', 'c', 0, 0)").lastrowid
     tag = kb.conn.execute("INSERT INTO tag (name, display) VALUES ('z', 'z')").lastrowid
-    kb.conn.execute("INSERT INTO cardtag (card_id, tag_id) VALUES (?, ?)", (card, tag))
-    assert kb.conn.execute("SELECT tagset FROM card WHERE id = ?", (card,)).fetchone()[0] is None
+    kb.conn.execute("INSERT INTO cardtag (card_id, tag_id) VALUES (?, ?)", (cid, tag))
     assert kb.deck_counts() == reference(kb)
     assert [d.tag for d in kb.deck_counts()] == ["", "x", "y", "z"]
-    kb.conn.execute("DELETE FROM cardtag WHERE tag_id = ?", (tag,))
+    card = kb.card_ids("#y")[0]
+    for _ in range(8):  # lapses until it is a leech: tagged #leech
+        kb.conn.execute("UPDATE card SET state = 2, due = 0, stability = 1, difficulty = 5, last_review = 0"
+                        " WHERE id = ?", (card,))
+        kb.answer(card, Grade.AGAIN)
+    assert "leech" in [d.tag for d in kb.deck_counts()]
+    assert kb.deck_counts() == reference(kb)
+    kb.conn.execute("DELETE FROM card WHERE id = ?", (cid,))
+    assert kb.deck_counts() == reference(kb)
+    write(notes_dir / "n.md", "# N #x\n\nQ1 :: A1\n")  # Q2 retired
+    kb.sync()
     assert kb.deck_counts() == reference(kb)
     totals = dict(kb.conn.execute("SELECT tagset, n FROM decktotal WHERE n > 0"))
     assert totals == dict(kb.conn.execute("SELECT tagset, count(*) FROM card WHERE retired_at IS NULL GROUP BY tagset"))

@@ -10,7 +10,7 @@ joining the ~3 `cardtag` rows of each of 100k cards:
   sibling group, the daily review limit);
 - new cards are counted per deck by a query that stops once the daily new limit is
   reached (`LIMIT`), so a deck's count costs about the limit, not the deck's size;
-- totals come from one index-only GROUP BY over (state, tag set).
+- totals come from `decktotal` (live cards per tag set).
 
 The result equals `build_queue(...).counts` over each deck's cards (tests compare them).
 """
@@ -44,24 +44,16 @@ V2_DDL = (
     "CREATE INDEX ix_cardtag_tag ON cardtag(tag_id, card_id)",
     # Today's answers by kind (daily limits) and per day (heatmap) without reading the log rows.
     "CREATE INDEX ix_reviewlog_day ON reviewlog(reviewed_at, state_before, rating)",
-    # Live cards per tag set (the deck totals), kept by triggers; a cleared set counts under "?".
+    # Live cards per tag set (the deck totals). Sync rebuilds it after writing cards; a retired,
+    # revived or re-tagged card moves by the trigger; readers rebuild it when its sum is not the
+    # number of live cards (a writer that inserted or deleted cards directly).
     "CREATE TABLE decktotal (tagset TEXT PRIMARY KEY NOT NULL, n INTEGER NOT NULL) WITHOUT ROWID",
-    "CREATE TRIGGER tr_decktotal_insert AFTER INSERT ON card WHEN NEW.retired_at IS NULL BEGIN"
-    " INSERT INTO decktotal VALUES (coalesce(NEW.tagset, '?'), 1) ON CONFLICT DO UPDATE SET n = n + 1; END",
-    "CREATE TRIGGER tr_decktotal_delete AFTER DELETE ON card WHEN OLD.retired_at IS NULL BEGIN"
-    " UPDATE decktotal SET n = n - 1 WHERE tagset = coalesce(OLD.tagset, '?'); END",
     "CREATE TRIGGER tr_decktotal_update AFTER UPDATE OF tagset, retired_at ON card"
-    " WHEN (OLD.retired_at IS NULL) != (NEW.retired_at IS NULL) OR OLD.tagset IS NOT NEW.tagset BEGIN"
-    " UPDATE decktotal SET n = n - 1 WHERE OLD.retired_at IS NULL AND tagset = coalesce(OLD.tagset, '?');"
-    " INSERT INTO decktotal SELECT coalesce(NEW.tagset, '?'), 1 WHERE NEW.retired_at IS NULL"
+    " WHEN OLD.tagset IS NOT NULL AND NEW.tagset IS NOT NULL"
+    " AND ((OLD.retired_at IS NULL) != (NEW.retired_at IS NULL) OR OLD.tagset != NEW.tagset) BEGIN"
+    " UPDATE decktotal SET n = n - 1 WHERE OLD.retired_at IS NULL AND tagset = OLD.tagset;"
+    " INSERT INTO decktotal SELECT NEW.tagset, 1 WHERE NEW.retired_at IS NULL"
     " ON CONFLICT DO UPDATE SET n = n + 1; END",
-    # Whoever changes a card's tags without writing its tag set clears it (sync writes both).
-    "CREATE TRIGGER tr_cardtag_added AFTER INSERT ON cardtag BEGIN"
-    " UPDATE card SET tagset = NULL WHERE id = NEW.card_id AND tagset IS NOT NULL"
-    " AND instr(',' || tagset || ',', ',' || NEW.tag_id || ',') = 0; END",
-    "CREATE TRIGGER tr_cardtag_removed AFTER DELETE ON cardtag BEGIN"
-    " UPDATE card SET tagset = NULL WHERE id = OLD.card_id AND tagset IS NOT NULL"
-    " AND instr(',' || tagset || ',', ',' || OLD.tag_id || ',') > 0; END",
 )
 
 _AVAILABLE = "retired_at IS NULL AND suspended = 0 AND (buried_until IS NULL OR buried_until <= :now)"
@@ -73,29 +65,50 @@ def tagset_of(tag_ids) -> str:
 
 
 def backfill_tagsets(conn: sqlite3.Connection) -> int:
-    """Recompute `card.tagset` where it was cleared; returns how many cards."""
-    n = conn.execute(
+    """Compute `card.tagset` where it is NULL (cards written by something else than sync, which
+    writes it, and by `set_tagset`); returns how many cards."""
+    return conn.execute(
         "UPDATE card SET tagset = (SELECT coalesce(group_concat(tag_id, ','), '') FROM"
         " (SELECT tag_id FROM cardtag WHERE card_id = card.id ORDER BY tag_id)) WHERE tagset IS NULL").rowcount
-    conn.execute("DELETE FROM decktotal WHERE n = 0")
-    return n
+
+
+def set_tagset(conn: sqlite3.Connection, card_id: int) -> None:
+    """After a card's `cardtag` rows changed outside sync (the leech tag): its tag set again (one
+    not computed yet stays for `backfill_tagsets`)."""
+    ids = [r[0] for r in conn.execute("SELECT tag_id FROM cardtag WHERE card_id = ?", (card_id,))]
+    conn.execute("UPDATE card SET tagset = ? WHERE id = ? AND tagset IS NOT NULL", (tagset_of(ids), card_id))
+
+
+def rebuild_decktotal(conn: sqlite3.Connection) -> None:
+    conn.execute("DELETE FROM decktotal")
+    conn.execute("INSERT INTO decktotal SELECT tagset, count(*) FROM card WHERE retired_at IS NULL"
+                 " AND tagset IS NOT NULL GROUP BY tagset")
 
 
 def migrate_v2(conn: sqlite3.Connection) -> None:
     for ddl in V2_DDL:
         conn.execute(ddl)
     backfill_tagsets(conn)
-    conn.execute("DELETE FROM decktotal")
-    conn.execute("INSERT INTO decktotal SELECT tagset, count(*) FROM card WHERE retired_at IS NULL GROUP BY tagset")
+    rebuild_decktotal(conn)
+
+
+def _ensure_totals(conn: sqlite3.Connection) -> None:
+    """Tag sets computed and the totals table in step with the cards (see V2_DDL)."""
+    stale = conn.execute("SELECT 1 FROM card WHERE tagset IS NULL LIMIT 1").fetchone() is not None
+    if not stale:
+        live = conn.execute("SELECT count(*) FROM card INDEXED BY ix_card_due WHERE retired_at IS NULL").fetchone()[0]
+        stale = live != conn.execute("SELECT coalesce(sum(n), 0) FROM decktotal").fetchone()[0]
+    if stale:
+        with transaction(conn):
+            backfill_tagsets(conn)
+            rebuild_decktotal(conn)
 
 
 def deck_counts(conn: sqlite3.Connection, *, now: datetime, day: tuple[datetime, datetime], limits: DayLimits,
                 learn_ahead: timedelta) -> list[DeckCount]:
     """The whole collection (tag "") first, then one entry per tag carrying live cards (parents
     before children; a parent counts its children's cards), each with today's due counts."""
-    if conn.execute("SELECT 1 FROM card WHERE tagset IS NULL LIMIT 1").fetchone():
-        with transaction(conn):
-            backfill_tagsets(conn)
+    _ensure_totals(conn)
     now_s, start_s, end_s = int(now.timestamp()), int(day[0].timestamp()), int(day[1].timestamp())
     ahead_s = now_s + int(learn_ahead.total_seconds())
     params = {"now": now_s, "end": end_s}

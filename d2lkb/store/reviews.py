@@ -27,6 +27,7 @@ from d2lkb.review.leech import is_leech_lapse
 from d2lkb.review.queue import LEARN_AHEAD, Candidate, DayLimits, Queue, build_queue, siblings_to_bury
 from d2lkb.review.types import AnswerResult, CardState, CardView, DeckCount, DueCounts, Grade, SessionSummary
 from d2lkb.store.db import transaction
+from d2lkb.store.decks import set_tagset
 from d2lkb.store.graph import latest_status
 from d2lkb.store.sync import refresh_card_meta
 
@@ -457,6 +458,7 @@ class ReviewMixin:
         self.conn.execute("INSERT OR IGNORE INTO doctag (tag_id, doc_id) SELECT ?, id FROM doc"
                           " WHERE kind = 'card' AND card_id = ?", (tag_id, card_id))
         refresh_card_meta(self.conn, card_id)
+        set_tagset(self.conn, card_id)
         return added
 
     def _remove_leech_tag(self, card_id: int) -> None:
@@ -468,6 +470,7 @@ class ReviewMixin:
         self.conn.execute("DELETE FROM doctag WHERE tag_id = ? AND doc_id IN"
                           " (SELECT id FROM doc WHERE kind = 'card' AND card_id = ?)", (tag_id, card_id))
         refresh_card_meta(self.conn, card_id)
+        set_tagset(self.conn, card_id)
         # A tag row nobody uses any more goes (as sync does with unused tags).
         self.conn.execute(
             "DELETE FROM tag WHERE id = ? AND id NOT IN (SELECT tag_id FROM cardtag)"

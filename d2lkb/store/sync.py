@@ -25,7 +25,7 @@ from d2lkb.identity import Fingerprint, match_cards
 from d2lkb.model import CardKind, ParsedNote
 from d2lkb.notes.options import ParseOptions
 from d2lkb.store.db import transaction
-from d2lkb.store.decks import tagset_of
+from d2lkb.store.decks import rebuild_decktotal, tagset_of
 from d2lkb.textutil import kind_token, split_cjk, tag_tokens
 
 NOTE_SUFFIXES = (".md", ".markdown")
@@ -432,13 +432,15 @@ def _load_packed(args: tuple) -> tuple:
     return _load_one(*args)
 
 
-def _load_all(files: list[_File], known: dict, parse, options: ParseOptions | None = None) -> Iterator[tuple]:
+def _load_all(files: list[_File], known: dict, parse, options: ParseOptions | None = None,
+              workers: int | None = None) -> Iterator[tuple]:
     """`_load_one` over every file, in order; parsed in a process pool when it pays off.
 
     Only from a single-threaded process (forking a threaded one can deadlock) and with the
-    default parser (a custom one may not survive pickling)."""
+    default parser (a custom one may not survive pickling). `workers`: processes to parse in
+    (default: the cores, at most 8; 1: no pool)."""
     jobs = [(f, known[f.rel][3] if f.rel in known else None, None, options) for f in files]
-    workers = min(os.cpu_count() or 1, 8)
+    workers = workers or min(os.cpu_count() or 1, 8)
     if parse is not None or workers < 2 or len(files) < PARALLEL_MIN_FILES or threading.active_count() > 1:
         for f, digest, _, _ in jobs:
             yield _load_one(f, digest, parse, options)
@@ -458,10 +460,12 @@ def sync(
     on_progress: Callable[[int, int], None] | None = None,
     parse: Callable[[str, str], ParsedNote] | None = None,
     options: ParseOptions | None = None,
+    workers: int | None = None,
 ) -> SyncReport:
     """Bring the KB in line with `notes_dir`. Returns counts and every warning.
     `options`: how notes are read (default: the defaults and the vault's `.d2lkb.toml`;
-    `KnowledgeBase.sync` passes its config's)."""
+    `KnowledgeBase.sync` passes its config's). `workers`: processes that parse changed notes
+    (default: one per core; 1 parses in this process)."""
     started = time.perf_counter()
     if options is None and parse is None:
         from d2lkb.config import parse_options, vault_settings
@@ -502,7 +506,7 @@ def sync(
         with transaction(conn):
             writer = _Writer(conn, now_i)
             for n, (f, outcome, digest, parsed, file_warnings) in enumerate(
-                    _load_all(to_read, known, parse, options), 1):
+                    _load_all(to_read, known, parse, options, workers), 1):
                 if on_progress:
                     on_progress(n, len(to_read))
                 warnings.extend(file_warnings)
@@ -510,11 +514,12 @@ def sync(
                     writer.write_note(None, f, digest, parsed, [None] * len(parsed.cards))
                     report.added += 1
             _resolve_links(conn)
+            rebuild_decktotal(conn)
             _count(conn, report, version)
         report.seconds = time.perf_counter() - started
         return report
 
-    for n, (f, outcome, digest, parsed, file_warnings) in enumerate(_load_all(to_read, known, parse, options), 1):
+    for n, (f, outcome, digest, parsed, file_warnings) in enumerate(_load_all(to_read, known, parse, options, workers), 1):
         if on_progress:
             on_progress(n, len(to_read))
         warnings.extend(file_warnings)
@@ -536,6 +541,7 @@ def sync(
             conn.execute("UPDATE note SET size=?, mtime_ns=? WHERE path=?", (f.size, f.mtime_ns, f.rel))
         if changed or removed:
             _apply(conn, known, changed, removed, now_i, report)
+            rebuild_decktotal(conn)
         _count(conn, report, version)
     report.seconds = time.perf_counter() - started
     return report

@@ -9,9 +9,10 @@ the pure-Python optimizer of the `fsrs` package needs torch and minutes. Both us
 from __future__ import annotations
 
 import time
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from d2lkb.review.days import day_start
 
@@ -50,16 +51,39 @@ def review_histories(log: Iterable[tuple[int, int, int]], *, rollover_hour: int 
 
     Days are review days (they start at `rollover_hour` local time), like the scheduler's.
     """
-    by_card: dict[int, list[tuple[int, int]]] = {}
-    for card_id, reviewed_at, rating in sorted(log, key=lambda r: (r[0], r[1])):
-        by_card.setdefault(card_id, []).append((reviewed_at, rating))
-    histories = []
-    for reviews in by_card.values():
-        days = [day_start(datetime.fromtimestamp(t, UTC), rollover_hour, tz).date() for t, _ in reviews]
-        history = [(reviews[0][1], 0)]
-        history += [(rating, (days[i] - days[i - 1]).days) for i, (_t, rating) in enumerate(reviews) if i > 0]
-        histories.append(history)
+    rows = sorted(log, key=lambda r: (r[0], r[1]))
+    if not rows:
+        return []
+    day_of = _review_days(min(r[1] for r in rows), max(r[1] for r in rows), rollover_hour, tz)
+    histories: list[list[tuple[int, int]]] = []
+    last_card = None
+    last_day = 0
+    for card_id, reviewed_at, rating in rows:
+        day = day_of(reviewed_at)
+        if card_id != last_card:
+            histories.append([(rating, 0)])
+            last_card = card_id
+        else:
+            histories[-1].append((rating, day - last_day))
+        last_day = day
     return histories
+
+
+def _review_days(first: int, last: int, rollover_hour: int, tz: tzinfo | None):
+    """A function: UNIX seconds -> number of the review day (consecutive integers), for times from
+    `first` to `last`. The day starts are computed once per day (DST-exact, like `day_start`) and
+    looked up by bisection, not converted per review."""
+    start = day_start(datetime.fromtimestamp(first, UTC), rollover_hour, tz)
+    stops = [int(start.timestamp())]
+    while stops[-1] <= last:
+        # Noon of the next day, whatever a DST change did to the length of this one.
+        following = datetime.fromtimestamp(stops[-1], UTC) + timedelta(hours=36)
+        stops.append(int(day_start(following, rollover_hour, tz).timestamp()))
+
+    def day(ts: int) -> int:
+        return bisect_right(stops, ts)
+
+    return day
 
 
 def _items(histories: Sequence[Sequence[tuple[int, int]]]):

@@ -9,10 +9,10 @@ the pure-Python optimizer of the `fsrs` package needs torch and minutes. Both us
 from __future__ import annotations
 
 import time
-from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
+from operator import itemgetter
 
 from d2lkb.review.days import day_start
 
@@ -51,15 +51,15 @@ def review_histories(log: Iterable[tuple[int, int, int]], *, rollover_hour: int 
 
     Days are review days (they start at `rollover_hour` local time), like the scheduler's.
     """
-    rows = sorted(log, key=lambda r: (r[0], r[1]))
+    rows = sorted(log, key=itemgetter(0, 1))
     if not rows:
         return []
-    day_of = _review_days(min(r[1] for r in rows), max(r[1] for r in rows), rollover_hour, tz)
+    day_of = _review_days((r[1] for r in rows), rollover_hour, tz)
     histories: list[list[tuple[int, int]]] = []
     last_card = None
     last_day = 0
     for card_id, reviewed_at, rating in rows:
-        day = day_of(reviewed_at)
+        day = day_of[reviewed_at]
         if card_id != last_card:
             histories.append([(rating, 0)])
             last_card = card_id
@@ -69,21 +69,20 @@ def review_histories(log: Iterable[tuple[int, int, int]], *, rollover_hour: int 
     return histories
 
 
-def _review_days(first: int, last: int, rollover_hour: int, tz: tzinfo | None):
-    """A function: UNIX seconds -> number of the review day (consecutive integers), for times from
-    `first` to `last`. The day starts are computed once per day (DST-exact, like `day_start`) and
-    looked up by bisection, not converted per review."""
-    start = day_start(datetime.fromtimestamp(first, UTC), rollover_hour, tz)
-    stops = [int(start.timestamp())]
-    while stops[-1] <= last:
-        # Noon of the next day, whatever a DST change did to the length of this one.
-        following = datetime.fromtimestamp(stops[-1], UTC) + timedelta(hours=36)
-        stops.append(int(day_start(following, rollover_hour, tz).timestamp()))
-
-    def day(ts: int) -> int:
-        return bisect_right(stops, ts)
-
-    return day
+def _review_days(times: Iterable[int], rollover_hour: int, tz: tzinfo | None) -> dict[int, int]:
+    """UNIX seconds -> the review day's date (as an ordinal), converting once per review day, not
+    once per review: times are visited in order, and each day's start and end are kept."""
+    out: dict[int, int] = {}
+    start = end = 0
+    day = 0
+    for t in sorted(set(times)):
+        if not start <= t < end:
+            first = day_start(datetime.fromtimestamp(t, UTC), rollover_hour, tz)
+            # The next day's start from its noon, whatever a DST change did to this day's length.
+            following = day_start(first + timedelta(hours=36), rollover_hour, tz)
+            start, end, day = int(first.timestamp()), int(following.timestamp()), first.date().toordinal()
+        out[t] = day
+    return out
 
 
 def _items(histories: Sequence[Sequence[tuple[int, int]]]):

@@ -39,9 +39,10 @@ def _v3_formula_blocks(conn: sqlite3.Connection) -> None:
 
 
 def _v4_decks_and_covering_indexes(conn: sqlite3.Connection) -> None:
-    from d2lkb.store.decks import migrate_v2
+    """Version 4: `card.tagset`, the deck totals and covering indexes (store.decks.DECKS_DDL)."""
+    from d2lkb.store.decks import migrate_decks
 
-    migrate_v2(conn)
+    migrate_decks(conn)
 
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create_v1, _v2_import_log, _v3_formula_blocks,

@@ -26,21 +26,20 @@ from d2lkb.review.queue import DayLimits
 from d2lkb.review.types import DeckCount, DueCounts
 from d2lkb.store.db import transaction
 
-# Schema version 2 (see store.db.MIGRATIONS). The card rows are wide (the text columns come
+# Schema version 4 (see store.db.MIGRATIONS). The card rows are wide (the text columns come
 # before the schedule), so every query of the queue and the deck tree reads an index instead.
-V2_DDL = (
-    "ALTER TABLE card ADD COLUMN tagset TEXT",
+DECKS_DDL = (
     "DROP INDEX IF EXISTS ix_card_queue",
     "DROP INDEX IF EXISTS ix_card_sibling",
     "DROP INDEX IF EXISTS ix_cardtag_tag",
     "DROP INDEX IF EXISTS ix_reviewlog_day",
     # The review queue (review.queue): cards by state and due time, with everything it checks.
-    "CREATE INDEX ix_card_sched ON card(state, due, id, retired_at, suspended, buried_until, sibling_key,"
+    "CREATE INDEX IF NOT EXISTS ix_card_sched ON card(state, due, id, retired_at, suspended, buried_until, sibling_key,"
     " last_review, tagset)",
     # Cards by state and tag set: deck totals, and each deck's first new cards.
-    "CREATE INDEX ix_card_decks ON card(state, tagset, sibling_key, retired_at, suspended, buried_until)",
+    "CREATE INDEX IF NOT EXISTS ix_card_decks ON card(state, tagset, sibling_key, retired_at, suspended, buried_until)",
     "CREATE INDEX ix_card_sibling ON card(sibling_key, state)",
-    "CREATE INDEX ix_card_tagset_stale ON card(id) WHERE tagset IS NULL",
+    "CREATE INDEX IF NOT EXISTS ix_card_tagset_stale ON card(id) WHERE tagset IS NULL",
     "CREATE INDEX ix_cardtag_tag ON cardtag(tag_id, card_id)",
     # Today's answers by kind (daily limits) and per day (heatmap) without reading the log rows.
     "CREATE INDEX ix_reviewlog_day ON reviewlog(reviewed_at, state_before, rating)",
@@ -48,11 +47,11 @@ V2_DDL = (
     # revived, re-tagged or deleted card moves by the triggers; a card inserted by anything else
     # than sync has no tag set yet (NULL), and readers rebuild the table when they compute one.
     # (No trigger on INSERT: it made a cold sync's card writes several times slower.)
-    "CREATE TABLE decktotal (tagset TEXT PRIMARY KEY NOT NULL, n INTEGER NOT NULL) WITHOUT ROWID",
-    "CREATE TRIGGER tr_decktotal_delete AFTER DELETE ON card"
+    "CREATE TABLE IF NOT EXISTS decktotal (tagset TEXT PRIMARY KEY NOT NULL, n INTEGER NOT NULL) WITHOUT ROWID",
+    "CREATE TRIGGER IF NOT EXISTS tr_decktotal_delete AFTER DELETE ON card"
     " WHEN OLD.retired_at IS NULL AND OLD.tagset IS NOT NULL BEGIN"
     " UPDATE decktotal SET n = n - 1 WHERE tagset = OLD.tagset; END",
-    "CREATE TRIGGER tr_decktotal_update AFTER UPDATE OF tagset, retired_at ON card"
+    "CREATE TRIGGER IF NOT EXISTS tr_decktotal_update AFTER UPDATE OF tagset, retired_at ON card"
     " WHEN OLD.tagset IS NOT NULL AND NEW.tagset IS NOT NULL"
     " AND ((OLD.retired_at IS NULL) != (NEW.retired_at IS NULL) OR OLD.tagset != NEW.tagset) BEGIN"
     " UPDATE decktotal SET n = n - 1 WHERE OLD.retired_at IS NULL AND tagset = OLD.tagset;"
@@ -89,15 +88,18 @@ def rebuild_decktotal(conn: sqlite3.Connection) -> None:
                  " AND tagset IS NOT NULL GROUP BY tagset")
 
 
-def migrate_v2(conn: sqlite3.Connection) -> None:
-    for ddl in V2_DDL:
+def migrate_decks(conn: sqlite3.Connection) -> None:
+    """Schema version 4; safe to run again on a KB that has it."""
+    if "tagset" not in {row[1] for row in conn.execute("PRAGMA table_info(card)")}:
+        conn.execute("ALTER TABLE card ADD COLUMN tagset TEXT")
+    for ddl in DECKS_DDL:
         conn.execute(ddl)
     backfill_tagsets(conn)
     rebuild_decktotal(conn)
 
 
 def _ensure_totals(conn: sqlite3.Connection) -> None:
-    """Tag sets computed and the totals table in step with the cards (see V2_DDL)."""
+    """Tag sets computed and the totals table in step with the cards (see DECKS_DDL)."""
     if conn.execute("SELECT 1 FROM card WHERE tagset IS NULL LIMIT 1").fetchone() is not None:
         with transaction(conn):
             backfill_tagsets(conn)

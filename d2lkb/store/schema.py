@@ -230,7 +230,7 @@ class Meta(SQLModel, table=True):
     value: str
 
 
-# Version 2 (store.decks.V2_DDL, applied after these) adds `card.tagset`, covering indexes for
+# Version 4 (store.decks.DECKS_DDL, applied after these) adds `card.tagset`, covering indexes for
 # the review queue and the deck tree, and replaces some of the indexes below.
 
 # Raw SQL the ORM cannot express: full-text indexes and the reverse tag lookup.

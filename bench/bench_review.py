@@ -1,104 +1,272 @@
-"""Review benchmark: answering 1,000 cards in d2lkb vs Anki's own engine, same machine, same run.
+"""Review benchmark: d2lkb against Anki's own engine (PyPI `anki`, headless), same machine, same run.
 
-d2lkb goes through the same KnowledgeBase calls the TUI makes for each card
-(next card, interval previews, answer with a durable commit). Anki (PyPI `anki`,
-headless) does get_queued_cards -> build_answer -> answer_card. Both collections
-hold 10,000 new cards and allow 1,000 new cards a day; every answer is "Good".
-Also: TUI start to first card on the bundled notes, in a fresh process.
+Per card d2lkb runs exactly what the TUI's review screen runs: `ReviewScreen._fetch` (next card,
+due counts, interval previews) after `kb.answer` (a durable commit), called on the screen's own
+code. Anki runs get_queued_cards (which returns its counts) -> build_answer -> answer_card.
+Both answer 1,000 cards "Good" in collections of 1k, 10k and 100k new cards (1,000 new cards
+a day allowed), and in the 100k collection with 60% of the cards in review, thousands of them
+due today. Fresh copies of each collection for each of the 3 rounds. Then: the home screen's
+deck tree and heatmap at 100k cards with thousands due (Anki: deck_due_tree; one deck there,
+15 tags in d2lkb),
+`optimize` over 100,000 reviews, and TUI start to first card in a fresh process.
 """
 
 from __future__ import annotations
 
 import json
+import random
+import shutil
+import sqlite3
+import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from generate import generate
-from run import line
+from run import RUNS, line, load, report, timed
 
 ROOT = Path(__file__).resolve().parents[1]
-N_CARDS = 10_000
 N_ANSWERS = 1_000
-ROUNDS = 3  # fresh collections each round, sides interleaved; the best round counts (shared machines are noisy)
+CONFIG = "[review]\nnew_per_day = 1000\nreviews_per_day = 9999\nfuzz = false\n"
+REVIEWED = 0.6  # share of cards put in review state for the "thousands due" collections
 
 
-def _d2lkb_setup(work: Path):
+# -- d2lkb -------------------------------------------------------------------------------------------
+def _d2lkb_template(work: Path, n_cards: int) -> tuple[Path, Path]:
+    """(KB folder, vault) synced once; rounds copy its kb.sqlite."""
+    from d2lkb.config import load_config
+    from d2lkb.store.kb import KnowledgeBase
+
+    big = work / "kb-big" / "kb.sqlite"
+    vault = work / "vault" if n_cards >= 100_000 and big.exists() else work / f"review-vault-{n_cards}"
+    kb_dir = work / f"review-template-{n_cards}"
+    kb_dir.mkdir(exist_ok=True)
+    (kb_dir / "config.toml").write_text(CONFIG)
+    if vault == work / "vault":
+        shutil.copy(big, kb_dir / "kb.sqlite")
+    else:
+        if not vault.exists():
+            generate(vault, n_cards // 10, cards_per_note=10)
+        for f in kb_dir.glob("kb.sqlite*"):
+            f.unlink()
+        with KnowledgeBase(load_config(kb_dir, vault)) as kb:
+            kb.sync()
+    return kb_dir, vault
+
+
+def _make_due(db: Path, seed: int = 5) -> int:
+    """Put REVIEWED of the cards in review state, due from 3 days ago to 30 days ahead."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    now = int(time.time())
+    rng = random.Random(seed)
+    ids = [r[0] for r in conn.execute("SELECT id FROM card ORDER BY id")]
+    rng.shuffle(ids)
+    rows = [(now + rng.randint(-3 * 86400, 30 * 86400), now - 3 * 86400, cid) for cid in ids[:int(len(ids) * REVIEWED)]]
+    conn.execute("BEGIN")
+    conn.executemany("UPDATE card SET state = 2, due = ?, stability = 10.0, difficulty = 5.0, last_review = ?,"
+                     " reps = 3 WHERE id = ?", rows)
+    conn.execute("COMMIT")
+    due = conn.execute("SELECT count(*) FROM card WHERE state = 2 AND due < ?", (now + 86400,)).fetchone()[0]
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    return due
+
+
+def _copy_kb(template: Path, dest: Path) -> Path:
+    dest.mkdir(exist_ok=True)
+    for f in dest.glob("kb.sqlite*"):
+        f.unlink()
+    shutil.copy(template / "kb.sqlite", dest / "kb.sqlite")
+    (dest / "config.toml").write_text(CONFIG)
+    return dest
+
+
+def _tui_fetch(kb):
+    """The review screen's own `_fetch`, on a stand-in for the screen (no terminal)."""
+    from d2lkb.tui.screens.review import ReviewScreen
+
+    synced = threading.Event()
+    synced.set()
+    screen = SimpleNamespace(app=SimpleNamespace(kb=kb, synced=synced), review_query=None)
+    return lambda: ReviewScreen._fetch(screen)  # type: ignore[arg-type]
+
+
+def _d2lkb_round(kb_dir: Path, vault: Path) -> tuple[float, list[float]]:
+    """Seconds for N_ANSWERS answers as the TUI makes them; the due_counts call times."""
     from d2lkb.config import load_config
     from d2lkb.review.types import Grade
     from d2lkb.store.kb import KnowledgeBase
 
-    vault = work / "review-vault"
-    if not vault.exists():
-        generate(vault, N_CARDS // 10, cards_per_note=10)
-    kb_dir = work / "review-kb"
-    kb_dir.mkdir(exist_ok=True)
-    (kb_dir / "config.toml").write_text("[review]\nnew_per_day = 1000\nreviews_per_day = 9999\nfuzz = false\n")
-    for f in kb_dir.glob("kb.sqlite*"):
-        f.unlink()
     kb = KnowledgeBase(load_config(kb_dir, vault))
-    kb.sync()
-    cards = kb.conn.execute("SELECT count(*) FROM card").fetchone()[0]
+    counts_times: list[float] = []
+    due_counts = kb.due_counts
 
-    def one_round() -> float:
+    def timed_counts(query=None):
         t0 = time.perf_counter()
-        for _ in range(N_ANSWERS):
-            card = kb.next_card()
-            kb.preview_intervals(card.id)
-            kb.answer(card.id, Grade.GOOD, duration_ms=1000)
-        return time.perf_counter() - t0
+        out = due_counts(query)
+        counts_times.append(time.perf_counter() - t0)
+        return out
 
-    return kb, cards, one_round
+    kb.due_counts = timed_counts  # type: ignore[method-assign]
+    fetch = _tui_fetch(kb)
+    t0 = time.perf_counter()
+    card, _counts, _previews = fetch()  # ReviewScreen.load_next
+    for _ in range(N_ANSWERS):  # ReviewScreen.answer_card
+        kb.answer(card.id, Grade.GOOD, duration_ms=1000)
+        card, _counts, _previews = fetch()
+    seconds = time.perf_counter() - t0
+    logged = kb.conn.execute("SELECT count(*) FROM reviewlog").fetchone()[0]
+    kb.close()
+    assert logged == N_ANSWERS, logged
+    return seconds, counts_times
 
 
-def _anki_setup(work: Path):
+# -- Anki --------------------------------------------------------------------------------------------
+def _anki_version() -> str | None:
     try:
-        from anki.collection import Collection
-        from anki.scheduler.v3 import CardAnswer
-    except ImportError:
-        line("anki", "not installed", "(pip install -c constraints.txt -e '.[bench]')")
-        return None, None
-    path = work / "anki" / "collection.anki2"
+        import importlib.metadata
+
+        return importlib.metadata.version("anki")
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _anki_template(work: Path, n_cards: int) -> Path:
+    from anki.collection import AddNoteRequest, Collection
+
+    path = work / f"anki-template-{n_cards}" / "collection.anki2"
     path.parent.mkdir(exist_ok=True)
     for f in path.parent.glob("collection.anki2*"):
         f.unlink()
     col = Collection(str(path))
     model = col.models.by_name("Basic")
-    deck_id = col.decks.id("bench")
-    conf = col.decks.config_dict_for_deck_id(deck_id)
+    parent = col.decks.id("bench")
+    # One deck: subdecks make Anki's queue slower (15 of them: ~3x per answer here), and the
+    # comparison should not flatter d2lkb.
+    decks = [parent]
+    conf = col.decks.config_dict_for_deck_id(parent)
     conf["new"]["perDay"] = 1000
     conf["rev"]["perDay"] = 9999
     col.decks.save(conf)
-    col.decks.select(deck_id)
-    from anki.collection import AddNoteRequest
-
     requests = []
-    for i in range(N_CARDS):
+    for i in range(n_cards):
         note = col.new_note(model)
         note["Front"] = f"Question {i} about gradient descent"
         note["Back"] = f"Answer {i}"
-        requests.append(AddNoteRequest(note=note, deck_id=deck_id))
+        requests.append(AddNoteRequest(note=note, deck_id=decks[i % len(decks)]))
     col.add_notes(requests)
+    col.close()
+    return path
 
-    def one_round() -> float:
+
+def _anki_make_due(path: Path, seed: int = 5) -> int:
+    from anki.collection import Collection
+
+    col = Collection(str(path))
+    today = col.sched.today
+    rng = random.Random(seed)
+    ids = list(col.find_cards(""))
+    ids.sort()
+    rng.shuffle(ids)
+    rows = [(10, today + rng.randint(-3, 30), cid) for cid in ids[:int(len(ids) * REVIEWED)]]
+    col.db.executemany("update cards set type = 2, queue = 2, ivl = ?, due = ?, factor = 2500, reps = 3"
+                       " where id = ?", rows)
+    due = col.db.scalar("select count() from cards where queue = 2 and due <= ?", today)
+    col.close()
+    return due
+
+
+def _anki_copy(template: Path, dest_dir: Path) -> Path:
+    dest_dir.mkdir(exist_ok=True)
+    for f in dest_dir.glob("collection.anki2*"):
+        f.unlink()
+    shutil.copy(template, dest_dir / "collection.anki2")
+    return dest_dir / "collection.anki2"
+
+
+def _anki_round(path: Path) -> float:
+    from anki.collection import Collection
+    from anki.scheduler.v3 import CardAnswer
+
+    col = Collection(str(path))
+    col.decks.select(col.decks.id("bench"))
+    t0 = time.perf_counter()
+    for _ in range(N_ANSWERS):
+        queued = col.sched.get_queued_cards(fetch_limit=1)  # also returns the new/learn/review counts
+        qc = queued.cards[0]
+        card = col.get_card(qc.card.id)
+        card.start_timer()
+        answer = col.sched.build_answer(card=card, states=qc.states, rating=CardAnswer.GOOD)
+        col.sched.answer_card(answer)
+    seconds = time.perf_counter() - t0
+    revlog = col.db.scalar("select count() from revlog")
+    col.close()
+    assert revlog == N_ANSWERS, revlog
+    return seconds
+
+
+# -- the comparison ----------------------------------------------------------------------------------
+def _compare(work: Path, label: str, d2lkb_template: Path, vault: Path, anki_template: Path | None) -> None:
+    ours, theirs, counts = [], [], []
+    before = load()
+    for r in range(RUNS):  # sides interleaved, fresh copies each round
+        seconds, counts_times = _d2lkb_round(_copy_kb(d2lkb_template, work / "review-round"), vault)
+        ours.append(seconds / N_ANSWERS * 1000)
+        counts.append(counts_times)
+        if anki_template is not None:
+            theirs.append(_anki_round(_anki_copy(anki_template, work / "anki-round")) / N_ANSWERS * 1000)
+        print(f"    round {r + 1}: d2lkb {ours[-1]:.3f} ms/answer" + (f", anki {theirs[-1]:.3f}" if theirs else ""),
+              flush=True)
+    report(f"d2lkb per answer, TUI loop with counts ({label})", ours, fmt="{:.3f}", unit=" ms", before=before)
+    report(f"  of which due_counts after an answer (mean; {label})",
+           [statistics.mean(c[1:]) * 1000 for c in counts], fmt="{:.3f}", unit=" ms", goal="goal <= 1 ms",
+           before=before)
+    report(f"  due_counts at the first card (queue built; {label})", [c[0] * 1000 for c in counts],
+           fmt="{:.1f}", unit=" ms", before=before)
+    if theirs:
+        report(f"anki {_anki_version()} per answer ({label})", theirs, fmt="{:.3f}", unit=" ms", before=before)
+        report(f"d2lkb / anki ({label})", [a / b for a, b in zip(ours, theirs, strict=True)],
+               goal="goal <= 1.0", before=before)
+
+
+def _home(work: Path, d2lkb_due: Path, vault: Path, anki_due: Path | None, due: int) -> None:
+    from d2lkb.config import load_config
+    from d2lkb.store.kb import KnowledgeBase
+
+    kb_dir = _copy_kb(d2lkb_due, work / "home-kb")
+    decks, heat, total = [], [], []
+    before = load()
+    for _ in range(RUNS):
+        kb = KnowledgeBase(load_config(kb_dir, vault))  # as at start-up: nothing kept yet
         t0 = time.perf_counter()
-        for _ in range(N_ANSWERS):
-            queued = col.sched.get_queued_cards(fetch_limit=1)
-            qc = queued.cards[0]
-            card = col.get_card(qc.card.id)
-            card.start_timer()
-            answer = col.sched.build_answer(card=card, states=qc.states, rating=CardAnswer.GOOD)
-            col.sched.answer_card(answer)
-        return time.perf_counter() - t0
+        tree = kb.deck_counts()
+        t1 = time.perf_counter()
+        kb.heatmap(days=365)
+        t2 = time.perf_counter()
+        kb.close()
+        decks.append((t1 - t0) * 1000)
+        heat.append((t2 - t1) * 1000)
+        total.append((t2 - t0) * 1000)
+    cards = tree[0].cards
+    report(f"home deck tree, {cards:,} cards, {due:,} due, {len(tree) - 1} decks", decks, fmt="{:.1f}", unit=" ms",
+           goal="goal <= 50 ms", before=before)
+    report("home heatmap (first visit; later visits are kept)", heat, fmt="{:.1f}", unit=" ms", before=before)
+    if anki_due is not None:
+        from anki.collection import Collection
 
-    return col, one_round
-
-
-def _anki_version() -> str:
-    import importlib.metadata
-
-    return importlib.metadata.version("anki")
+        anki_path = _anki_copy(anki_due, work / "anki-home")
+        theirs = []
+        before = load()
+        for _ in range(RUNS):
+            col = Collection(str(anki_path))
+            t0 = time.perf_counter()
+            col.sched.deck_due_tree()
+            theirs.append((time.perf_counter() - t0) * 1000)
+            col.close()
+        report("anki deck_due_tree (one deck)", theirs, fmt="{:.1f}", unit=" ms", before=before)
 
 
 START_PROBE = r"""
@@ -131,7 +299,8 @@ def _tui_start(work: Path) -> None:
     kb_dir = work / "tui-kb"
     for label, fresh in (("first run: KB created + synced", True), ("daily start: KB exists", False)):
         runs = []
-        for _ in range(3):
+        before = load()
+        for _ in range(RUNS):
             if fresh:
                 for f in kb_dir.glob("kb.sqlite*"):
                     f.unlink()
@@ -141,15 +310,13 @@ def _tui_start(work: Path) -> None:
                 line(f"TUI start ({label})", "failed", out.stderr.strip().splitlines()[-1:])
                 return
             runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        best = min(r["seconds"] for r in runs)
-        line(f"TUI start to first card ({label})", f"{best:.2f} s",
-             f"goal <= 1 s; shown={all(r['shown'] for r in runs)} torch={runs[0]['torch']} sympy={runs[0]['sympy']}")
+        report(f"TUI start to first card ({label})", [r["seconds"] for r in runs], unit=" s",
+               goal=f"goal <= 1 s; shown={all(r['shown'] for r in runs)} torch={runs[0]['torch']}",
+               before=before)
 
 
 def _optimize(work: Path) -> None:
     """`d2lkb optimize` over a KB holding 100,000 reviews (synthetic learners, fixed seed)."""
-    import random
-
     from d2lkb.config import load_config
     from d2lkb.store.kb import KnowledgeBase
 
@@ -175,34 +342,35 @@ def _optimize(work: Path) -> None:
     kb.conn.executemany("INSERT INTO reviewlog (card_id, rating, reviewed_at, state_before, state_after, due_before,"
                         " due_after) VALUES (?, ?, ?, 2, 2, 0, 0)", rows)
     kb.conn.execute("COMMIT")
-    t0 = time.perf_counter()
-    result = kb.optimize(apply=False)
-    seconds = time.perf_counter() - t0
+    results = []
+    before = load()
+    seconds = []
+    for _ in range(RUNS):
+        s, result = timed(kb.optimize, apply=False)
+        seconds.append(s)
+        results.append(result)
     kb.close()
-    line(f"optimize: {len(rows):,} reviews of {card:,} cards", f"{seconds:.2f} s",
-         f"goal <= 1 s; log loss {result.log_loss_before:.4f} -> {result.log_loss_after:.4f}")
+    report(f"optimize: {len(rows):,} reviews of {card:,} cards", seconds, unit=" s",
+           goal=f"goal <= 1 s; log loss {results[0].log_loss_before:.4f} -> {results[0].log_loss_after:.4f}",
+           before=before)
 
 
-def bench_review(work: Path) -> None:
-    print(f"\n== review (best of {ROUNDS} rounds, fresh collections each, {N_ANSWERS} answers, new cards/day 1000)")
-    ours, theirs = [], []
-    for _ in range(ROUNDS):
-        kb, cards, ours_round = _d2lkb_setup(work)
-        ours.append(ours_round())
-        logged = kb.conn.execute("SELECT count(*) FROM reviewlog").fetchone()[0]
-        kb.close()
-        assert logged == N_ANSWERS, logged
-        col, theirs_round = _anki_setup(work)
-        if theirs_round is None:
+def bench_review(work: Path, big: int = 100_000) -> None:
+    anki = _anki_version()
+    print(f"\n== review: {N_ANSWERS:,} answers per round, {RUNS} rounds, fresh copies; "
+          f"Anki {anki or 'not installed (pip install -c constraints.txt -e .[bench])'}")
+    sizes = sorted({1_000, 10_000, big})
+    for n in sizes:
+        d2lkb_template, vault = _d2lkb_template(work, n)
+        anki_template = _anki_template(work, n) if anki else None
+        _compare(work, f"{n:,} new cards", d2lkb_template, vault, anki_template)
+        if n != big:
             continue
-        theirs.append(theirs_round())
-        revlog = col.db.scalar("select count() from revlog")
-        col.close()
-        assert revlog == N_ANSWERS, revlog
-    line(f"d2lkb: {N_ANSWERS} answers ({cards:,} cards)", f"{min(ours):.2f} s", f"{min(ours) / N_ANSWERS * 1000:.2f} ms/card")
-    if theirs:
-        line(f"anki {_anki_version()}: {N_ANSWERS} answers ({N_CARDS:,} cards)", f"{min(theirs):.2f} s",
-             f"{min(theirs) / N_ANSWERS * 1000:.2f} ms/card")
-        line("d2lkb / anki time", f"{min(ours) / min(theirs):.2f}x", "goal <= 1.0")
-    _tui_start(work)
+        due = _make_due(d2lkb_template / "kb.sqlite")
+        anki_due = _anki_make_due(anki_template) if anki_template is not None else 0
+        line(f"{n:,} cards, {REVIEWED:.0%} in review", f"{due:,} due today",
+             f"(anki: {anki_due:,} due)" if anki_template is not None else "")
+        _compare(work, f"{n:,} cards, {due:,} due", d2lkb_template, vault, anki_template)
+        _home(work, d2lkb_template, vault, anki_template, due)
     _optimize(work)
+    _tui_start(work)

@@ -27,6 +27,28 @@ def test_review_histories_count_review_days():
                             tz=UTC) == [[(3, 0), (3, 0)]]
 
 
+@pytest.mark.parametrize(("zone", "hour"), [("Europe/Berlin", 4), ("America/St_Johns", 0), ("UTC", 23)])
+def test_review_histories_equal_day_by_day_conversion(zone, hour):
+    """Review days looked up in a table of day starts equal converting every review (DST included)."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from d2lkb.review.days import day_start
+
+    tz = ZoneInfo(zone)
+    rng = random.Random(hour)
+    log = [(rng.randint(1, 40), rng.randint(1_700_000_000, 1_760_000_000), rng.randint(1, 4)) for _ in range(3000)]
+    expected = []
+    by_card: dict[int, list[tuple[int, int]]] = {}
+    for card, t, rating in sorted(log):
+        by_card.setdefault(card, []).append((t, rating))
+    for reviews in by_card.values():
+        days = [day_start(datetime.fromtimestamp(t, UTC), hour, tz).date() for t, _ in reviews]
+        expected.append([(reviews[0][1], 0)] + [(r, (days[i] - days[i - 1]).days) for i, (_, r) in
+                                                  enumerate(reviews) if i > 0])
+    assert review_histories(log, rollover_hour=hour, tz=tz) == expected
+
+
 def test_too_few_reviews_is_a_clear_error():
     with pytest.raises(NotEnoughReviews, match="at least"):
         optimize([[(3, 0), (3, 2)]])

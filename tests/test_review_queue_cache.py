@@ -1,8 +1,11 @@
-"""The queue head kept in memory between cards always equals the queue computed afresh."""
+"""The queue head, the due counts and the heatmap kept in memory between cards always equal those
+computed afresh."""
 
 from __future__ import annotations
 
 import random
+
+import pytest
 
 from d2lkb.config import load_config
 from d2lkb.review.types import Grade
@@ -20,21 +23,27 @@ def _vault(notes_dir):
         write(notes_dir / f"n{i}.md", "\n".join(lines))
 
 
-def test_cached_head_matches_a_fresh_queue(tmp_path, notes_dir, clock):
+@pytest.mark.parametrize(("limits", "seed"), [("new_per_day = 30", 7), ("new_per_day = 12\nreviews_per_day = 6", 3),
+                                              ("new_per_day = 200\nreviews_per_day = 2", 11)])
+def test_cached_head_and_counts_match_a_fresh_queue(tmp_path, notes_dir, clock, limits, seed):
     _vault(notes_dir)
-    cfg = load_config(tmp_path / "kb", notes_dir)
-    write(tmp_path / "kb" / "config.toml", "[review]\nfuzz = false\nnew_per_day = 30\n")
+    write(tmp_path / "kb" / "config.toml", f"[review]\nfuzz = false\n{limits}\n")
     cfg = load_config(tmp_path / "kb", notes_dir)
     kb = KnowledgeBase(cfg, clock=clock)
     kb.sync()
-    rng = random.Random(7)
-    served = 0
+    rng = random.Random(seed)
+    served = incremental = 0
     for step in range(400):
         query = "#deck1" if step % 97 > 60 else None
         card = kb.next_card(query)
+        incremental += kb._valid_counts(query, kb.now()) is not None  # served from memory
+        counts = kb.due_counts(query)
         fresh = KnowledgeBase(cfg, clock=clock)
         expected = fresh.next_card(query)
         assert (card.id if card else None) == (expected.id if expected else None), f"step {step}"
+        assert counts == fresh.due_counts(query), f"step {step}"
+        assert kb.due_counts("#deck0") == fresh.due_counts("#deck0"), f"step {step}"  # another deck's counts
+        assert kb.heatmap() == fresh.heatmap(), f"step {step}"  # kept, and added to by each answer
         action = rng.random()
         if card is None or action < 0.05:
             clock.advance(minutes=rng.choice([1, 5, 11, 30, 60 * 20]))
@@ -42,8 +51,15 @@ def test_cached_head_matches_a_fresh_queue(tmp_path, notes_dir, clock):
             kb.bury(card.id)
         elif action < 0.10:
             fresh.suspend(card.id)  # another connection writes: the cache must notice
+        elif action < 0.11:
+            kb.suspend(card.id)
         elif action < 0.12:
+            kb.bury(rng.choice(kb.card_ids(None)))  # any card: in the queue or not
+        elif action < 0.14:
             kb.undo()
+        elif action < 0.16:
+            # A card answered from outside the head (the API allows it): the counts must follow.
+            kb.answer(rng.choice(kb.card_ids(query)), rng.choice(list(Grade)))
         else:
             kb.answer(card.id, rng.choice([Grade.AGAIN, Grade.HARD, Grade.GOOD, Grade.GOOD, Grade.EASY]))
             served += 1
@@ -51,4 +67,5 @@ def test_cached_head_matches_a_fresh_queue(tmp_path, notes_dir, clock):
                 clock.advance(seconds=rng.randint(5, 400))
         fresh.close()
     kb.close()
-    assert served > 250
+    assert served > 200
+    assert incremental > 200  # the counts were mostly served from memory, not rebuilt

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 
 
 def day_start(now: datetime, rollover_hour: int, tz: tzinfo | None = None) -> datetime:
@@ -22,3 +22,10 @@ def day_start(now: datetime, rollover_hour: int, tz: tzinfo | None = None) -> da
 def day_bounds(now: datetime, rollover_hour: int, tz: tzinfo | None = None) -> tuple[datetime, datetime]:
     start = day_start(now, rollover_hour, tz)
     return start, start + timedelta(days=1)
+
+
+def utc_seconds(now: datetime) -> datetime:
+    """`now` in UTC, truncated to whole seconds (what the database can hold)."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    return now.astimezone(UTC).replace(microsecond=0)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
+from operator import itemgetter
 
 from d2lkb.review.days import day_start
 
@@ -50,16 +51,38 @@ def review_histories(log: Iterable[tuple[int, int, int]], *, rollover_hour: int 
 
     Days are review days (they start at `rollover_hour` local time), like the scheduler's.
     """
-    by_card: dict[int, list[tuple[int, int]]] = {}
-    for card_id, reviewed_at, rating in sorted(log, key=lambda r: (r[0], r[1])):
-        by_card.setdefault(card_id, []).append((reviewed_at, rating))
-    histories = []
-    for reviews in by_card.values():
-        days = [day_start(datetime.fromtimestamp(t, UTC), rollover_hour, tz).date() for t, _ in reviews]
-        history = [(reviews[0][1], 0)]
-        history += [(rating, (days[i] - days[i - 1]).days) for i, (_t, rating) in enumerate(reviews) if i > 0]
-        histories.append(history)
+    rows = sorted(log, key=itemgetter(0, 1))
+    if not rows:
+        return []
+    day_of = _review_days((r[1] for r in rows), rollover_hour, tz)
+    histories: list[list[tuple[int, int]]] = []
+    last_card = None
+    last_day = 0
+    for card_id, reviewed_at, rating in rows:
+        day = day_of[reviewed_at]
+        if card_id != last_card:
+            histories.append([(rating, 0)])
+            last_card = card_id
+        else:
+            histories[-1].append((rating, day - last_day))
+        last_day = day
     return histories
+
+
+def _review_days(times: Iterable[int], rollover_hour: int, tz: tzinfo | None) -> dict[int, int]:
+    """UNIX seconds -> the review day's date (as an ordinal), converting once per review day, not
+    once per review: times are visited in order, and each day's start and end are kept."""
+    out: dict[int, int] = {}
+    start = end = 0
+    day = 0
+    for t in sorted(set(times)):
+        if not start <= t < end:
+            first = day_start(datetime.fromtimestamp(t, UTC), rollover_hour, tz)
+            # The next day's start from its noon, whatever a DST change did to this day's length.
+            following = day_start(first + timedelta(hours=36), rollover_hour, tz)
+            start, end, day = int(first.timestamp()), int(following.timestamp()), first.date().toordinal()
+        out[t] = day
+    return out
 
 
 def _items(histories: Sequence[Sequence[tuple[int, int]]]):

@@ -21,6 +21,7 @@ from fsrs import Card as FsrsCard
 from fsrs import Rating, Scheduler, State
 
 from d2lkb.config import ReviewConfig
+from d2lkb.review.days import utc_seconds
 from d2lkb.review.types import CardState, Grade
 
 
@@ -95,11 +96,6 @@ def _ts(dt: datetime) -> int:
     return int(dt.timestamp())
 
 
-def utc_seconds(now: datetime) -> datetime:
-    """`now` in UTC, truncated to whole seconds (what the database can hold)."""
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
-    return now.astimezone(UTC).replace(microsecond=0)
 
 
 @lru_cache(maxsize=16)

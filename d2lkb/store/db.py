@@ -38,7 +38,15 @@ def _v3_formula_blocks(conn: sqlite3.Connection) -> None:
             conn.execute(f"ALTER TABLE formula ADD COLUMN {column} INTEGER")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create_v1, _v2_import_log, _v3_formula_blocks]
+def _v4_decks_and_covering_indexes(conn: sqlite3.Connection) -> None:
+    """Version 4: `card.tagset`, the deck totals and covering indexes (store.decks.DECKS_DDL)."""
+    from d2lkb.store.decks import migrate_decks
+
+    migrate_decks(conn)
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create_v1, _v2_import_log, _v3_formula_blocks,
+                                                          _v4_decks_and_covering_indexes]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -57,6 +65,9 @@ def connect(path: Path | str) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA synchronous = NORMAL")  # WAL: a committed write survives a process crash
+        # Reads go through the OS page cache without a copy; the pages a session reads stay (32 MiB).
+        conn.execute("PRAGMA mmap_size = 1073741824")
+        conn.execute("PRAGMA cache_size = -32768")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
     except sqlite3.DatabaseError as exc:
         raise KBError(f"{path}: not a d2lkb knowledge base ({exc})") from exc

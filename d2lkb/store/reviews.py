@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
 
-from d2lkb.review import scheduler
-from d2lkb.review.days import day_bounds, day_start
+from d2lkb.review.counts import QueueCounts
+from d2lkb.review.days import day_bounds, day_start, utc_seconds
 from d2lkb.review.leech import is_leech_lapse
 from d2lkb.review.queue import LEARN_AHEAD, Candidate, DayLimits, Queue, build_queue, siblings_to_bury
-from d2lkb.review.scheduler import Schedule, utc_seconds
 from d2lkb.review.types import AnswerResult, CardState, CardView, DeckCount, DueCounts, Grade, SessionSummary
 from d2lkb.store.db import transaction
+from d2lkb.store.decks import set_tagset
 from d2lkb.store.graph import latest_status
 from d2lkb.store.sync import refresh_card_meta
 
@@ -39,13 +39,14 @@ LEECH_TAG = "leech"
 PARAMETERS_META_KEY = "fsrs_parameters"
 
 _LIVE = "retired_at IS NULL"
-# `+` keeps SQLite off ix_card_due (which would scan every new card) and on ix_card_queue.
+# `+` keeps SQLite off ix_card_due (which would scan every new card) and on ix_card_sched.
 _AVAILABLE = "+retired_at IS NULL AND +suspended = 0 AND (buried_until IS NULL OR buried_until <= :now)"
 _CANDIDATE_COLS = "id, state, due, sibling_key, suspended, buried_until, last_review"
 _SCHEDULE_COLS = "state, step, stability, difficulty, due, last_review"
 _UNDO_COLS = f"{_SCHEDULE_COLS}, reps, lapses, leech, suspended, buried_until"
 
 
+MAX_KEPT_COUNTS = 8  # queries whose due counts are kept between answers
 QUEUE_BATCH = 50  # queue head computed at once and served from memory while nothing invalidates it
 
 
@@ -61,6 +62,20 @@ class _QueueHead:
     data_version: int  # PRAGMA data_version: changes when another connection commits
     total_changes: int  # this connection's row changes: any write we did not account for
     cards: list[int]
+
+
+@dataclass
+class _CountsCache:
+    """Today's queue membership for `query`, kept between answers (see `QueueCounts`). Valid under the
+    same conditions as `_QueueHead`, `valid_until` being when the next learning card enters the
+    learn-ahead window."""
+
+    query: str | None
+    day_start: int
+    valid_until: int
+    data_version: int
+    total_changes: int
+    queue: QueueCounts
 
 
 def _utc(ts: int) -> datetime:
@@ -169,9 +184,81 @@ class ReviewMixin:
 
     # -- the queue ---------------------------------------------------------
     def due_counts(self, query: str | None = None) -> DueCounts:
-        """Cards left to review today for `query` (all cards when None), within the daily limits."""
+        """Cards left to review today for `query` (all cards when None), within the daily limits.
+
+        The queue's membership is kept between calls and updated by `answer`, `bury` and `suspend`
+        for the whole collection and for decks (`#tag`); it is rebuilt whenever that cannot be done
+        exactly (see `QueueCounts`), when another connection wrote, when a learning card enters the
+        learn-ahead window and when the day rolls over."""
         with self.lock:
-            return self._queue(query, self._now()).counts
+            now = self._now()
+            cached = self._valid_counts(query, now)
+            if cached is not None:
+                return cached.queue.counts
+            queue = self._queue(query, now)
+            if self._incremental(query):
+                kept = self._kept_counts()
+                if len(kept) >= MAX_KEPT_COUNTS:
+                    kept.pop(next(iter(kept)))
+                kept[query] = self._build_counts(query, now, queue)
+            return queue.counts
+
+    def _kept_counts(self) -> dict[str | None, _CountsCache]:
+        kept = getattr(self, "_counts", None)
+        if kept is None:
+            kept = self._counts = {}
+        return kept
+
+    @staticmethod
+    def _incremental(query: str | None) -> bool:
+        """Whether the counts of `query` can follow answers: the whole collection or a deck (a search
+        query may select cards by their schedule, `is:due`, which an answer changes)."""
+        if query is None or not query.strip():
+            return True
+        from d2lkb.query import TagTerm, parse_query
+
+        return isinstance(parse_query(query), TagTerm)
+
+    def _build_counts(self, query: str | None, now: datetime, queue: Queue) -> _CountsCache:
+        day = self._day(now)
+        limits = self._limits(day)
+        scope, params = self._scope(query)
+        ahead = int((now + self.learn_ahead).timestamp())
+        nxt = self.conn.execute(
+            f"SELECT min(due) FROM card WHERE {_AVAILABLE} AND state IN (1, 3) AND due > :ahead AND due < :end{scope}",
+            params | {"now": int(now.timestamp()), "ahead": ahead, "end": int(day[1].timestamp())}).fetchone()[0]
+        valid_until = nxt - int(self.learn_ahead.total_seconds()) if nxt is not None else 2**62
+        return _CountsCache(query, int(day[0].timestamp()), valid_until,
+                            self.conn.execute("PRAGMA data_version").fetchone()[0], self.conn.total_changes,
+                            QueueCounts.of(queue, limits.reviews_left, limits.new_left))
+
+    def _valid_counts(self, query: str | None, now: datetime, changes: int | None = None) -> _CountsCache | None:
+        """The kept counts of `query` if still valid at `now` (`changes`: the connection's change
+        counter they must match, by default its current value)."""
+        kept = self._kept_counts()
+        cached = kept.get(query)
+        if cached is None:
+            return None
+        if (int(now.timestamp()) >= cached.valid_until
+                or cached.total_changes != (self.conn.total_changes if changes is None else changes)
+                or cached.day_start != int(self._day(now)[0].timestamp())
+                or cached.data_version != self.conn.execute("PRAGMA data_version").fetchone()[0]):
+            del kept[query]
+            return None
+        return cached
+
+    def _counts_after(self, changes_before: int, now: datetime, update) -> None:
+        """Keep the kept counts in step with a write we just made (`update(cached)` applies it and
+        says whether it could); drop those that were stale or cannot follow."""
+        kept = self._kept_counts()
+        for query in list(kept):
+            cached = self._valid_counts(query, now, changes_before)
+            if cached is None:
+                continue
+            if update(cached):
+                cached.total_changes = self.conn.total_changes
+            else:
+                del kept[query]
 
     def next_card(self, query: str | None = None) -> CardView | None:
         """The card to show now, or None when nothing is left (for now) today."""
@@ -213,7 +300,8 @@ class ReviewMixin:
     def _head_after_answer(self, changes_before: int, card_id: int, buried: list[int], due: int) -> None:
         """Keep the cached queue head in step with an answer we just committed."""
         head: _QueueHead | None = getattr(self, "_head", None)
-        if head is None or head.total_changes != changes_before:
+        if head is None or head.total_changes != changes_before or card_id not in head.cards:
+            # A card answered from outside the head uses up a daily limit the head was cut by.
             self._head = None
             return
         gone = {card_id, *buried}
@@ -234,36 +322,12 @@ class ReviewMixin:
     def deck_counts(self) -> list[DeckCount]:
         """The whole collection (tag "") first, then one entry per tag carrying live cards (parents
         before children; a parent counts its children's cards), each with today's due counts."""
+        from d2lkb.store.decks import deck_counts
+
         with self.lock:
             now = self._now()
             day = self._day(now)
-            limits = self._limits(day)
-            params = {"now": int(now.timestamp()), "end": int(day[1].timestamp())}
-            candidates = {r[0]: Candidate(*r) for r in self.conn.execute(
-                f"SELECT {_CANDIDATE_COLS} FROM card WHERE {_AVAILABLE}"
-                " AND (state = 0 OR due < :end)", params)}
-            total = self.conn.execute(f"SELECT count(*) FROM card WHERE {_LIVE}").fetchone()[0]
-            displays = dict(self.conn.execute("SELECT name, display FROM tag"))
-            members: dict[str, set[int]] = {}
-            for card_id, name, display in self.conn.execute(
-                "SELECT card.id, tag.name, tag.display FROM cardtag JOIN card ON card.id = cardtag.card_id"
-                f" JOIN tag ON tag.id = cardtag.tag_id WHERE card.{_LIVE}"
-            ):
-                parts, shown = name.split("/"), display.split("/")
-                for i in range(1, len(parts) + 1):
-                    key = "/".join(parts[:i])
-                    members.setdefault(key, set()).add(card_id)
-                    displays.setdefault(key, "/".join(shown[:i]))
-
-            def counts(ids) -> DueCounts:
-                return build_queue(ids, now=now, day=day, limits=limits, learn_ahead=self.learn_ahead).counts
-
-            out = [DeckCount("", 0, counts(candidates.values()), total)]
-            for name in sorted(members):
-                ids = members[name]
-                out.append(DeckCount(displays[name], name.count("/"),
-                                     counts(candidates[i] for i in ids if i in candidates), len(ids)))
-            return out
+            return deck_counts(self.conn, now=now, day=day, limits=self._limits(day), learn_ahead=self.learn_ahead)
 
     # -- one card ----------------------------------------------------------
     def card(self, card_id: int) -> CardView:
@@ -296,7 +360,9 @@ class ReviewMixin:
         """The interval each grade would give now (without fuzz)."""
         with self.lock:
             row = self._require_card(card_id)
-            return scheduler.preview(Schedule(*row[:6]), self._now(), self.config.review, self._parameters())
+            from d2lkb.review import scheduler  # fsrs: imported by the commands that schedule
+
+            return scheduler.preview(scheduler.Schedule(*row[:6]), self._now(), self.config.review, self._parameters())
 
     # -- answering ---------------------------------------------------------
     def answer(self, card_id: int, grade: Grade | int, duration_ms: int = 0) -> AnswerResult:
@@ -305,11 +371,34 @@ class ReviewMixin:
         cfg = self.config.review
         with self.lock:
             changes_before = self.conn.total_changes
-            result, buried_ids, due_after = self._answer(card_id, grade, duration_ms, cfg)
+            result, buried_ids, due_after, state_before = self._answer(card_id, grade, duration_ms, cfg)
             self._head_after_answer(changes_before, card_id, buried_ids, due_after)
+            self._counts_after_answer(changes_before, result, state_before, buried_ids)
+            self._heatmap_after_answer(changes_before)
             return result
 
-    def _answer(self, card_id: int, grade: Grade, duration_ms: int, cfg) -> tuple[AnswerResult, list[int], int]:
+    def _counts_after_answer(self, changes_before: int, result: AnswerResult, state_before: int,
+                             buried: list[int]) -> None:
+        now = self._now()
+        day = self._day(now)
+        end, ahead = day[1].timestamp(), (now + self.learn_ahead).timestamp()
+        due = result.due.timestamp()
+        learning = result.state in (CardState.LEARNING, CardState.RELEARNING)
+
+        def update(cached: _CountsCache) -> bool:
+            if result.leech and cached.query:
+                return False  # the card's tags changed (#leech): it may have left or joined the deck
+            counted = learning and not result.suspended and due < end and due <= ahead
+            if learning and not result.suspended and ahead < due < end:
+                # It enters the learn-ahead window later today.
+                cached.valid_until = min(cached.valid_until, int(due) - int(self.learn_ahead.total_seconds()))
+            return cached.queue.answered(result.card_id, state_before, int(result.state), counted_after=counted,
+                                         due_today_after=not result.suspended and due < end, buried=buried)
+
+        self._counts_after(changes_before, now, update)
+
+    def _answer(self, card_id: int, grade: Grade, duration_ms: int,
+                cfg) -> tuple[AnswerResult, list[int], int, int]:
         with transaction(self.conn):
             now = self._now()
             now_s = int(now.timestamp())
@@ -318,7 +407,9 @@ class ReviewMixin:
              sibling_key, retired_at) = row
             if retired_at is not None:
                 raise ValueError(f"card {card_id} is retired (it is no longer in the notes)")
-            before = Schedule(state, step, stability, difficulty, due, last_review)
+            from d2lkb.review import scheduler
+
+            before = scheduler.Schedule(state, step, stability, difficulty, due, last_review)
             after = scheduler.answer(before, grade, now, cfg, self._parameters())
             lapses_after = lapses + scheduler.is_lapse(before, grade)
             leech_event = scheduler.is_lapse(before, grade) and is_leech_lapse(lapses_after, cfg.leech_lapses)
@@ -355,7 +446,7 @@ class ReviewMixin:
                  suspended, suspended_after, buried_until, json.dumps(buried), int(leech_tagged)))
         result = AnswerResult(card_id, grade, _utc(after.due), timedelta(seconds=after.due - now_s),
                               after.state, leech=leech_event, suspended=bool(suspended_after))
-        return result, [sid for sid, _ in buried], after.due
+        return result, [sid for sid, _ in buried], after.due, state
 
     def _add_leech_tag(self, card_id: int) -> bool:
         """Tag the card `leech` (card tags and its search document). True if it was not tagged yet."""
@@ -367,6 +458,7 @@ class ReviewMixin:
         self.conn.execute("INSERT OR IGNORE INTO doctag (tag_id, doc_id) SELECT ?, id FROM doc"
                           " WHERE kind = 'card' AND card_id = ?", (tag_id, card_id))
         refresh_card_meta(self.conn, card_id)
+        set_tagset(self.conn, card_id)
         return added
 
     def _remove_leech_tag(self, card_id: int) -> None:
@@ -378,6 +470,7 @@ class ReviewMixin:
         self.conn.execute("DELETE FROM doctag WHERE tag_id = ? AND doc_id IN"
                           " (SELECT id FROM doc WHERE kind = 'card' AND card_id = ?)", (tag_id, card_id))
         refresh_card_meta(self.conn, card_id)
+        set_tagset(self.conn, card_id)
         # A tag row nobody uses any more goes (as sync does with unused tags).
         self.conn.execute(
             "DELETE FROM tag WHERE id = ? AND id NOT IN (SELECT tag_id FROM cardtag)"
@@ -410,15 +503,21 @@ class ReviewMixin:
     def bury(self, card_id: int) -> None:
         """Hide a card until the next day starts."""
         with self.lock:
-            self._require_card(card_id)
-            end = self._day(self._now())[1]
+            row = self._require_card(card_id)
+            now = self._now()
+            end = self._day(now)[1]
+            changes_before = self.conn.total_changes
             self.conn.execute("UPDATE card SET buried_until = ? WHERE id = ?", (int(end.timestamp()), card_id))
+            self._counts_after(changes_before, now, lambda cached: cached.queue.removed(card_id, bool(row[-2])))
 
     def suspend(self, card_id: int) -> None:
         """Take a card out of review until it is unsuspended."""
         with self.lock:
-            self._require_card(card_id)
+            row = self._require_card(card_id)
+            changes_before = self.conn.total_changes
             self.conn.execute("UPDATE card SET suspended = 1 WHERE id = ?", (card_id,))
+            self._counts_after(changes_before, self._now(),
+                               lambda cached: cached.queue.removed(card_id, bool(row[-2])))
 
     def unsuspend(self, card_id: int) -> None:
         with self.lock:
@@ -480,9 +579,34 @@ class ReviewMixin:
         return [(s.date().isoformat(), *a) for s, a in zip(starts, acc, strict=False)]
 
     def heatmap(self, days: int = 365) -> dict[str, int]:
-        """Answers per review day (local ISO date) over the last `days` days; days without answers left out."""
+        """Answers per review day (local ISO date) over the last `days` days; days without answers left out.
+
+        Kept between calls; `answer` adds its answer to today's square, anything else writing (undo,
+        another connection) or a new day makes it read the log again."""
         with self.lock:
-            return {d: n for d, n, _, _ in self._per_day(days) if n}
+            now = self._now()
+            stamp = (days, int(self._day(now)[0].timestamp()), self.conn.total_changes,
+                     self.conn.execute("PRAGMA data_version").fetchone()[0])
+            kept = getattr(self, "_heat", None)
+            if kept is not None and kept[0] == stamp:
+                return dict(kept[1])
+            heat = {d: n for d, n, _, _ in self._per_day(days) if n}
+            self._heat = (stamp, heat)
+            return dict(heat)
+
+    def _heatmap_after_answer(self, changes_before: int) -> None:
+        kept = getattr(self, "_heat", None)
+        if kept is None:
+            return
+        (days, start, changes, version), heat = kept
+        now = self._now()
+        if (changes != changes_before or start != int(self._day(now)[0].timestamp())
+                or version != self.conn.execute("PRAGMA data_version").fetchone()[0]):
+            self._heat = None
+            return
+        today = self._day_starts(0, 1)[0].date().isoformat()
+        heat[today] = heat.get(today, 0) + 1
+        self._heat = ((days, start, self.conn.total_changes, version), heat)
 
     def retention_by_day(self, days: int = 30) -> list[tuple[str, float | None]]:
         """For each of the last `days` review days (oldest first): share of review-state answers that

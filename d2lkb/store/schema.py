@@ -230,6 +230,9 @@ class Meta(SQLModel, table=True):
     value: str
 
 
+# Version 4 (store.decks.DECKS_DDL, applied after these) adds `card.tagset`, covering indexes for
+# the review queue and the deck tree, and replaces some of the indexes below.
+
 # Raw SQL the ORM cannot express: full-text indexes and the reverse tag lookup.
 EXTRA_DDL = (
     # Word index (unicode61; CJK text is indexed one character per token, see store.text).

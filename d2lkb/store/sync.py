@@ -25,6 +25,7 @@ from d2lkb.identity import Fingerprint, match_cards
 from d2lkb.model import CardKind, ParsedNote
 from d2lkb.notes.options import ParseOptions
 from d2lkb.store.db import transaction
+from d2lkb.store.decks import rebuild_decktotal, tagset_of
 from d2lkb.textutil import kind_token, split_cjk, tag_tokens
 
 NOTE_SUFFIXES = (".md", ".markdown")
@@ -247,8 +248,8 @@ class _Writer:
     def flush(self) -> None:
         conn = self.conn
         conn.executemany("INSERT INTO card (id, note_id, path, line, kind, front, back, prompt, context, reverse,"
-                         " sibling_key, formula_idx, snippet_idx, created_at, due) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                         self.new_cards)
+                         " sibling_key, formula_idx, snippet_idx, created_at, due, tagset)"
+                         " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", self.new_cards)
         conn.executemany("INSERT INTO doc (id, kind, note_id, card_id, path, line, title, check_hash)"
                          " VALUES (?,?,?,?,?,?,?,?)", self.docs)
         conn.executemany("INSERT INTO fts (rowid, title, body, meta) VALUES (?, ?, ?, ?)", self.fts)
@@ -334,19 +335,20 @@ class _Writer:
             continued = cid is not None
             values = (note_id, path, card.line, card.kind.value, card.front, card.back, card.prompt, card.context,
                       int(card.reverse), card.sibling_key, card.formula, card.snippet)
+            tag_ids = list(dict.fromkeys(self.tag_id(t) for t in card.tags))
+            leech = self._leech(cid) if continued else []
             if cid is None:
                 self.next_card_id += 1
                 cid = self.next_card_id
-                self.new_cards.append((cid, *values, self.now, self.now))
+                self.new_cards.append((cid, *values, self.now, self.now, tagset_of(tag_ids)))
             else:
-                conn.execute(
-                    "UPDATE card SET note_id=?, path=?, line=?, kind=?, front=?, back=?, prompt=?, context=?, reverse=?,"
-                    " sibling_key=?, formula_idx=?, snippet_idx=?, retired_at=NULL WHERE id=?",
-                    (*values, cid),
-                )
                 conn.execute("DELETE FROM cardtag WHERE card_id = ? AND tag_id NOT IN (SELECT id FROM tag WHERE name = 'leech')",
                              (cid,))
-            tag_ids = list(dict.fromkeys(self.tag_id(t) for t in card.tags))
+                conn.execute(
+                    "UPDATE card SET note_id=?, path=?, line=?, kind=?, front=?, back=?, prompt=?, context=?, reverse=?,"
+                    " sibling_key=?, formula_idx=?, snippet_idx=?, retired_at=NULL, tagset=? WHERE id=?",
+                    (*values, tagset_of(tag_ids + leech), cid),
+                )
             self.cardtags.extend((cid, t) for t in tag_ids)
             check = None
             if card.kind == CardKind.FORMULA and card.formula is not None:
@@ -354,7 +356,7 @@ class _Writer:
             elif card.kind == CardKind.SNIPPET and card.snippet is not None:
                 check = hashes[card.snippet]
             self.add_doc("card", note_id, cid, path, card.line, card.front[:200], card.front + "\n" + card.back,
-                         tag_ids + (self._leech(cid) if continued else []), check, card.kind.value)
+                         tag_ids + leech, check, card.kind.value)
         self.flush()
         return note_id
 
@@ -430,13 +432,15 @@ def _load_packed(args: tuple) -> tuple:
     return _load_one(*args)
 
 
-def _load_all(files: list[_File], known: dict, parse, options: ParseOptions | None = None) -> Iterator[tuple]:
+def _load_all(files: list[_File], known: dict, parse, options: ParseOptions | None = None,
+              workers: int | None = None) -> Iterator[tuple]:
     """`_load_one` over every file, in order; parsed in a process pool when it pays off.
 
     Only from a single-threaded process (forking a threaded one can deadlock) and with the
-    default parser (a custom one may not survive pickling)."""
+    default parser (a custom one may not survive pickling). `workers`: processes to parse in
+    (default: the cores, at most 8; 1: no pool)."""
     jobs = [(f, known[f.rel][3] if f.rel in known else None, None, options) for f in files]
-    workers = min(os.cpu_count() or 1, 8)
+    workers = workers or min(os.cpu_count() or 1, 8)
     if parse is not None or workers < 2 or len(files) < PARALLEL_MIN_FILES or threading.active_count() > 1:
         for f, digest, _, _ in jobs:
             yield _load_one(f, digest, parse, options)
@@ -456,10 +460,12 @@ def sync(
     on_progress: Callable[[int, int], None] | None = None,
     parse: Callable[[str, str], ParsedNote] | None = None,
     options: ParseOptions | None = None,
+    workers: int | None = None,
 ) -> SyncReport:
     """Bring the KB in line with `notes_dir`. Returns counts and every warning.
     `options`: how notes are read (default: the defaults and the vault's `.d2lkb.toml`;
-    `KnowledgeBase.sync` passes its config's)."""
+    `KnowledgeBase.sync` passes its config's). `workers`: processes that parse changed notes
+    (default: one per core; 1 parses in this process)."""
     started = time.perf_counter()
     if options is None and parse is None:
         from d2lkb.config import parse_options, vault_settings
@@ -500,7 +506,7 @@ def sync(
         with transaction(conn):
             writer = _Writer(conn, now_i)
             for n, (f, outcome, digest, parsed, file_warnings) in enumerate(
-                    _load_all(to_read, known, parse, options), 1):
+                    _load_all(to_read, known, parse, options, workers), 1):
                 if on_progress:
                     on_progress(n, len(to_read))
                 warnings.extend(file_warnings)
@@ -508,11 +514,12 @@ def sync(
                     writer.write_note(None, f, digest, parsed, [None] * len(parsed.cards))
                     report.added += 1
             _resolve_links(conn)
+            rebuild_decktotal(conn)
             _count(conn, report, version)
         report.seconds = time.perf_counter() - started
         return report
 
-    for n, (f, outcome, digest, parsed, file_warnings) in enumerate(_load_all(to_read, known, parse, options), 1):
+    for n, (f, outcome, digest, parsed, file_warnings) in enumerate(_load_all(to_read, known, parse, options, workers), 1):
         if on_progress:
             on_progress(n, len(to_read))
         warnings.extend(file_warnings)
@@ -534,6 +541,7 @@ def sync(
             conn.execute("UPDATE note SET size=?, mtime_ns=? WHERE path=?", (f.size, f.mtime_ns, f.rel))
         if changed or removed:
             _apply(conn, known, changed, removed, now_i, report)
+            rebuild_decktotal(conn)
         _count(conn, report, version)
     report.seconds = time.perf_counter() - started
     return report

@@ -364,10 +364,18 @@ def check_cmd(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Re-run everything.")] = False,
     as_json: JsonOpt = False,
     junit: Annotated[Path | None, typer.Option("--junit", help="Also write a JUnit XML report here.")] = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=64, help="Parallel formula workers.")] = 1,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, max=256, show_default=False,
+                                             help="Parallel formula workers (default: available cores).")] = None,
 ) -> None:
-    """Verify formulas with SymPy and re-run code snippets with torch. Exits 1 on any failure."""
+    """Verify formulas with SymPy and re-run code snippets with torch. Exits 1 on any failure.
+
+    Ctrl-C stops the run and prints what was checked so far (exit status 130).
+    """
+    import time
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from d2lkb.store.checks import CheckReport
 
     if device is not None and device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         fail(f"--device must be auto, cpu or cuda (got {device!r})", code=2)
@@ -388,14 +396,23 @@ def check_cmd(
             def on_progress(done, total, item):
                 progress.update(task, completed=done, total=total, description=f"{item.path}:{item.line}")
 
-            result = kb.run_checks(query, device=device, framework=framework, use_cache=not no_cache, jobs=jobs,
-                                   on_progress=on_progress)
+            result = CheckReport()
+            started = time.perf_counter()
+            try:
+                kb.run_checks(query, device=device, framework=framework, use_cache=not no_cache, jobs=jobs,
+                              on_progress=on_progress, into=result)
+            except KeyboardInterrupt:  # the workers are gone; report what was checked
+                result.interrupted = True
+                result.seconds = time.perf_counter() - started
     if junit:
         _write_junit(junit, result)
     if as_json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
     else:
         _print_checks(result)
+    if result.interrupted:
+        err.print(f"interrupted after {len(result.results)} results; they are cached, so the next check goes on from there")
+        raise typer.Exit(130)
     raise typer.Exit(0 if result.ok else 1)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import xml.etree.ElementTree as ET
 
@@ -9,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from d2lkb.cli import app
+from d2lkb.store.checks import CheckReport
 from tests.conftest import write
 
 runner = CliRunner()
@@ -158,3 +160,63 @@ def test_check_query_and_errors(tmp_path, notes_dir, make_kb):
     assert run(tmp_path, notes_dir, "check", "--device", "tpu").exit_code == 2
     human = run(tmp_path, notes_dir, "check")
     assert human.exit_code == 1 and "refuted" in human.stdout and "1 failing" in human.stdout
+
+
+TWO_FORMULAS = "# Two\n\n$$\n(a+b)^2 = a^2 + 2ab + b^2\n$$\n\n$$\n(a-b)^2 = a^2 - 2ab + b^2\n$$\n"
+
+
+def test_ctrl_c_keeps_the_results_so_far(notes_dir, make_kb):
+    write(notes_dir / "two.md", TWO_FORMULAS)
+    kb = make_kb()
+    kb.sync()
+
+    def interrupt(done, total, item):
+        raise KeyboardInterrupt
+
+    report = CheckReport()
+    with pytest.raises(KeyboardInterrupt):
+        kb.run_checks(device="cpu", jobs=1, on_progress=interrupt, into=report)
+    assert len(report.results) == 1
+    first = report.results[0]
+    again = kb.run_checks(device="cpu", jobs=1)
+    assert not again.interrupted and again.summary == {"verified": 2}
+    assert [(r.line, r.cached) for r in again.results if r.line == first.line] == [(first.line, True)]
+
+
+def test_ctrl_c_in_the_cli_prints_the_report_so_far(tmp_path, notes_dir, make_kb):
+    """A real SIGINT to a real `d2lkb check --json` while a ```sympy block sleeps forever."""
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    write(notes_dir / "a.md", "# A\n\n```sympy\nimport time\ntime.sleep(10**6)\n```\n\n" + TWO_FORMULAS[6:])
+    kb = make_kb()
+    kb.trust(notes_dir)
+    db = kb.config.db_path
+    kb.close()
+    command = "from d2lkb.cli import main; main()"
+    args = ["--kb", str(tmp_path / "kb"), "--notes", str(notes_dir), "check", "--json", "-j", "2"]
+    process = subprocess.Popen([sys.executable, "-c", command, *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=dict(os.environ, NO_COLOR="1"))
+    try:
+        stored = 0
+        for _ in range(6000):  # at most ten minutes, only so that a broken run cannot hang the suite
+            if db.exists():
+                with contextlib.suppress(sqlite3.Error), contextlib.closing(sqlite3.connect(db)) as conn:
+                    stored = conn.execute("SELECT count(*) FROM checkresult").fetchone()[0]
+            if stored >= 2 or process.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert stored >= 2, "the two formulas were not checked"
+        process.send_signal(signal.SIGINT)
+        out, errors = process.communicate(timeout=600)
+    finally:
+        process.kill()
+    assert process.returncode == 130, errors
+    data = json.loads(out)
+    assert data["interrupted"] is True
+    assert data["summary"] == {"verified": 2}
+    assert "interrupted after 2 results" in errors

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -281,24 +282,114 @@ def test_sympy_block_with_true_and_false_asserts(fc):
     assert error.detail == "line 3: ZeroDivisionError: division by zero"
 
 
-def test_a_looping_block_times_out_and_the_checker_keeps_working(fc):
-    started = time.monotonic()
-    result = fc.check("sympy", "while True:\n    pass\n", timeout=2)
+# Time limits count CPU time (ITIMER_PROF, then RLIMIT_CPU); a wall-clock backstop in the
+# parent ends what uses no CPU. None of these tests depends on how fast the machine is: a
+# limit that must not fire is an hour, and a block that must be stopped never ends by itself.
+HOUR = 3600.0
+
+IGNORE_SIGNALS = (
+    "import signal\n"
+    "for s in (signal.SIGPROF, signal.SIGALRM, signal.SIGTERM, signal.SIGINT):\n"
+    "    signal.signal(s, signal.SIG_IGN)\n"
+)
+
+
+def test_a_busy_block_hits_the_cpu_limit_is_retried_once_and_the_checker_goes_on(fc):
+    result = fc.check("sympy", "while True:\n    pass\n", timeout=0.5, wall_timeout=HOUR)
     assert result.status == CheckStatus.TIMEOUT
-    assert time.monotonic() - started < 4
+    assert result.detail.startswith("no result within 0.5 s of CPU time"), result.detail
+    assert "tried 2 times" in result.detail
     assert latex(fc, POWER).status == V
 
 
-def test_a_block_that_swallows_the_alarm_is_killed_and_the_worker_restarted(fc):
-    code = (
-        "import time\nwhile True:\n    try:\n        time.sleep(1)\n    except BaseException:\n        pass\n"
+def test_a_busy_block_that_ignores_the_alarm_is_ended_by_the_kernel_cpu_limit():
+    code = IGNORE_SIGNALS + "while True:\n    try:\n        pass\n    except BaseException:\n        pass\n"
+    with FormulaChecker(timeout=0.5, jobs=1, retries=0, wall_timeout=HOUR) as checker:
+        result = checker.check("sympy", code)
+        assert result.status == CheckStatus.TIMEOUT
+        assert "of CPU time (the alarm could not interrupt it); the checker process was killed" in result.detail
+        assert checker.check("sympy", "assert 1 + 1 == 2").status == V
+
+
+def test_a_sleeping_block_that_ignores_signals_is_stopped_by_the_wall_backstop():
+    sleeper = IGNORE_SIGNALS + (
+        "import time\nwhile True:\n    try:\n        time.sleep(10**6)\n    except BaseException:\n        pass\n"
     )
-    started = time.monotonic()
-    result = fc.check("sympy", code, timeout=1)
-    assert result.status == CheckStatus.TIMEOUT
-    assert "restarted" in result.detail
-    assert time.monotonic() - started < 6
-    assert fc.check("sympy", "assert 1 + 1 == 2").status == V
+    with FormulaChecker(timeout=HOUR, jobs=1, retries=0, wall_timeout=1.0) as checker:
+        result = checker.check("sympy", sleeper)
+        assert result.status == CheckStatus.TIMEOUT
+        assert result.detail.startswith("no result within 1 s of wall-clock time (sleeping, blocked or starved")
+        assert result.detail.endswith("the checker process was killed")
+        assert checker.check("sympy", "assert 1 + 1 == 2").status == V
+
+
+def test_a_timeout_is_retried_in_a_fresh_worker_whose_result_counts(fc, tmp_path):
+    marker = tmp_path / "first-pid"
+    code = (
+        f"import os, pathlib\np = pathlib.Path({str(marker)!r})\n"
+        "if not p.exists():\n    p.write_text(str(os.getpid()))\n    while True:\n        pass\n"
+        "assert int(p.read_text()) != os.getpid(), 'retried in the same process'\n"
+    )
+    result = fc.check("sympy", code, timeout=0.5, wall_timeout=HOUR)
+    assert result.status == V, result.detail
+    assert marker.exists()
+
+
+@pytest.mark.parametrize(("retries", "status"), [(1, V), (0, CheckStatus.ERROR)])
+def test_a_worker_that_dies_is_replaced_and_its_task_retried(tmp_path, retries, status):
+    marker = tmp_path / "died-once"
+    code = (
+        f"import os, pathlib\np = pathlib.Path({str(marker)!r})\n"
+        "if not p.exists():\n    p.touch()\n    os.kill(os.getpid(), 9)\n"
+        "assert True\n"
+    )
+    with FormulaChecker(jobs=1, retries=retries) as checker:
+        result = checker.check("sympy", code)
+        assert result.status == status, result.detail
+        if retries == 0:
+            assert result.detail == "the checker process died (exit code -9)"
+        assert checker.check("sympy", "assert 2 + 2 == 4").status == V
+
+
+def test_stop_ends_a_wedged_worker_and_never_raises(tmp_path):
+    """A worker that ignores SIGTERM and the alarm, sleeping in the middle of a task."""
+    from d2lkb.checks.pool import _Job, _Worker
+
+    started = tmp_path / "started"
+    code = IGNORE_SIGNALS + f"open({str(started)!r}, 'w').close()\nimport time\nwhile True:\n    time.sleep(1)\n"
+    worker = _Worker(startup_timeout=HOUR)
+    try:
+        assert worker.conn.recv()[0] == "ready"
+        worker.send(1, _Job("key", "sympy", code, HOUR, HOUR, 0))
+        for _ in range(6000):  # at most ten minutes, only to not hang the suite if the worker broke
+            if started.exists():
+                break
+            time.sleep(0.1)
+        assert started.exists() and worker.is_alive()
+    finally:
+        worker.stop()
+    assert worker.process.poll() is not None
+    worker.stop()  # twice is fine too
+
+
+def test_an_abandoned_run_kills_its_busy_workers():
+    sleeper = "import time\ntime.sleep(10**6)\n"
+    items = [("power", "latex", POWER), ("sleeper", "sympy", sleeper)]
+    with FormulaChecker(jobs=2, wall_timeout=HOUR) as checker:
+        for key, result in checker.check_many(items):
+            assert (key, result.status) == ("power", V)
+            processes = [w.process for w in checker._workers]
+            break
+    assert len(processes) == 2
+    assert all(p.poll() is not None for p in processes)
+
+
+def test_default_jobs_is_the_available_cores():
+    from d2lkb.checks.pool import available_cores
+
+    assert available_cores() == len(os.sched_getaffinity(0))
+    with FormulaChecker() as checker:
+        assert checker.jobs == available_cores()
 
 
 def test_check_many_yields_every_key_and_reports_progress():

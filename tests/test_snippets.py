@@ -48,10 +48,20 @@ def runner():
         yield runner
 
 
+HOUR = 3600.0  # a limit that must not fire in a test (none of them depends on the machine's speed)
+
+
 @pytest.fixture(scope="module")
 def quick_runner():
-    """A runner with a 2 s time limit, for the snippets that hang."""
-    with SnippetRunner(device="cpu", timeout=2.0) as runner:
+    """A runner with a 2 s CPU-time limit (and no wall-clock limit to speak of), for busy loops."""
+    with SnippetRunner(device="cpu", timeout=2.0, wall_timeout=HOUR) as runner:
+        yield runner
+
+
+@pytest.fixture(scope="module")
+def sleepy_runner():
+    """A runner whose 1 s wall-clock backstop is the only limit that can fire, for snippets that sleep."""
+    with SnippetRunner(device="cpu", timeout=HOUR, wall_timeout=1.0) as runner:
         yield runner
 
 
@@ -292,18 +302,32 @@ def test_local_sockets_still_work(runner: SnippetRunner) -> None:
 
 
 def test_hanging_snippet_is_killed_and_the_runner_goes_on(quick_runner: SnippetRunner) -> None:
-    started = time.monotonic()
     results = quick_runner.run_note([snip("x = 1"), snip("while True:\n    pass"), snip("x")])
-    assert time.monotonic() - started < 10
     assert statuses(results) == [PASSED, TIMEOUT, SKIPPED]
-    assert results[1].detail.startswith("timed out after 2 s")
+    assert results[1].detail == "timed out after 2 s of CPU time (the note's process was killed)"
     assert results[1].seconds == 2.0
     assert results[2].detail == "earlier snippet failed: snippet 2 (timeout)"
     [after] = quick_runner.run_note([snip("1 + 1", expected="2")])
     assert after.status is PASSED
 
 
-def test_timeout_kills_the_processes_a_snippet_started(quick_runner: SnippetRunner, tmp_path: Path) -> None:
+def test_the_time_limit_counts_cpu_time_not_waiting(quick_runner: SnippetRunner) -> None:
+    """3 s of sleep is over the 2 s limit in wall time, but uses no CPU: the snippet passes."""
+    [result] = quick_runner.run_note([snip("import time\ntime.sleep(3)\nprint('awake')", expected="awake")])
+    assert result.status is PASSED, result.detail
+
+
+def test_a_sleeping_snippet_is_stopped_by_the_wall_clock_backstop(sleepy_runner: SnippetRunner) -> None:
+    results = sleepy_runner.run_note([snip("x = 1"), snip("import time\ntime.sleep(10**6)"), snip("x")])
+    assert statuses(results) == [PASSED, TIMEOUT, SKIPPED]
+    assert results[1].detail.startswith("timed out after 1 s of wall-clock time, ")
+    assert results[1].detail.endswith("s of CPU (sleeping, blocked or starved; the note's process was killed)")
+    assert results[1].seconds == 1.0
+    [after] = sleepy_runner.run_note([snip("1 + 1", expected="2")])
+    assert after.status is PASSED
+
+
+def test_timeout_kills_the_processes_a_snippet_started(sleepy_runner: SnippetRunner, tmp_path: Path) -> None:
     pid_file = tmp_path / "pid"
     code = f"""
         import subprocess, time
@@ -311,12 +335,13 @@ def test_timeout_kills_the_processes_a_snippet_started(quick_runner: SnippetRunn
         open({str(pid_file)!r}, 'w').write(str(p.pid))
         time.sleep(120)
     """
-    [result] = quick_runner.run_note([snip(code)])
+    [result] = sleepy_runner.run_note([snip(code)])
     assert result.status is TIMEOUT
     pid = int(pid_file.read_text())
-    deadline = time.monotonic() + 5
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    for _ in range(6000):  # SIGKILLed already; wait (at most ten minutes) for the kernel to reap it
+        if not _alive(pid):
+            break
+        time.sleep(0.1)
     assert not _alive(pid), "the snippet's own child outlived the timeout"
 
 
@@ -371,18 +396,17 @@ def test_a_dead_worker_is_replaced(runner: SnippetRunner) -> None:
     assert runner._worker_status()["pid"] != pid
 
 
-def test_per_snippet_overhead_is_small(runner: SnippetRunner) -> None:
-    runner.run_note([snip("1 + 1")])  # warm
-    started = time.perf_counter()
-    results = runner.run_note([snip("1 + 1", expected="2")] * 50)
-    per_snippet = (time.perf_counter() - started) / 50
-    started = time.perf_counter()
-    runner.run_note([snip("1 + 1", expected="2")])
-    per_note = time.perf_counter() - started
-    assert statuses(results) == [PASSED] * 50
-    print(f"per snippet: {per_snippet * 1000:.2f} ms; one-snippet note: {per_note * 1000:.1f} ms")
-    assert per_snippet < 0.025
-    assert per_note < 0.5
+def test_a_note_is_one_forked_process_shared_by_its_snippets(runner: SnippetRunner) -> None:
+    """The design that keeps a snippet cheap (timed in bench/bench_checks.py, not here):
+    one fork of the warm zygote per note, not an interpreter per snippet."""
+    zygote = runner._worker_status()["pid"]
+    first = runner.run_note([snip("import os\nos.getpid()")] * 20)
+    second = runner.run_note([snip("import os\nos.getpid()")])
+    pids = {r.output for r in first}
+    assert statuses(first) == [PASSED] * 20 and len(pids) == 1
+    assert second[0].output not in pids
+    assert str(zygote) + "\n" not in pids | {second[0].output}
+    assert runner._worker_status()["pid"] == zygote
 
 
 # --- devices ---------------------------------------------------------------------------------

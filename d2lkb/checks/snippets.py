@@ -8,6 +8,12 @@ one namespace, with `device` set, under a per-snippet time limit, a memory cap,
 in a temporary working directory, without network, and with their stdout and
 stderr captured. See `worker.py` for the process design.
 
+The time limit (`timeout`) counts CPU time, so that a result does not change with
+the machine's load: the CPU time of the note process's busiest thread. What uses
+no CPU (a snippet that sleeps or blocks) is stopped by a wall-clock backstop,
+`wall_timeout` (by default `6 * timeout + 30` s). The parent never waits on a
+process without a bound: a zygote that does not answer is killed.
+
     with SnippetRunner(device="auto", timeout=30.0, memory_mb=4096) as runner:
         results = runner.run_note(note.snippets)  # python/pycon snippets only
 """
@@ -32,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from d2lkb.checks.cells import DEFAULT_FRAMEWORK, FRAMEWORKS, plan_note
+from d2lkb.checks.clock import wall_backstop
 from d2lkb.checks.outputs import compare_output
 from d2lkb.checks.worker import LineReader, write_message
 from d2lkb.model import CheckStatus, Snippet
@@ -209,7 +216,8 @@ class _Worker:
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.process.wait(timeout=10)  # then it is left to the OS: never hang here
         for stream in (self.process.stdin, self.process.stdout):
             with contextlib.suppress(OSError):
                 stream and stream.close()
@@ -219,7 +227,8 @@ class _Worker:
 class SnippetRunner:
     """Owns the warm worker; a context manager (or call `close()`).
 
-    `timeout` is the time limit of each snippet, in seconds; `memory_mb` how much
+    `timeout` is the time limit of each snippet, in seconds of CPU time, and
+    `wall_timeout` its wall-clock backstop (see the module docstring); `memory_mb` how much
     address space a note may add to the worker's (0: no cap); `framework` which of
     a d2lbook note's framework cells run (see `d2lkb.checks.cells`). The worker
     starts on entering the context (or on first use) and is replaced when it dies.
@@ -231,6 +240,7 @@ class SnippetRunner:
         timeout: float = 30.0,
         memory_mb: int = 4096,
         framework: str = DEFAULT_FRAMEWORK,
+        wall_timeout: float | None = None,
     ):
         problems = []
         if str(framework).strip().lower() not in FRAMEWORKS:
@@ -239,12 +249,15 @@ class SnippetRunner:
             problems.append(f"unknown device {device!r} (use auto, cpu, cuda or cuda:N)")
         if not timeout > 0:
             problems.append(f"timeout must be positive, not {timeout!r}")
+        if wall_timeout is not None and not wall_timeout > 0:
+            problems.append(f"wall_timeout must be positive, not {wall_timeout!r}")
         if not (isinstance(memory_mb, int) and memory_mb >= 0):
             problems.append(f"memory_mb must be a non-negative integer, not {memory_mb!r}")
         if problems:
             raise ValueError("; ".join(problems))
         self.requested_device = str(device).strip().lower()
         self.timeout = float(timeout)
+        self.wall_timeout = float(wall_timeout or wall_backstop(self.timeout))
         self.memory_mb = memory_mb
         self.framework = str(framework).strip().lower()
         self._worker: _Worker | None = None
@@ -359,6 +372,7 @@ class SnippetRunner:
                         "op": "run",
                         "device": device,
                         "timeout": self.timeout,
+                        "wall_timeout": self.wall_timeout,
                         "memory_mb": self.memory_mb,
                         "framework": plan.framework,
                         "d2lbook": plan.d2lbook,
@@ -384,7 +398,7 @@ class SnippetRunner:
 
     def _request(self, request: dict[str, Any], count: int) -> dict[str, Any]:
         worker = self._ensure_worker()
-        patience = count * (self.timeout + 10) + 30
+        patience = count * (self.wall_timeout + 15) + 60  # only for a zygote that hangs
         try:
             reply = worker.request(request, patience)
         except BaseException:  # e.g. KeyboardInterrupt: the reply stream is out of step now
@@ -435,8 +449,7 @@ class SnippetRunner:
             elif abort is not None and abort["index"] == index:
                 cacheable = False
                 if abort["kind"] == "timeout":
-                    detail = f"timed out after {self.timeout:g} s (the note's process was killed)"
-                    result = _result(CheckStatus.TIMEOUT, detail, "", device, version, self.timeout, cacheable=False)
+                    result = self._timed_out(abort, device, version)
                 else:
                     result = _result(CheckStatus.ERROR, abort["detail"], "", device, version, cacheable=False)
                 reason = f"earlier snippet failed: snippet {number} ({result.status.value})"
@@ -448,6 +461,18 @@ class SnippetRunner:
                 reason = f"earlier snippet failed: snippet {number} (error)"
             results.append(result)
         return results
+
+    def _timed_out(self, abort: dict[str, Any], device: str, version: str) -> SnippetResult:
+        if abort.get("limit") == "wall":
+            cpu = abort.get("cpu")
+            used = f", {cpu:.1f} s of CPU" if cpu is not None else ""
+            detail = (
+                f"timed out after {self.wall_timeout:g} s of wall-clock time{used} (sleeping, blocked or"
+                " starved; the note's process was killed)"
+            )
+            return _result(CheckStatus.TIMEOUT, detail, "", device, version, self.wall_timeout, cacheable=False)
+        detail = f"timed out after {self.timeout:g} s of CPU time (the note's process was killed)"
+        return _result(CheckStatus.TIMEOUT, detail, "", device, version, self.timeout, cacheable=False)
 
     def _judge_one(self, snippet: Snippet, ran: dict[str, Any], device: str, version: str) -> SnippetResult:
         output, seconds, kind = ran["output"], ran["seconds"], ran["kind"]

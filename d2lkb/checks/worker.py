@@ -13,7 +13,7 @@ at start-up, so nothing a library prints can corrupt them):
     <- {"event": "hello", "torch_version", "python_version", "cuda_compiled", "pid"}
     -> {"op": "probe_cuda"}                     <- {"cuda_available": bool}
     -> {"op": "status"}                         <- {"pid", "cuda_initialized", "threads"}
-    -> {"op": "run", "device", "timeout", "memory_mb", "framework", "d2lbook", "ipython",
+    -> {"op": "run", "device", "timeout", "wall_timeout", "memory_mb", "framework", "d2lbook", "ipython",
         "snippets": [{"language", "code", "number", "expects_exception"}, ...]}
                                                 <- {"results": [...], "abort": {...} | null}
     -> {"op": "exit"}
@@ -22,7 +22,23 @@ A run forks a child into a new session (so it and whatever it starts can be
 killed as a group), in a fresh temporary directory that the zygote removes
 afterwards. The child reports `{"event": "start", "index"}` before each snippet
 and `{"event": "result", ...}` after it; the zygote enforces the per-snippet
-time limit and notices a child that died.
+time limits and notices a child that died.
+
+Time limits (per snippet, and for the set-up before the first one), chosen so
+that a result does not depend on how busy the machine is:
+
+- `timeout` counts CPU time, not wall time: the CPU time of the child's busiest
+  thread since the snippet started, read from /proc/PID/task/*/stat every
+  `POLL` s. One thread's CPU time is what the snippet would take on an idle
+  machine, whether it is serial Python or a matmul on all of torch's threads
+  (each thread's share grows at the pace of the wall clock then), and it does
+  not grow while the thread waits for a core. Without /proc it is wall time.
+- `wall_timeout` (several times `timeout`, see `clock.wall_backstop`) is the
+  backstop for what uses no CPU: `time.sleep`, a blocked read, a lock, work done
+  in a subprocess (its CPU time is not counted). Then the note is killed too.
+
+Either way the child's whole process group is killed and the reply says which
+limit fired (`"limit": "cpu" | "wall"`).
 
 In the child the note runs in `TMP/a/b/work` (what it writes through `../data/...`
 stays in TMP), with `random`, numpy and torch seeded with 0 and PYTHONHASHSEED=0;
@@ -68,6 +84,7 @@ OUTPUT_LIMIT = 1_000_000  # characters of stdout kept per snippet
 STDERR_LIMIT = 20_000
 TRACEBACK_FRAMES = 6  # frames kept in an error's detail (first snippet frame + the innermost ones)
 GRACE = 5.0  # seconds a finished child gets to exit before it is killed
+POLL = 0.2  # seconds between two readings of a running snippet's CPU time
 
 _MEMORY_ERROR = re.compile(r"can't allocate memory|cannot allocate memory|bad_alloc|out of memory", re.I)
 _MENTIONS_CUDA = re.compile(r"cuda|nvidia|accelerator device", re.I)
@@ -225,7 +242,10 @@ class _Zygote:
         return {"cuda_available": bool(answer and answer.get("cuda_available"))}
 
     def run(self, request: dict[str, Any]) -> dict[str, Any]:
+        from d2lkb.checks.clock import wall_backstop
+
         timeout = float(request["timeout"])
+        wall_timeout = float(request.get("wall_timeout") or wall_backstop(timeout))
         workdir = tempfile.mkdtemp(prefix="d2lkb-note-")
         try:
             pid, fd = self.fork()
@@ -240,34 +260,44 @@ class _Zygote:
                 finally:
                     os._exit(code)
             try:
-                return _supervise(pid, fd, timeout)
+                return _supervise(pid, fd, timeout, wall_timeout)
             finally:
                 os.close(fd)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _supervise(pid: int, fd: int, timeout: float) -> dict[str, Any]:
-    """Collect a child's messages, enforcing `timeout` seconds per snippet (and for set-up)."""
+def _supervise(pid: int, fd: int, timeout: float, wall_timeout: float) -> dict[str, Any]:
+    """Collect a child's messages, enforcing the limits of each snippet (and of the set-up):
+    `timeout` s of CPU time of its busiest thread, `wall_timeout` s of wall-clock time."""
     reader = LineReader(fd)
     results: list[dict[str, Any]] = []
     current = 0  # the snippet the child is running, or will run next
-    deadline = time.monotonic() + timeout
+    meter = _CpuMeter(pid)
+    started = time.monotonic()
     abort: dict[str, Any] | None = None
     finished = False
     while not finished:
         try:
-            message = reader.read(deadline)
+            message = reader.read(min(time.monotonic() + POLL, started + wall_timeout))
         except TimeoutError:
+            now = time.monotonic()
+            cpu = meter.used()
+            over = (cpu if cpu is not None else now - started) >= timeout
+            if not over and now < started + wall_timeout:
+                continue
             _kill_group(pid)
             _reap(pid, GRACE)
-            return {"results": results, "abort": {"index": current, "kind": "timeout", "seconds": timeout}}
+            limit = "cpu" if over else "wall"
+            timed_out = {"index": current, "kind": "timeout", "limit": limit, "seconds": timeout, "cpu": cpu}
+            return {"results": results, "abort": timed_out}
         if message is None:
             break
         event = message.get("event")
         if event == "start":
             current = message["index"]
-            deadline = time.monotonic() + timeout
+            started = time.monotonic()
+            meter.reset()
         elif event == "result":
             results.append(message)
             current = message["index"] + 1
@@ -286,6 +316,41 @@ def _supervise(pid: int, fd: int, timeout: float) -> dict[str, Any]:
     if not finished and abort is None:
         abort = {"index": current, "kind": "crash", "detail": _describe_exit(status)}
     return {"results": results, "abort": abort}
+
+
+class _CpuMeter:
+    """CPU time of a process's busiest thread since `reset()`, from /proc (None where unreadable)."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.tick = os.sysconf("SC_CLK_TCK")
+        self.start: dict[int, float] = {}
+        self.reset()
+
+    def threads(self) -> dict[int, float]:
+        """{thread id: CPU seconds (user + system)}; empty when /proc cannot tell."""
+        out: dict[int, float] = {}
+        try:
+            tids = os.listdir(f"/proc/{self.pid}/task")
+        except OSError:
+            return out
+        for tid in tids:
+            try:
+                with open(f"/proc/{self.pid}/task/{tid}/stat", "rb") as stat:
+                    fields = stat.read().rsplit(b")", 1)[1].split()
+                out[int(tid)] = (int(fields[11]) + int(fields[12])) / self.tick
+            except (OSError, ValueError, IndexError):
+                continue
+        return out
+
+    def reset(self) -> None:
+        self.start = self.threads()
+
+    def used(self) -> float | None:
+        now = self.threads()
+        if not now:
+            return None
+        return max(cpu - self.start.get(tid, 0.0) for tid, cpu in now.items())
 
 
 def _wait_exit(pid: int, seconds: float) -> int | None:

@@ -68,6 +68,7 @@ class CheckReport:
     device: str = ""
     torch_version: str = ""
     seconds: float = 0.0
+    interrupted: bool = False  # Ctrl-C: these are the results so far (each stored as it came)
 
     @property
     def summary(self) -> dict[str, int]:
@@ -87,7 +88,8 @@ class CheckReport:
 
     def to_dict(self) -> dict:
         return {"results": [r.to_dict() for r in self.sorted()], "summary": self.summary,
-                "device": self.device, "torch_version": self.torch_version, "seconds": round(self.seconds, 3)}
+                "device": self.device, "torch_version": self.torch_version, "seconds": round(self.seconds, 3),
+                "interrupted": self.interrupted}
 
 
 def torch_version() -> str:
@@ -217,10 +219,16 @@ class ChecksMixin:
         device: str | None = None,
         framework: str | None = None,
         use_cache: bool = True,
-        jobs: int = 1,
+        jobs: int | None = None,
         on_progress: Callable[[int, int, CheckItemResult], None] | None = None,
+        into: CheckReport | None = None,
     ) -> CheckReport:
-        """Check formulas and snippets (all, or those a search query selects) and store the results."""
+        """Check formulas and snippets (all, or those a search query selects) and store the results.
+
+        `jobs`: formula worker processes (default: the available cores). Each result is
+        stored as it comes and added to `into` (a new report by default), so a caller
+        that catches KeyboardInterrupt keeps the results so far; the workers are killed.
+        """
         started = time.perf_counter()
         cfg = self.config.checks
         with self.lock:
@@ -230,7 +238,8 @@ class ChecksMixin:
             formulas, notes = self._check_targets(query)
             variant = self._snippet_variant(version, fw) if notes else ""
         trusted = self.is_trusted()
-        report = CheckReport(device=dev, torch_version=version)
+        report = into if into is not None else CheckReport()
+        report.device, report.torch_version = dev, version
         total = len(formulas) + sum(len(v) for v in notes.values())
         done = 0
 
@@ -268,11 +277,12 @@ class ChecksMixin:
                 else:
                     todo.append(("sympy", None, path, line, code, "sympy", known, h, ""))
         if todo:
-            from d2lkb.checks.pool import FormulaChecker
+            from d2lkb.checks.pool import FormulaChecker, available_cores
 
             by_key = {i: t for i, t in enumerate(todo)}
             items = [(i, "latex" if t[0] == "formula" else "sympy", t[4]) for i, t in by_key.items()]
-            with FormulaChecker(timeout=cfg.formula_timeout, jobs=max(1, jobs)) as fc:
+            workers = min(len(items), jobs or available_cores())
+            with FormulaChecker(timeout=cfg.formula_timeout, jobs=workers) as fc:
                 for key, res in fc.check_many(items):
                     kind, _fid, path, line, _src, name, known, h, version_key = by_key[key]
                     with self.lock:

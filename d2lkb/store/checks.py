@@ -291,6 +291,7 @@ class ChecksMixin:
                                          res.detail, "", res.seconds, name or "", False, known, h))
         # Snippets: per note, cached by code chain + device + framework + environment.
         runner = None
+        runner_broken: str | None = None  # why the snippet worker could not start: every snippet says so
         try:
             for rows in notes.values():
                 code_rows = [r for r in rows if r[3] in ("python", "pycon")]
@@ -308,12 +309,22 @@ class ChecksMixin:
                         status, detail = _rejudge(c, r[5])
                         emit(CheckItemResult("snippet", r[1], r[6], status, detail, dev, c[3], r[3], True, r[9], r[10]))
                     continue
-                if runner is None:
-                    from d2lkb.checks.snippets import SnippetRunner
+                if runner is None and runner_broken is None:
+                    from d2lkb.checks.snippets import SnippetRunner, WorkerError
 
                     runner = SnippetRunner(device=dev, timeout=cfg.snippet_timeout, memory_mb=cfg.snippet_memory_mb,
                                            framework=fw)
-                    runner.start()
+                    try:
+                        runner.start()
+                    except WorkerError as exc:
+                        runner.close()
+                        runner, runner_broken = None, str(exc)
+                if runner is None:
+                    for r in code_rows:
+                        emit(CheckItemResult("snippet", r[1], r[6], CheckStatus.ERROR,
+                                             f"the snippet worker could not start: {runner_broken}", dev, 0.0,
+                                             r[3], False, r[9], r[10]))
+                    continue
                 snippets = [Snippet(r[3], r[4], r[6], None, r[5], r[7], r[8], r[9]) for r in code_rows]
                 results = runner.run_note(snippets)
                 with self.lock, transaction(self.conn):

@@ -214,3 +214,19 @@ def test_a_p_inside_a_command_is_no_probability(fc):
 def test_a_factorial_before_an_equals_sign_is_a_factorial(fc):
     assert check(fc, r"3! = 6").status == V
     assert check(fc, r"3 != 6").status == S
+
+
+@pytest.mark.parametrize(
+    ("latex", "status"),
+    [
+        (r"P(A \mid B) = \frac{P(B \mid A) P(A)}{P(B)}", V),
+        (r"P(A, B, C) = P(A \mid B, C) P(B \mid C) P(C)", V),
+        (r"P(A, B \mid C) = P(A \mid B, C) P(B \mid C)", V),
+        # independence is not assumed
+        (r"P(A, B) = P(A) P(B)", C),
+        (r"P(A \mid B) = P(B \mid A)", C),
+    ],
+)
+def test_probabilities_follow_the_product_rule_and_nothing_more(fc, latex, status):
+    result = check(fc, latex)
+    assert result.status == status, result.detail

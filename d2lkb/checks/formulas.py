@@ -327,6 +327,9 @@ def _defined_name(left: Any, right: Any, rhs_src: str, lhs_src: str = "") -> str
     rexpr = right.expr
     if isinstance(expr, sp.Derivative):  # f'(x) = \lim ...: defines the derivative unless it occurs on the right
         used = any(d == expr for d in rexpr.atoms(sp.Derivative))
+    elif hasattr(head, "__name__") and re.match(r"Zop[Pp](cond|$)", head.__name__):
+        # P(A, B | C) = P(A | B, C) P(B | C): one probability, whatever is conditioned on what
+        used = any(re.match(r"Zop" + head.__name__[3] + r"(cond|$)", str(a.func)) for a in _applied(rexpr))
     elif hasattr(head, "__name__"):  # a function
         used = any(a.func == head for a in _applied(rexpr)) or any(
             getattr(d.expr, "func", None) == head for d in rexpr.atoms(sp.Derivative)
@@ -680,6 +683,10 @@ class _Decision:
             linear = _by_expectation_rules(lhs, rhs)
             if linear is not None:
                 return linear
+        if opaque and set(opaque) <= {"P(·)", "p(·)"}:
+            product = _by_probability_rules(lhs, rhs)
+            if product is not None:
+                return product
         if opaque:
             return _Outcome(
                 CheckStatus.CONTEXT,
@@ -847,6 +854,50 @@ def _by_expectation_rules(lhs: Any, rhs: Any) -> _Outcome | None:
     except Exception:  # noqa: BLE001 - rules that do not apply decide nothing
         return None
     return _Outcome(CheckStatus.VERIFIED, "symbolic: with E linear and Var, Cov by their definitions", "symbolic")
+
+
+def _by_probability_rules(lhs: Any, rhs: Any) -> _Outcome | None:
+    """Verified when the sides agree once every conditional is a joint over a marginal,
+    ``P(A | B) = P(A, B) / P(B)``, and a joint does not depend on the order of its variables
+    (Bayes' rule, the chain rule). None otherwise: independence or a sum over values is not assumed,
+    and nothing is refuted by these rules."""
+    import sympy as sp
+
+    def rewrite(expr: Any) -> Any:
+        mapping = {}
+        for a in _applied(expr):
+            name = str(a.func)
+            m = re.fullmatch(r"Zop([Pp])(cond([a-z]))?", name)
+            if m is None:
+                if name.startswith("Zop"):
+                    return None  # P(X = x), a subscripted P: not modelled
+                continue
+            letter = m.group(1)
+
+            def joint(args: Any, letter: str = letter) -> Any:
+                return sp.Symbol(f"{letter}[{', '.join(sorted(str(x) for x in args))}]")
+
+            if m.group(2):
+                k = ord(m.group(3)) - ord("a")
+                left, right = a.args[:k], a.args[k:]
+                if not left or not right:
+                    return None
+                mapping[a] = joint(left + right) / joint(right)
+            else:
+                mapping[a] = joint(a.args)
+        return expr.xreplace(mapping)
+
+    try:
+        left, right = rewrite(lhs), rewrite(rhs)
+        if left is None or right is None or sp.simplify(left - right) != 0:
+            return None
+    except _Alarm:
+        raise
+    except Exception:  # noqa: BLE001 - rules that do not apply decide nothing
+        return None
+    return _Outcome(
+        CheckStatus.VERIFIED, "symbolic: with P(A | B) = P(A, B) / P(B) and joints in any order", "symbolic"
+    )
 
 
 def _concrete_functions(exprs: Iterable[Any]) -> dict[Any, tuple[str, Any]]:

@@ -437,7 +437,9 @@ def operators(s: str, opaque: set[str]) -> str:
         parts, sep = _top_level_split(inner, ("|", "\\mid", ";"))
         name = op
         if sep is not None and len(parts) == 2:
-            name += "cond"
+            # the count of variables before the bar is part of the name: P(A, B | C) is not P(A | B, C)
+            before, _ = _top_level_split(parts[0], (",",))
+            name += "cond" + chr(ord("a") + min(len(before), 25))
             args = parts
         else:
             args = [inner]

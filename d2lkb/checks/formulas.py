@@ -354,6 +354,12 @@ def _written_name(lhs_src: str, rhs_src: str) -> str | None:
     optionally applied to arguments (``H(Y \\mid X)``, ``\\textrm{Proj}_X(\\mathbf{x})``), and that name
     does not occur on the right."""
     lhs = re.sub(r"\\(left|right|big|Big|bigg|Bigg)(?![A-Za-z])|\\[,;:! ]", " ", lhs_src).strip()
+    element = re.fullmatch(r"\[\s*(.+?)\s*\]\s*_\s*(\{[^{}]*\}|\w)", lhs)
+    if element:  # [\mathbf{H}]_{i, j}: an entry of a matrix, named by the matrix
+        inner = element.group(1)
+        if _NAME_HEAD.fullmatch(inner) and inner.replace(" ", "") not in rhs_src.replace(" ", ""):
+            return _short(lhs)
+        return None
     m = _NAME_HEAD.match(lhs)
     if not m or m.group("head")[1:] in ("frac", "sum", "int", "prod", "lim", "partial", "nabla", "log", "exp"):
         return None

@@ -301,7 +301,11 @@ class _Decision:
             self.step = True
             brought = (free(lhs) | free(rhs)) - free(self.left.expr) - free(self.right.expr)
             self.seen = self.seen | {base_token(str(v)) for v in brought}
-        matrices = self.left.matrices or self.right.matrices
+        # vectors only inside opaque operators (P(y | \mathbf{x})) leave scalar sides
+        matrices = any(
+            getattr(e, "is_Matrix", False) or e.has(sp.MatrixSymbol, sp.MatrixBase, sp.Identity, sp.OneMatrix)
+            for e in (lhs, rhs)
+        )
         if lhs == rhs:
             return _Outcome(CheckStatus.VERIFIED, "symbolic: both sides are the same" + self.note, "symbolic")
         if matrices:

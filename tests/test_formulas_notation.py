@@ -230,3 +230,9 @@ def test_a_factorial_before_an_equals_sign_is_a_factorial(fc):
 def test_probabilities_follow_the_product_rule_and_nothing_more(fc, latex, status):
     result = check(fc, latex)
     assert result.status == status, result.detail
+
+
+def test_a_vector_and_its_components(fc):
+    # geometry-linear-algebraic-ops.md: u_i under the sum are the components of the bold u
+    assert check(fc, r"\mathbf{u}^\top\mathbf{v} = \sum_i u_i\cdot v_i").status == V
+    assert check(fc, r"\mathbf{u}^\top\mathbf{v} = \sum_i u_i\cdot u_i").status != V

@@ -4,6 +4,7 @@ symbolic matrices by random ones, integrals, limits and series evaluated by mpma
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -137,6 +138,19 @@ class MatrixNumbers:
         import sympy as sp
 
         symbols = sorted(free(self.lhs) | free(self.rhs), key=str)
+        vectors = {}  # the letter of a vector -> its symbol: u_i under a sum is a component of \mathbf{u}
+        for s in symbols:
+            m = re.fullmatch(r"\\(?:mathbf|boldsymbol|bm)\{?([A-Za-z])\}?", str(s))
+            if isinstance(s, sp.MatrixSymbol) and s.cols == 1 and m:
+                vectors[m.group(1)] = s
+        components = {
+            a.func for a in applications(self.lhs) | applications(self.rhs)
+            if str(a.func).rstrip("_") in vectors and str(a.func).endswith("_") and len(a.args) == 1
+        }
+        bounds = set()
+        if components:
+            for e in self.lhs.atoms(sp.Sum) | self.rhs.atoms(sp.Sum):
+                bounds |= {b for b in e.limits[0][2].free_symbols}
         agreed = 0
         for _ in range(3):
             values: dict[Any, Any] = {}
@@ -145,11 +159,23 @@ class MatrixNumbers:
                     values[s] = sp.ImmutableMatrix(
                         s.rows, s.cols, [sp.Rational(self.rng.randint(-9, 9), self.rng.randint(1, 4))
                                          for _ in range(s.rows * s.cols)])
+                elif s in bounds:
+                    values[s] = sp.Integer(s_rows(vectors))  # a sum over the components runs over all of them
                 else:
                     values[s] = sp.Rational(self.rng.randint(1, 20), self.rng.randint(1, 5))
+            k = sp.Dummy("k", integer=True)
+            linked = {
+                f: sp.Lambda(k, sp.Piecewise(*[(values[vectors[str(f).rstrip("_")]][j, 0], sp.Eq(k, j + 1))
+                                               for j in range(s_rows(vectors))], (sp.nan, True)))
+                for f in components
+            }
             try:
-                lv = _explicit(self.lhs, values)
-                rv = _explicit(self.rhs, values)
+                lhs, rhs = self.lhs, self.rhs
+                for f, body in linked.items():
+                    lhs = lhs.replace(f, body)
+                    rhs = rhs.replace(f, body)
+                lv = _explicit(lhs, values)
+                rv = _explicit(rhs, values)
                 if isinstance(lv, sp.MatrixBase) != isinstance(rv, sp.MatrixBase) and 0 in (lv, rv):
                     diff = lv if rv == 0 else rv  # \mathbf{0} written as 0
                 else:
@@ -168,6 +194,11 @@ class MatrixNumbers:
                 return agreed, f"random {shown} give different sides"
             agreed += 1
         return agreed, None
+
+
+def s_rows(vectors: dict[str, Any]) -> int:
+    """The length of the vectors (all the same size here)."""
+    return int(next(iter(vectors.values())).rows) if vectors else 0
 
 
 def _explicit(expr: Any, values: dict[Any, Any]) -> Any:

@@ -506,6 +506,19 @@ def function_letters(latex: str) -> frozenset[str]:
     s = re.sub(r"\\(?:begin|end|" + _TEXT_COMMANDS + r")\s*\{[^{}]*\}", " ", latex)
     # the variable of a derivative's numerator (`\frac{df}{dx}`) says nothing either way
     s = re.sub(r"\{\s*(?:d|\\partial)\s*(?:\^\s*\{?\s*\d+\s*\}?)?\s*[A-Za-z]\s*\}", " ", s)
+    # Greek letters too: \sigma(z) is a function, \epsilon(a + b) next to a plain \epsilon a product
+    greek_applied: set[str] = set()
+    greek_plain: set[str] = set()
+    for m in re.finditer(r"\\([A-Za-z]+)", s):
+        if m.group(1) not in GREEK:
+            continue
+        rest = s[m.end() :]
+        if re.match(r"\s*_", rest):
+            continue
+        if re.match(r"\s*(?:\\left)?\s*('+|\^\s*(\{[^{}]*\}|[0-9]))?\s*\(", rest):
+            greek_applied.add("\\" + m.group(1))
+        else:
+            greek_plain.add("\\" + m.group(1))
     s = re.sub(r"\\[A-Za-z]+", " ", s)
     s = re.sub(r"\\.", " ", s)
     applied: set[str] = set()
@@ -519,7 +532,9 @@ def function_letters(latex: str) -> frozenset[str]:
             applied.add(letter)
         else:
             plain.add(letter)
-    return frozenset(applied - plain)
+    # "=\\epsilon": a Greek letter the formula also writes as a plain value (see _products_with_parentheses)
+    values = {"=" + g for g in greek_applied & greek_plain}
+    return frozenset((applied - plain) | (greek_applied - greek_plain) | values)
 
 
 def normalise(side: str, functions: frozenset[str] = frozenset()) -> Normalised:
@@ -842,7 +857,15 @@ def _products_with_parentheses(s: str, functions: set[str]) -> str:
     def fix(m: re.Match[str]) -> str:
         return m.group(0) if m.group(1) in functions else m.group(1) + " \\cdot ("
 
-    return re.sub(r"(?<![\\A-Za-z_^])(?<![_^] )([A-Za-z])(?![A-Za-z'])\s*\(", fix, s)
+    s = re.sub(r"(?<![\\A-Za-z_^])(?<![_^] )([A-Za-z])(?![A-Za-z'])\s*\(", fix, s)
+
+    def fix_greek(m: re.Match[str]) -> str:
+        name = "\\" + m.group(1)
+        if m.group(1) not in GREEK or name in functions or "=" + name not in functions:
+            return m.group(0)
+        return name + " \\cdot ("
+
+    return re.sub(r"\\([A-Za-z]+)(?![A-Za-z])\s*\(", fix_greek, s)
 
 
 def _check_words(s: str) -> None:

@@ -34,7 +34,7 @@ def by_expectation_rules(lhs: Any, rhs: Any) -> str | None:
         return out
 
     def rewrite(expr: Any) -> Any:
-        for _ in range(5):
+        for _ in range(60):
             applied = sorted(
                 (a for a in applications(expr) if str(a.func).startswith(("ZopE", "ZopVar", "ZopCov"))),
                 key=lambda a: len(str(a)),

@@ -22,7 +22,6 @@ from d2lkb.store.kb import KnowledgeBase
 from d2lkb.tui.app import D2lkbApp
 from d2lkb.tui.editor import editor_command
 from d2lkb.tui.formatting import compact_duration, grade_hint, streak
-from d2lkb.tui.mathtext import latex_to_unicode, prettify_math
 from d2lkb.tui.screens.browse import BrowseScreen
 from d2lkb.tui.screens.checks import ChecksScreen, order_results
 from d2lkb.tui.screens.help import HelpScreen
@@ -434,32 +433,6 @@ def test_grade_hint_lists_every_grade_with_its_interval():
                 Grade.GOOD: timedelta(minutes=10), Grade.EASY: timedelta(days=8)}
     assert grade_hint(previews) == "1 Again 1m · 2 Hard 6m · 3 Good 10m · 4 Easy 8d"
     assert grade_hint(None) == "1 Again · 2 Hard · 3 Good · 4 Easy"
-
-
-@pytest.mark.parametrize(("latex", "text"), [
-    (r"\frac{\partial f}{\partial x_i}", "∂f/∂xᵢ"),
-    (r"\sqrt{x^2+y^2}", "√(x²+y²)"),
-    (r"\sum_{i=1}^{n} x_i^2", "Σᵢ₌₁ⁿ xᵢ²"),
-    (r"\nabla_{\mathbf{x}} \mathbf{x}^\top A \mathbf{x}", "∇ₓ xᵀ A x"),
-    (r"\left(\frac{a}{b}\right) \cdot c \leq d", "(a/b) · c ≤ d"),
-    (r"\alpha + \beta \neq \Gamma", "α + β ≠ Γ"),
-    (r"\frac{x+1}{2}", "(x+1)/2"),
-    (r"\textrm{softmax}(x)_i", "softmax(x)ᵢ"),
-    (r"x \in \mathbb{R}^{n \times m}", "x ∈ ℝ^(n × m)"),
-    (r"\log \sigma(x)", "log σ(x)"),
-    (r"\unknowncommand{x} y", r"\unknowncommand{x} y"),
-    ("\\begin{aligned} a &= b && \\textrm{Rule} \\\\ c &= d \\end{aligned}", "a = b Rule\nc = d"),
-])
-def test_latex_to_unicode(latex, text):
-    assert latex_to_unicode(latex) == text
-
-
-def test_prettify_math_leaves_code_and_prices_alone():
-    md = "Inline $x^2$ and `$a$` code.\n\n$$\\frac{1}{2}$$\n\n```python\nx = \"$y$\"\n```\n"
-    out = prettify_math(md)
-    assert "`x²`" in out and "`$a$`" in out and 'x = "$y$"' in out and "\n```\n1/2\n```\n" in out
-    assert prettify_math("costs $5 or more") == "costs $5 or more"
-    assert prettify_math("no math here") == "no math here"
 
 
 def test_streak_counts_back_from_today_or_yesterday():

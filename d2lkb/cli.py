@@ -74,7 +74,8 @@ def main_callback(
         _run_tui(ctx.obj, query=None, start="home")
 
 
-def _run_tui(state: State, query: str | None, start: str) -> None:
+def _run_tui(state: State, query: str | None, start: str, mode: str = "due", days: int = 0,
+             extra_new: int = 0) -> None:
     notes = state.config.notes_dir
     if not notes.is_dir():
         fail(f"notes folder not found: {notes} (set --notes, D2LKB_NOTES or `notes` in "
@@ -84,8 +85,10 @@ def _run_tui(state: State, query: str | None, start: str) -> None:
     except ImportError as exc:  # pragma: no cover - the TUI ships with the package
         fail(f"the TUI is not available: {exc}")
     kb = state.open()
+    if extra_new:
+        kb.extra_new_today(extra_new)
     try:
-        run_app(kb, query=query, start=start)
+        run_app(kb, query=query, start=start, mode=mode, days=days)
     finally:
         kb.close()
 
@@ -193,12 +196,17 @@ def search_cmd(
             if not as_json:
                 _print_warnings(report.warnings)
         try:
-            hits = kb.search(query, limit=limit)
+            resolved = kb.resolve_query(query)
+            hits = kb.search(resolved.query or query, limit=limit + 1)
         except QueryError as exc:
             fail(f"bad query: {exc}", code=2)
+    more = len(hits) > limit
+    hits = hits[:limit]
     if as_json:
         print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
         return
+    for note in resolved.notes:
+        err.print(f"[dim]{note}[/]", highlight=False)
     if not hits:
         console.print("no matches")
         return
@@ -213,6 +221,8 @@ def search_cmd(
             match.append("\n" + " ".join("#" + t for t in h.tags), style="cyan")
         table.add_row(h.kind, f"{h.path}:{h.line}", match)
     console.print(table)
+    if more:
+        console.print(f"[dim]showing the first {limit} matches; more with --limit N[/]", highlight=False)
 
 
 @app.command("tags")
@@ -289,11 +299,22 @@ def show_cmd(
 def review_cmd(
     ctx: typer.Context,
     query: Annotated[str | None, typer.Argument(help="Search query selecting the cards, e.g. '#calculus'.")] = None,
+    ahead: Annotated[int, typer.Option("--ahead", min=0, max=3650, metavar="DAYS",
+                                       help="Review cards due in the next DAYS days (rescheduled as usual).")] = 0,
+    cram: Annotated[bool, typer.Option("--cram", help="Go through every card the query selects; the schedule "
+                                       "is not touched.")] = False,
+    extra_new: Annotated[int, typer.Option("--extra-new", min=0, max=10000, metavar="N",
+                                           help="Allow N more new cards today (this run only).")] = 0,
 ) -> None:
-    """Open the TUI straight into reviewing the due cards a query selects (all when omitted)."""
+    """Open the TUI straight into reviewing the due cards a query selects (all when omitted).
+
+    A leaf tag finds its nested tag (#mlp is #dl/mlp); a tag nothing carries is an error."""
     if query:
         _check_query(query)
-    _run_tui(_state(ctx), query=query, start="review")
+    if ahead and cram:
+        fail("--ahead and --cram do not go together", code=2)
+    mode = "ahead" if ahead else "cram" if cram else "due"
+    _run_tui(_state(ctx), query=query, start="review", mode=mode, days=ahead, extra_new=extra_new)
 
 
 @app.command("stats")

@@ -198,7 +198,8 @@ async def test_review_with_nothing_due_says_so(kb):
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         assert isinstance(app.screen, SummaryScreen)
-        assert "Nothing to review" in static_text(app.screen.query_one("#summary-title", Static))
+        assert "No cards match" in static_text(app.screen.query_one("#summary-title", Static))
+        assert "nowhere.md" in static_text(app.screen.query_one("#summary-body", Static))
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, HomeScreen)

@@ -46,7 +46,7 @@ class D2lkbApp(App[None]):
     ]
 
     def __init__(self, kb: KnowledgeBase, *, query: str | None = None, start: str = "home",
-                 sync_on_start: bool = True) -> None:
+                 sync_on_start: bool = True, mode: str = "due", days: int = 0) -> None:
         if start not in STARTS:
             raise ValueError(f"start must be one of {', '.join(STARTS)}, not {start!r}")
         super().__init__()
@@ -54,6 +54,7 @@ class D2lkbApp(App[None]):
         self.query = query or None
         self.start = start
         self.sync_on_start = sync_on_start
+        self.review_mode, self.review_days = mode, days  # `d2lkb review --ahead N / --cram`
         self.synced = threading.Event()  # set once the start-up sync is over (or skipped)
         self.last_sync: SyncReport | None = None
 
@@ -67,7 +68,7 @@ class D2lkbApp(App[None]):
         else:
             self.synced.set()
         if self.start == "review":
-            self.open_review(self.query)
+            self.open_review(self.query, mode=self.review_mode, days=self.review_days)
         elif self.start == "browse":
             self.open_browse(self.query)
         elif self.start == "stats":
@@ -105,10 +106,10 @@ class D2lkbApp(App[None]):
             self.call_from_thread(callback, *args)
 
     # -- navigation --------------------------------------------------------
-    def open_review(self, query: str | None = None) -> None:
+    def open_review(self, query: str | None = None, *, mode: str = "due", days: int = 0) -> None:
         from d2lkb.tui.screens.review import ReviewScreen
 
-        self.push_screen(ReviewScreen(query or None))
+        self.push_screen(ReviewScreen(query or None, mode=mode, days=days))
 
     def open_browse(self, query: str | None = None) -> None:
         from d2lkb.tui.screens.browse import BrowseScreen
@@ -135,6 +136,8 @@ class D2lkbApp(App[None]):
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
 
 
-def run_app(kb: KnowledgeBase, query: str | None = None, start: str = "home") -> None:
-    """Run the TUI on `kb` until the user quits (`start`: home, review, browse, stats or checks)."""
-    D2lkbApp(kb, query=query, start=start).run()
+def run_app(kb: KnowledgeBase, query: str | None = None, start: str = "home", *, mode: str = "due",
+            days: int = 0) -> None:
+    """Run the TUI on `kb` until the user quits (`start`: home, review, browse, stats or checks;
+    `mode`: due, ahead (`days` ahead) or cram for a review start)."""
+    D2lkbApp(kb, query=query, start=start, mode=mode, days=days).run()

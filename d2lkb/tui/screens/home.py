@@ -110,8 +110,8 @@ class HomeScreen(Screen):
             if deck.tag == "":
                 label, key = themed(app, "All cards", bold=True), ALL
             else:
-                name = deck.tag.rsplit("/", 1)[-1]
-                label, key = themed(app, "  " * deck.depth + "#" + name, "text-accent"), deck.tag
+                # the full tag, as `review` and search take it (`#dl/mlp`, not a bare `#mlp`)
+                label, key = themed(app, "  " * deck.depth + "#" + deck.tag, "text-accent"), deck.tag
             c = deck.counts
             table.add_row(label, self._count(c.new, "primary"), self._count(c.learning, "warning"),
                           self._count(c.review, "success"), themed(app, str(deck.cards), "text-muted"), key=key)

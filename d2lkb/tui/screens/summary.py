@@ -78,7 +78,7 @@ class SummaryScreen(Screen):
         try:
             summary = kb.session_summary(session.start) if session.start else None
             why = None
-            if not session.error and (summary is None or not summary.cards):
+            if not session.error and not session.answered:
                 query = session.resolved or session.query
                 matching = len(kb.card_ids(query)) if query else kb.review_stats()["cards"]
                 stats_new = kb.cram_card_ids(query) if matching else []
@@ -101,7 +101,7 @@ class SummaryScreen(Screen):
             title.update("No such tag")
             body.update(Content(f"{self.session.error}\nThe decks on the home screen are the tags you can review."))
             return
-        if summary is None or not summary.cards:
+        if summary is None or not self.session.answered:
             if why is not None and why.matching == 0:
                 title.update("No cards match")
                 body.update(Content(f"No card matches {what}." if what else "There are no cards yet: add some to "

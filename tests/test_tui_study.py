@@ -300,3 +300,48 @@ def test_snapshot_cases_card(snap_compare, snap_kb, size):
     assert _snap(snap_compare, D2lkbApp(snap_kb, query='"Leaky ReLU"', start="review", sync_on_start=False), size)
 
 
+
+
+# -- 5. card browser ---------------------------------------------------------------------
+async def test_card_browser_sorts_marks_acts_and_shows_history(kb):
+    from d2lkb.tui.screens.cards import CardsScreen
+
+    python = kb.card_ids("#python")
+    kb.answer(python[0], Grade.AGAIN)
+    kb.answer(python[0], Grade.GOOD)
+    app = D2lkbApp(kb, query="#python", start="cards", sync_on_start=False)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, CardsScreen)
+        assert {r.id for r in screen.rows} == set(python)
+        # sort by reviews, most first: the answered card on top
+        while screen.sort_key != "reps":
+            await pilot.press("o")
+        await pilot.press("O")
+        await settle(pilot)
+        assert screen.rows[0].id == python[0] and screen.rows[0].reps == 2
+        info = static_text(screen.query_one("#card-info", Static))
+        assert "history" in info and "Again" in info and "Good" in info and "stability" in info
+        # mark two cards, suspend them, then unsuspend
+        await pilot.press("space", "space")
+        await settle(pilot)
+        assert len(screen.marked) == 2
+        marked = set(screen.marked)
+        await pilot.press("s")
+        await settle(pilot)
+        assert all(kb.card(c).suspended for c in marked)
+        await pilot.press("U")
+        await settle(pilot)
+        assert not any(kb.card(c).suspended for c in marked)
+        # reset the answered card to new (its history stays)
+        screen.marked.clear()
+        screen.query_one("#cards").move_cursor(row=[r.id for r in screen.rows].index(python[0]))
+        await pilot.press("R")
+        await settle(pilot)
+        assert kb.card(python[0]).state == 0 and len(kb.card_history(python[0])) == 2
+        # the filter takes the query language, leaf tags included
+        screen.query_one("#card-filter").value = "#multi"
+        await pilot.pause(0.5)
+        await settle(pilot)
+        assert screen.rows and all("calculus/multi" in kb.card(r.id).tags for r in screen.rows)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from d2lkb.config import Config
 from d2lkb.store import graph
+from d2lkb.store.cards import CardsMixin
 from d2lkb.store.checks import ChecksMixin
 from d2lkb.store.db import connect
 from d2lkb.store.imports.mixin import ImportMixin
@@ -29,7 +30,7 @@ def bundled_notes_dir() -> Path:
     return (Path(__file__).resolve().parents[2] / "notes").resolve()
 
 
-class KnowledgeBase(ImportMixin, StudyMixin, ReviewMixin, ChecksMixin):
+class KnowledgeBase(ImportMixin, StudyMixin, CardsMixin, ReviewMixin, ChecksMixin):
     def __init__(self, config: Config, *, clock: Callable[[], datetime] | None = None):
         self.config = config
         self.clock = clock or (lambda: datetime.now(UTC))

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from d2lkb.store.kb import KnowledgeBase
     from d2lkb.store.sync import SyncReport
 
-STARTS = ("home", "review", "browse", "stats", "checks")
+STARTS = ("home", "review", "browse", "cards", "stats", "checks")
 
 
 class NotesSynced(Message):
@@ -71,6 +71,8 @@ class D2lkbApp(App[None]):
             self.open_review(self.query, mode=self.review_mode, days=self.review_days)
         elif self.start == "browse":
             self.open_browse(self.query)
+        elif self.start == "cards":
+            self.open_cards(self.query)
         elif self.start == "stats":
             self.open_stats()
         elif self.start == "checks":
@@ -115,6 +117,11 @@ class D2lkbApp(App[None]):
         from d2lkb.tui.screens.browse import BrowseScreen
 
         self.push_screen(BrowseScreen(query or ""))
+
+    def open_cards(self, query: str | None = None) -> None:
+        from d2lkb.tui.screens.cards import CardsScreen
+
+        self.push_screen(CardsScreen(query or ""))
 
     def open_stats(self) -> None:
         from d2lkb.tui.screens.stats import StatsScreen  # imports plotext: only now

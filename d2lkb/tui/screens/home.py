@@ -25,6 +25,7 @@ class HomeScreen(Screen):
         Binding("r", "review_all", "Review all"),
         Binding("enter", "review_deck", "Review deck", show=False),
         Binding("b", "browse", "Browse"),
+        Binding("k", "cards", "Cards"),
         Binding("s", "stats", "Stats"),
         Binding("c", "checks", "Checks"),
         Binding("y", "sync", "Sync", show=False),
@@ -51,7 +52,7 @@ class HomeScreen(Screen):
             yield table
             yield Static(
                 Content.from_markup(
-                    "[b $accent]enter[/] review deck  [b $accent]r[/] review all  [b $accent]b[/] browse  "
+                    "[b $accent]enter[/] review deck  [b $accent]r[/] review all  [b $accent]b[/] browse  [b $accent]k[/] cards  "
                     "[b $accent]s[/] stats  [b $accent]c[/] checks  [b $accent]?[/] help  [b $accent]q[/] quit"),
                 id="home-hints", classes="hints")
         yield Footer()
@@ -147,6 +148,10 @@ class HomeScreen(Screen):
 
     def action_browse(self) -> None:
         self.app.open_browse("")
+
+    def action_cards(self) -> None:
+        tag = self.selected_tag()
+        self.app.open_cards(f"#{tag}" if tag else "")
 
     def action_stats(self) -> None:
         self.app.open_stats()

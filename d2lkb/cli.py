@@ -318,23 +318,50 @@ def review_cmd(
 
 
 @app.command("stats")
-def stats_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """Card counts, due today, reviews today and 30-day retention."""
+def stats_cmd(
+    ctx: typer.Context,
+    query: Annotated[str | None, typer.Argument(help="Only the cards a query selects, e.g. '#calculus'.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Card counts, due today, reviews today, 30-day retention, the week's forecast by date, and
+    the interval and difficulty distributions (of all cards, or of a query's)."""
+    if query:
+        _check_query(query)
     with _synced(ctx) as kb:
-        stats = kb.review_stats()
-        forecast = kb.forecast(7)
+        try:
+            resolved = kb.resolve_query(query).query if query else None
+        except QueryError as exc:
+            fail(str(exc), code=2)
+        stats = kb.review_stats() if resolved is None else {}
+        qs = kb.query_stats(resolved, days=7)
+        due_today = kb.due_counts(resolved).total
     if as_json:
-        print(json.dumps(stats))
+        if resolved is None:
+            print(json.dumps(stats))
+        else:
+            print(json.dumps(qs.to_dict() | {"due_today": due_today}))
         return
     table = Table(show_header=False, box=None)
     table.add_column(style="bold")
     table.add_column(justify="right")
-    for key, value in stats.items():
+    if resolved:
+        table.add_row("query", resolved)
+    numbers = stats or {"cards": qs.cards, "new": qs.new, "learning": qs.learning, "review": qs.review,
+                        "suspended": qs.suspended, "due_today": due_today, "retention_30d": qs.retention_30d}
+    for key, value in numbers.items():
         if key == "retention_30d":
             value = "—" if value is None else f"{value:.1%}"
         table.add_row(key.replace("_", " "), str(value))
-    table.add_row("due next 7 days", " ".join(str(n) for n in forecast))
     console.print(table)
+    console.print("[bold]due next 7 days[/]")
+    for i, (day, n) in enumerate(qs.forecast):
+        label = "today" if i == 0 else "tomorrow" if i == 1 else f"{day:%a %d %b}"
+        console.print(f"  {label:<10} {'█' * min(n, 40)} {n}", highlight=False)
+    for title, rows in (("intervals (review cards)", qs.intervals), ("difficulty (1 easy - 10 hard)", qs.difficulty)):
+        if any(n for _, n in rows):
+            console.print(f"[bold]{title}[/]  " + "  ".join(f"{label} {n}" for label, n in rows if n), highlight=False)
+        else:
+            console.print(f"[bold]{title}[/]  no data yet", highlight=False)
 
 
 @app.command("optimize")

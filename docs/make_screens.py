@@ -58,11 +58,12 @@ def _kb(tmp: Path):
     return kb
 
 
-async def _shoot(kb, start: str, name: str, keys=(), typed: str = "") -> None:
+async def _shoot(kb, start: str, name: str, keys=(), typed: str = "", query: str | None = None,
+                 size: tuple[int, int] = (80, 24)) -> None:
     from d2lkb.tui.app import D2lkbApp
 
-    app = D2lkbApp(kb, start=start)
-    async with app.run_test(size=(80, 24)) as pilot:
+    app = D2lkbApp(kb, start=start, query=query)
+    async with app.run_test(size=size) as pilot:
         await pilot.pause(0.5)
         await app.workers.wait_for_complete()
         if typed:
@@ -120,6 +121,8 @@ async def main() -> None:
         await _shoot(kb, "browse", "browse", typed="gradient")
         await _shoot(kb, "stats", "stats")
         await _shoot(kb, "checks", "checks")
+        await _shoot(kb, "stats", "stats-deck", query="#calculus", size=(120, 60))
+        await _shoot(kb, "cards", "cards", query="#calculus", size=(120, 30), keys=("o", "o", "O"))
         kb.close()
     with tempfile.TemporaryDirectory() as tmp:
         await _math_cards(Path(tmp))

@@ -345,3 +345,39 @@ async def test_card_browser_sorts_marks_acts_and_shows_history(kb):
         await pilot.pause(0.5)
         await settle(pilot)
         assert screen.rows and all("calculus/multi" in kb.card(r.id).tags for r in screen.rows)
+
+
+# -- 7. stats per deck -----------------------------------------------------------------------
+async def test_stats_of_a_deck(kb):
+    from d2lkb.tui.screens.stats import StatsScreen
+
+    for card_id in kb.card_ids("#calculus"):
+        kb.answer(card_id, Grade.EASY)
+    app = D2lkbApp(kb)
+    async with app.run_test(size=(120, 50)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one("#decks")
+        table.move_cursor(row=[d.tag for d in app.screen.decks].index("calculus"))
+        await pilot.press("s")  # stats of the highlighted deck
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, StatsScreen) and screen.stats_query == "#calculus"
+        numbers = static_text(screen.query_one("#stats-numbers", Static))
+        assert "[#calculus]" in numbers and f"Cards {len(kb.card_ids('#calculus'))}" in numbers
+        forecast = static_text(screen.query_one("#forecast", Static))
+        assert "today" in forecast and "tomorrow" in forecast
+        assert any(line.rstrip().endswith(str(n)) for line in forecast.splitlines() for n in range(1, 9))
+        intervals = static_text(screen.query_one("#intervals", Static))
+        assert "█" in intervals and "no data yet" not in intervals
+    app = D2lkbApp(kb, query="#python", start="stats", sync_on_start=False)
+    async with app.run_test(size=(120, 50)) as pilot:
+        await settle(pilot)
+        assert "no data yet" in static_text(app.screen.query_one("#difficulty", Static))
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 60)])
+def test_snapshot_stats_of_a_deck(snap_compare, snap_kb, size):
+    for card_id in snap_kb.card_ids("#calculus"):
+        snap_kb.answer(card_id, Grade.GOOD)
+    assert _snap(snap_compare, D2lkbApp(snap_kb, query="#calculus", start="stats", sync_on_start=False), size,
+                 press=())

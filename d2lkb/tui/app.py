@@ -74,7 +74,7 @@ class D2lkbApp(App[None]):
         elif self.start == "cards":
             self.open_cards(self.query)
         elif self.start == "stats":
-            self.open_stats()
+            self.open_stats(self.query)
         elif self.start == "checks":
             self.open_checks(self.query)
 
@@ -123,10 +123,10 @@ class D2lkbApp(App[None]):
 
         self.push_screen(CardsScreen(query or ""))
 
-    def open_stats(self) -> None:
+    def open_stats(self, query: str | None = None) -> None:
         from d2lkb.tui.screens.stats import StatsScreen  # imports plotext: only now
 
-        self.push_screen(StatsScreen())
+        self.push_screen(StatsScreen(query or None))
 
     def open_checks(self, query: str | None = None) -> None:
         from d2lkb.tui.screens.checks import ChecksScreen

@@ -303,8 +303,8 @@ def card_info(kb, card_id: int) -> str:
     if not history:
         lines.append("  (no reviews yet)")
     for h in history:
-        lines.append(f"  {h.reviewed_at.date().isoformat()} {GRADE_LABELS[Grade(h.rating)]:<5}"
-                     f" → {compact_duration(h.interval_days * 86400):>5}"
-                     + (f"  S {h.stability:.1f} D {h.difficulty:.1f}" if h.stability is not None
+        lines.append(f"  {h.reviewed_at:%y-%m-%d} {GRADE_LABELS[Grade(h.rating)]:<5}"
+                     f" {compact_duration(h.interval_days * 86400):>4}"
+                     + (f" S{h.stability:.1f} D{h.difficulty:.1f}" if h.stability is not None
                         and h.difficulty is not None else ""))
     return "\n".join(lines)

@@ -154,7 +154,8 @@ class HomeScreen(Screen):
         self.app.open_cards(f"#{tag}" if tag else "")
 
     def action_stats(self) -> None:
-        self.app.open_stats()
+        tag = self.selected_tag()  # the highlighted deck's stats ("All cards": everything)
+        self.app.open_stats(f"#{tag}" if tag else None)
 
     def action_checks(self) -> None:
         self.app.open_checks()

@@ -509,7 +509,8 @@ def _snap(snap_compare, app, press=()):
 
 
 def test_snapshot_home(snap_compare, snapshot_kb):
-    assert _snap(snap_compare, D2lkbApp(snapshot_kb))
+    # the KB is synced already: a start-up sync racing the counts made this snapshot flaky
+    assert _snap(snap_compare, D2lkbApp(snapshot_kb, sync_on_start=False))
 
 
 def test_snapshot_review(snap_compare, snapshot_kb):

@@ -381,3 +381,46 @@ def test_snapshot_stats_of_a_deck(snap_compare, snap_kb, size):
         snap_kb.answer(card_id, Grade.GOOD)
     assert _snap(snap_compare, D2lkbApp(snap_kb, query="#calculus", start="stats", sync_on_start=False), size,
                  press=())
+
+
+# -- 10. small things ---------------------------------------------------------------------------
+async def test_the_theme_is_remembered(kb):
+    app = D2lkbApp(kb, sync_on_start=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        dark = app.current_theme.dark
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        chosen = app.theme
+    assert (kb.config.kb_dir / "tui.json").is_file()
+    app = D2lkbApp(kb, sync_on_start=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        assert app.theme == chosen and app.current_theme.dark != dark
+
+
+async def test_first_run_on_the_bundled_notes_says_where_cards_come_from(tmp_path, kb):
+    from d2lkb.config import load_config
+    from d2lkb.store.kb import KnowledgeBase, bundled_notes_dir
+
+    app = D2lkbApp(kb, sync_on_start=False)  # your own notes: no notice
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        assert app.screen.query_one("#home-notice").has_class("hidden")
+    (tmp_path / "kb2").mkdir()
+    bundled = KnowledgeBase(load_config(tmp_path / "kb2", bundled_notes_dir()))
+    try:
+        app = D2lkbApp(bundled, sync_on_start=False)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await settle(pilot)
+            notice = app.screen.query_one("#home-notice", Static)
+            assert not notice.has_class("hidden") and "--notes PATH" in static_text(notice)
+    finally:
+        bundled.close()
+
+
+def test_where_columns_keep_the_line_number():
+    from d2lkb.tui.formatting import short_where
+
+    assert short_where("chapter_preliminaries/calculus.md", 123, 20) == "…ies/calculus.md:123"
+    assert short_where("a.md", 3, 20) == "a.md:3"

@@ -10,6 +10,7 @@ home and review are imported when first opened, so start-up stays small
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from d2lkb.store.kb import KnowledgeBase
     from d2lkb.store.sync import SyncReport
 
+THEME_FILE = "tui.json"
 STARTS = ("home", "review", "browse", "cards", "stats", "checks")
 
 
@@ -63,6 +65,8 @@ class D2lkbApp(App[None]):
         return HomeScreen()
 
     def on_mount(self) -> None:
+        self._restore_theme()
+        self.theme_changed_signal.subscribe(self, lambda theme: self._save_theme(theme.name))
         if self.sync_on_start:
             self.sync_notes()
         else:
@@ -141,6 +145,22 @@ class D2lkbApp(App[None]):
 
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
+
+    # The theme (ctrl+t or the command palette) is remembered in the KB folder, per knowledge base.
+    def _theme_file(self):
+        return self.kb.config.kb_dir / THEME_FILE
+
+    def _restore_theme(self) -> None:
+        try:
+            name = json.loads(self._theme_file().read_text(encoding="utf-8")).get("theme")
+        except (OSError, ValueError, AttributeError):
+            return
+        if isinstance(name, str) and name in self.available_themes:
+            self.theme = name
+
+    def _save_theme(self, name: str) -> None:
+        with contextlib.suppress(OSError):
+            self._theme_file().write_text(json.dumps({"theme": name}) + "\n", encoding="utf-8")
 
 
 def run_app(kb: KnowledgeBase, query: str | None = None, start: str = "home", *, mode: str = "due",

@@ -16,7 +16,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from d2lkb.review.types import Grade
-from d2lkb.tui.formatting import GRADE_LABELS, compact_duration, short, themed
+from d2lkb.tui.formatting import GRADE_LABELS, compact_duration, short, short_where, themed
 from d2lkb.tui.mathtext import plain_math
 
 if TYPE_CHECKING:
@@ -145,7 +145,7 @@ class CardsScreen(Screen):
                 themed(app, str(r.lapses), "error" if r.lapses else "text-muted"),
                 themed(app, str(r.reps)),
                 themed(app, datetime.fromtimestamp(r.added, UTC).date().isoformat(), "text-muted"),
-                themed(app, short(f"{r.path}:{r.line}", 22), "text-muted"),
+                themed(app, short_where(r.path, r.line, 22), "text-muted"),
                 key=str(r.id))
         if current is not None:
             for i, r in enumerate(self.rows):

@@ -50,16 +50,26 @@ class HomeScreen(Screen):
             table.add_column("Due", key="due", width=5)
             table.add_column("Cards", key="cards", width=6)
             yield table
-            yield Static(
-                Content.from_markup(
-                    "[b $accent]enter[/] review deck  [b $accent]r[/] review all  [b $accent]b[/] browse  [b $accent]k[/] cards  "
-                    "[b $accent]s[/] stats  [b $accent]c[/] checks  [b $accent]?[/] help  [b $accent]q[/] quit"),
-                id="home-hints", classes="hints")
+            yield Static("", id="home-notice", classes="hints hidden", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#decks", DataTable).focus()
+        self._first_run_notice()
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self.fill_table())
+
+    def _first_run_notice(self) -> None:
+        """On the notes that ship with d2lkb, say where the cards come from and how to use your own."""
+        from d2lkb.store.kb import bundled_notes_dir
+
+        config = self.app.kb.config
+        if config.notes_dir.resolve() != bundled_notes_dir():
+            return
+        notice = self.query_one("#home-notice", Static)
+        notice.update(f"These cards come from the notes bundled with d2lkb ({config.notes_dir}). "
+                      "To study your own Markdown vault: d2lkb --notes PATH, or set notes = \"PATH\" in "
+                      f"{config.kb_dir / 'config.toml'}.")
+        notice.remove_class("hidden")
 
     def on_screen_resume(self) -> None:
         # Counts load when home is shown (first time, or back from review/browse), so that a start

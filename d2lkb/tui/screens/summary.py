@@ -61,10 +61,9 @@ class SummaryScreen(Screen):
             yield Static("Session complete", id="summary-title")
             yield Static("…", id="summary-body")
             yield Static(Content.from_markup(
-                "[b $accent]enter[/] home  [b $accent]r[/] review again  [b $accent]u[/] undo\n"
-                f"Study more: [b $accent]a[/] review ahead 1 day  [b $accent]w[/] 7 days  "
-                f"[b $accent]c[/] cram (schedule untouched)  [b $accent]n[/] {EXTRA_NEW} more new cards today"),
-                id="summary-hints", classes="hints")
+                f"Study more: [b $accent]a[/] review ahead 1 day · [b $accent]w[/] 7 days · "
+                f"[b $accent]c[/] cram (schedule untouched) · [b $accent]n[/] {EXTRA_NEW} more new cards today"),
+                id="summary-more", classes="hints")
         yield Footer()
 
     def on_mount(self) -> None:

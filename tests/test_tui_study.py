@@ -424,3 +424,30 @@ def test_where_columns_keep_the_line_number():
 
     assert short_where("chapter_preliminaries/calculus.md", 123, 20) == "…ies/calculus.md:123"
     assert short_where("a.md", 3, 20) == "a.md:3"
+
+
+async def test_an_edit_and_its_resync_can_be_undone(kb, monkeypatch):
+    import d2lkb.tui.editor as editor
+
+    def fake_editor(app, path, line):  # the user's editor is outside the project: it rewrites the card's line
+        text = path.read_text(encoding="utf-8")
+        path.write_text(text.replace(":: $2x$", ":: $2x$ (power rule)"), encoding="utf-8")
+        return True
+
+    monkeypatch.setattr(editor, "open_in_editor", fake_editor)
+    note = kb.config.notes_dir / "calculus.md"
+    original = note.read_text(encoding="utf-8")
+    app = D2lkbApp(kb, query="derivative", start="review", sync_on_start=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert "derivative of" in screen.card.front
+        card_id = screen.card.id
+        await pilot.press("e")
+        await settle(pilot)
+        assert "power rule" in screen.card.back and screen.card.id == card_id  # history kept through the edit
+        await pilot.press("u")
+        await settle(pilot)
+        assert note.read_text(encoding="utf-8") == original
+        assert "power rule" not in kb.card(card_id).back and "power rule" not in screen.card.back
+        assert any(n.message.startswith("Undone: edit of calculus.md") for n in app._notifications)

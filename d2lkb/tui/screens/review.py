@@ -40,12 +40,15 @@ MODES = ("due", "ahead", "cram")
 class UndoStep:
     """One action of this session that `u` can take back."""
 
-    action: str  # answer | bury | suspend | cram
+    action: str  # answer | bury | suspend | cram | edit
     card_id: int
     label: str  # how the message names the card
     log_id: int | None = None  # answer: the review-log row it wrote
     previous: int | None = None  # bury: buried_until before; cram: the queue position it came from
     grade: int = 0
+    path: str = ""  # edit: the note file, its text before and after the editor ran
+    text_before: str = ""
+    text_after: str = ""
 
 
 @dataclass
@@ -293,6 +296,17 @@ class ReviewScreen(Screen):
                 pending.insert(0, step.card_id)
                 session.answered = max(0, session.answered - 1)
                 message = f"Undone: {GRADE_LABELS[Grade(step.grade)]} on {step.label} (cram)"
+            elif step.action == "edit":
+                path = kb.config.notes_dir / step.path
+                if path.read_text(encoding="utf-8") != step.text_after:
+                    session.undo.pop()
+                    self.app.notify(f"Cannot undo the edit: {step.path} changed again since.",
+                                    severity="warning", timeout=5, markup=False)
+                    self.app.call_later_safe(self._resume_after_nothing)
+                    return
+                path.write_text(step.text_before, encoding="utf-8")
+                kb.sync()
+                message = f"Undone: edit of {step.path} (the note is as it was, and synced)"
             elif step.action == "bury":
                 kb.unbury(step.card_id, step.previous)
                 if session.pending is not None:
@@ -304,7 +318,8 @@ class ReviewScreen(Screen):
                     session.pending.insert(0, step.card_id)
                 message = f"Undone: suspend of {step.label}"
             session.undo.pop()
-            fetched = self._fetch(kb.card(step.card_id))
+            card = kb.card(step.card_id)
+            fetched = self._fetch(None if card.retired else card)
         except Exception as exc:  # noqa: BLE001
             self._failed("could not undo", exc)
             return
@@ -515,7 +530,18 @@ class ReviewScreen(Screen):
         if self.card is None or self.busy:
             return
         path = self.app.kb.config.notes_dir / self.card.path
+        try:
+            before = path.read_text(encoding="utf-8")
+        except OSError:
+            before = None
         if open_in_editor(self.app, path, self.card.line):
+            try:
+                after = path.read_text(encoding="utf-8")
+            except OSError:
+                after = None
+            if before is not None and after is not None and after != before:
+                self.session.undo.append(UndoStep("edit", self.card.id, _label(self.card), path=self.card.path,
+                                                  text_before=before, text_after=after))
             self.busy = True
             self.reload_after_edit(self.card.id)
 

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from d2lkb.completion import complete_device, complete_format, complete_note, complete_query
 from d2lkb.config import FRAMEWORKS, Config, config_from_env
 from d2lkb.query import QueryError
 from d2lkb.store.db import KBError
@@ -177,7 +178,8 @@ def _highlighted(snippet: str) -> Text:
 @app.command("search")
 def search_cmd(
     ctx: typer.Context,
-    query: Annotated[str, typer.Argument(help='e.g. \'#calculus "product rule" -kind:snippet\'')],
+    query: Annotated[str, typer.Argument(help='e.g. \'#calculus "product rule" -kind:snippet\'',
+                                         autocompletion=complete_query)],
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=10000, help="Most hits to show.")] = 20,
     as_json: JsonOpt = False,
     no_sync: Annotated[bool, typer.Option("--no-sync", help="Do not sync the notes first.")] = False,
@@ -245,7 +247,7 @@ def tags_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 @app.command("show")
 def show_cmd(
     ctx: typer.Context,
-    note: Annotated[str, typer.Argument(help="Path, file name or title of a note.")],
+    note: Annotated[str, typer.Argument(help="Path, file name or title of a note.", autocompletion=complete_note)],
     as_json: JsonOpt = False,
 ) -> None:
     """One note: sections, tags, cards, formulas, snippets, links, backlinks and related notes."""
@@ -298,7 +300,8 @@ def show_cmd(
 @app.command("review")
 def review_cmd(
     ctx: typer.Context,
-    query: Annotated[str | None, typer.Argument(help="Search query selecting the cards, e.g. '#calculus'.")] = None,
+    query: Annotated[str | None, typer.Argument(help="Search query selecting the cards, e.g. '#calculus'.",
+                                                autocompletion=complete_query)] = None,
     ahead: Annotated[int, typer.Option("--ahead", min=0, max=3650, metavar="DAYS",
                                        help="Review cards due in the next DAYS days (rescheduled as usual).")] = 0,
     cram: Annotated[bool, typer.Option("--cram", help="Go through every card the query selects; the schedule "
@@ -320,7 +323,8 @@ def review_cmd(
 @app.command("stats")
 def stats_cmd(
     ctx: typer.Context,
-    query: Annotated[str | None, typer.Argument(help="Only the cards a query selects, e.g. '#calculus'.")] = None,
+    query: Annotated[str | None, typer.Argument(help="Only the cards a query selects, e.g. '#calculus'.",
+                                                autocompletion=complete_query)] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Card counts, due today, reviews today, 30-day retention, the week's forecast by date, and
@@ -406,7 +410,8 @@ def optimize_cmd(
 def check_cmd(
     ctx: typer.Context,
     query: Annotated[str | None, typer.Argument(help="Only what this search query selects, e.g. '#calculus'.")] = None,
-    device: Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda (default: from config)")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda (default: from config)",
+                                               autocompletion=complete_device)] = None,
     framework: Annotated[str | None, typer.Option(
         "--framework", help="Cells of d2lbook notes to run: pytorch | mxnet | tensorflow | jax (default: from config)")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Re-run everything.")] = False,
@@ -581,7 +586,8 @@ def backup_cmd(
 @app.command("export")
 def export_cmd(
     ctx: typer.Context,
-    fmt: Annotated[str, typer.Argument(help="csv | json (cards and review log) | apkg (Anki package)")],
+    fmt: Annotated[str, typer.Argument(help="csv | json (cards and review log) | apkg (Anki package)",
+                                       autocompletion=complete_format)],
     query: Annotated[str | None, typer.Argument(help="Only the cards this query selects.")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: d2lkb.FORMAT).")] = None,
 ) -> None:

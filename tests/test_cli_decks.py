@@ -53,3 +53,22 @@ def test_stats_of_a_deck_are_labelled(tmp_path):
     stats = json.loads(run(tmp_path, "stats", "#mlp", "--json").stdout)
     assert stats["cards"] == 2 and stats["query"] == "#dl/mlp" and len(stats["forecast"]) == 7
     assert run(tmp_path, "stats", "#nosuchtag").exit_code == 2
+
+
+def complete(words: str, cword: int) -> list[str]:
+    result = runner.invoke(app, [], prog_name="d2lkb",
+                           env={"_D2LKB_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(cword)})
+    return result.output.split()
+
+
+def test_completion_knows_tags_fields_notes_formats_and_devices(tmp_path):
+    assert run(tmp_path, "sync").exit_code == 0
+    base = f"d2lkb --kb {tmp_path / 'kb'} --notes {tmp_path / 'notes'}"
+    assert complete(f"{base} search #dl/m", 6) == ["#dl/mlp"]
+    assert complete(f"{base} review status:re", 6) == ["status:review", "status:refuted"]
+    assert complete(f"{base} show d", 6) == ["dl.md"]
+    assert complete("d2lkb export a", 2) == ["apkg"]
+    assert complete("d2lkb check --device c", 3) == ["cpu", "cuda"]
+    # no knowledge base: nothing offered, and none created
+    assert complete(f"d2lkb --kb {tmp_path / 'none'} search #d", 4) == []
+    assert not (tmp_path / "none").exists()

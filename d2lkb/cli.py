@@ -426,7 +426,14 @@ def check_cmd(
     """
     import time
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from d2lkb.store.checks import CheckReport
 
@@ -442,7 +449,8 @@ def check_cmd(
         if not as_json:
             _print_warnings(report.warnings)
         progress = Progress(TextColumn("checking"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                            TimeElapsedColumn(), console=err, transient=True, disable=as_json or not err.is_terminal)
+                            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=err, transient=True,
+                            disable=as_json or not err.is_terminal)
         with progress:
             task = progress.add_task("", total=None)
 

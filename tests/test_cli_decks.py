@@ -72,3 +72,4 @@ def test_completion_knows_tags_fields_notes_formats_and_devices(tmp_path):
     # no knowledge base: nothing offered, and none created
     assert complete(f"d2lkb --kb {tmp_path / 'none'} search #d", 4) == []
     assert not (tmp_path / "none").exists()
+

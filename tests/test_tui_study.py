@@ -451,3 +451,11 @@ async def test_an_edit_and_its_resync_can_be_undone(kb, monkeypatch):
         assert note.read_text(encoding="utf-8") == original
         assert "power rule" not in kb.card(card_id).back and "power rule" not in screen.card.back
         assert any(n.message.startswith("Undone: edit of calculus.md") for n in app._notifications)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 60)])
+def test_snapshot_card_browser(snap_compare, snap_kb, size):
+    for card_id in snap_kb.card_ids("#calculus"):
+        snap_kb.answer(card_id, Grade.GOOD)
+    assert _snap(snap_compare, D2lkbApp(snap_kb, query="#calculus", start="cards", sync_on_start=False), size,
+                 press=())

@@ -11,6 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets.data_table import ColumnKey
 
 from d2lkb.tui.formatting import plural, review_day, streak, themed
 
@@ -126,6 +127,13 @@ class HomeScreen(Screen):
             c = deck.counts
             table.add_row(label, self._count(c.new, "primary"), self._count(c.learning, "warning"),
                           self._count(c.review, "success"), themed(app, str(deck.cards), "text-muted"), key=key)
+        # The deck column as wide as its longest name, set here: left to auto width, it was sometimes
+        # measured before the rows came (names cut to the header's width).
+        column = table.columns.get(ColumnKey("deck"))
+        if column is not None and self.decks:
+            column.auto_width = False
+            column.width = max(len("All cards"), *(2 * d.depth + 1 + len(d.tag) for d in self.decks))
+            table.refresh()
         if selected is not None:
             for i, deck in enumerate(self.decks):
                 if (deck.tag or ALL) == selected:

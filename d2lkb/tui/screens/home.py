@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rich.cells import cell_len
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -132,7 +133,7 @@ class HomeScreen(Screen):
         column = table.columns.get(ColumnKey("deck"))
         if column is not None and self.decks:
             column.auto_width = False
-            column.width = max(len("All cards"), *(2 * d.depth + 1 + len(d.tag) for d in self.decks))
+            column.width = max(len("All cards"), *(2 * d.depth + 1 + cell_len(d.tag) for d in self.decks))
             table.refresh()
         if selected is not None:
             for i, deck in enumerate(self.decks):

@@ -28,6 +28,7 @@ def run(tmp_path, *args):
     notes = tmp_path / "notes"
     notes.mkdir(exist_ok=True)
     (notes / "dl.md").write_text(NOTE, encoding="utf-8")
+    (notes / ".d2lkb.toml").write_text("[cards]\nflashcard_tags = []\n", encoding="utf-8")  # every note makes cards
     return runner.invoke(app, ["--kb", str(tmp_path / "kb"), "--notes", str(notes), *args])
 
 

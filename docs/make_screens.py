@@ -95,6 +95,7 @@ async def _math_cards(tmp: Path) -> None:
 
     (tmp / "notes").mkdir()
     (tmp / "notes" / "linalg.md").write_text(MATH_NOTE, encoding="utf-8")
+    (tmp / "notes" / ".d2lkb.toml").write_text("[cards]\nflashcard_tags = []\n", encoding="utf-8")
     (tmp / "kb").mkdir()
     kb = KnowledgeBase(load_config(tmp / "kb", tmp / "notes"), clock=lambda: NOW)
     kb.sync()

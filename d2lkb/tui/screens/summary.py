@@ -96,6 +96,8 @@ class SummaryScreen(Screen):
         title = self.query_one("#summary-title", Static)
         body = self.query_one("#summary-body", Static)
         what = self.session.resolved or self.session.query
+        # studying more makes sense only where there are cards to study
+        self.query_one("#summary-more").set_class(bool(self.session.error or (why and why.matching == 0)), "hidden")
         if self.session.error:
             title.update("No such tag")
             body.update(Content(f"{self.session.error}\nThe decks on the home screen are the tags you can review."))

@@ -28,7 +28,8 @@ app = typer.Typer(
 console = Console()
 err = Console(stderr=True)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+# metavar "": a flag takes no value, so its help shows none (Typer would print `<bool>`)
+JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="Print JSON instead of a table.")]
 
 
 class State:
@@ -178,11 +179,11 @@ def _highlighted(snippet: str) -> Text:
 @app.command("search")
 def search_cmd(
     ctx: typer.Context,
-    query: Annotated[str, typer.Argument(help='e.g. \'#calculus "product rule" -kind:snippet\'',
+    query: Annotated[str, typer.Argument(metavar="QUERY", help='e.g. \'#calculus "product rule" -kind:snippet\'',
                                          autocompletion=complete_query)],
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=10000, help="Most hits to show.")] = 20,
     as_json: JsonOpt = False,
-    no_sync: Annotated[bool, typer.Option("--no-sync", help="Do not sync the notes first.")] = False,
+    no_sync: Annotated[bool, typer.Option("--no-sync", metavar="", help="Do not sync the notes first.")] = False,
 ) -> None:
     """Search notes, sections, cards, formulas and snippets.
 
@@ -247,7 +248,8 @@ def tags_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 @app.command("show")
 def show_cmd(
     ctx: typer.Context,
-    note: Annotated[str, typer.Argument(help="Path, file name or title of a note.", autocompletion=complete_note)],
+    note: Annotated[str, typer.Argument(metavar="NOTE", help="Path, file name or title of a note.",
+                                        autocompletion=complete_note)],
     as_json: JsonOpt = False,
 ) -> None:
     """One note: sections, tags, cards, formulas, snippets, links, backlinks and related notes."""
@@ -300,11 +302,11 @@ def show_cmd(
 @app.command("review")
 def review_cmd(
     ctx: typer.Context,
-    query: Annotated[str | None, typer.Argument(help="Search query selecting the cards, e.g. '#calculus'.",
+    query: Annotated[str | None, typer.Argument(metavar="QUERY", help="Search query selecting the cards, e.g. '#calculus'.",
                                                 autocompletion=complete_query)] = None,
     ahead: Annotated[int, typer.Option("--ahead", min=0, max=3650, metavar="DAYS",
                                        help="Review cards due in the next DAYS days (rescheduled as usual).")] = 0,
-    cram: Annotated[bool, typer.Option("--cram", help="Go through every card the query selects; the schedule "
+    cram: Annotated[bool, typer.Option("--cram", metavar="", help="Go through every card the query selects; the schedule "
                                        "is not touched.")] = False,
     extra_new: Annotated[int, typer.Option("--extra-new", min=0, max=10000, metavar="N",
                                            help="Allow N more new cards today (this run only).")] = 0,
@@ -323,7 +325,7 @@ def review_cmd(
 @app.command("stats")
 def stats_cmd(
     ctx: typer.Context,
-    query: Annotated[str | None, typer.Argument(help="Only the cards a query selects, e.g. '#calculus'.",
+    query: Annotated[str | None, typer.Argument(metavar="QUERY", help="Only the cards a query selects, e.g. '#calculus'.",
                                                 autocompletion=complete_query)] = None,
     as_json: JsonOpt = False,
 ) -> None:

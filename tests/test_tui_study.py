@@ -459,3 +459,28 @@ def test_snapshot_card_browser(snap_compare, snap_kb, size):
         snap_kb.answer(card_id, Grade.GOOD)
     assert _snap(snap_compare, D2lkbApp(snap_kb, query="#calculus", start="cards", sync_on_start=False), size,
                  press=())
+
+
+async def test_key_hints_are_readable_in_the_light_theme(kb):
+    def luminance(hex_colour: str) -> float:
+        from textual.color import Color
+
+        def channel(c: int) -> float:
+            c = c / 255
+            return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+        r, g, b = Color.parse(hex_colour).rgb
+        return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+
+    app = D2lkbApp(kb, start="review", sync_on_start=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        app.theme = "textual-light"
+        await pilot.pause()
+        bar = app.screen.query_one("#grade-bar", Static)
+        key_style = next(s for s in bar.render().spans if s.style).style  # the `space` key
+        key = str(getattr(key_style, "foreground", None) or key_style)
+        variables = app.theme_variables
+        assert variables["text-accent"].lower() in key.lower() or "text-accent" in key
+        fg, bg = luminance(variables["text-accent"]), luminance(variables["background"])
+        assert (max(fg, bg) + 0.05) / (min(fg, bg) + 0.05) >= 3.0  # was 1.6:1 with $accent

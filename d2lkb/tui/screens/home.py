@@ -108,7 +108,7 @@ class HomeScreen(Screen):
     def show_counts(self, decks: list[DeckCount], total: DueCounts, days: int) -> None:
         self.decks = decks
         self.query_one("#due-total", Static).update(Content.from_markup(
-            "[b]Due today[/] [b $accent]$n[/]  ($new new · $learn learning · $review review)",
+            "[b]Due today[/] [b $text-accent]$n[/]  ($new new · $learn learning · $review review)",
             n=str(total.total), new=str(total.new), learn=str(total.learning), review=str(total.review)))
         self.query_one("#streak", Static).update(Content.from_markup(
             "[b]Streak[/] [b $success]$days[/]", days=plural(days, "day")))

@@ -429,7 +429,7 @@ class ReviewScreen(Screen):
         self.query_one("#card-check").set_class(not (revealed and self.check_text), "hidden")
         bar = self.query_one("#grade-bar", Static)
         if not revealed:
-            content = Content.from_markup("[b $accent]space[/] show answer")
+            content = Content.from_markup("[b $text-accent]space[/] show answer")
             bar.update(content)
             self.grade_text = content.plain
             bar.remove_class("grading")
@@ -438,7 +438,7 @@ class ReviewScreen(Screen):
         for grade in Grade:
             interval = self.previews.get(grade)
             parts.append(Content.from_markup(
-                "[b $accent]$key[/] $label [dim]$when[/]", key=str(int(grade)), label=GRADE_LABELS[grade],
+                "[b $text-accent]$key[/] $label [dim]$when[/]", key=str(int(grade)), label=GRADE_LABELS[grade],
                 when=compact_duration(interval) if interval is not None else ""))
         content = Content(" · ").join(parts)
         if self.session.mode == "cram":

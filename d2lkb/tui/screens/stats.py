@@ -128,7 +128,7 @@ class StatsScreen(Screen):
         self.query_one("#stats-numbers", Static).update(Content.from_markup(
             "$what[b]Cards[/] $cards  ([$primary]$new new[/] · [$warning]$learning learning[/] · "
             "[$success]$review review[/] · $suspended suspended)\n"
-            "[b]Due today[/] [b $accent]$due[/]   [b]Reviewed today[/] $today   [b]Retention (30 days)[/] $ret",
+            "[b]Due today[/] [b $text-accent]$due[/]   [b]Reviewed today[/] $today   [b]Retention (30 days)[/] $ret",
             what=f"[{self.stats_query}] " if self.stats_query else "", cards=str(n.get("cards", 0)), new=str(n.get("new", 0)), learning=str(n.get("learning", 0)),
             review=str(n.get("review", 0)), suspended=str(n.get("suspended", 0)), due=str(n.get("due_today", 0)),
             today=str(n.get("reviews_today", "–")), ret="–" if retention is None else f"{retention:.0%}"))

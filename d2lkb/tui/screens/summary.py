@@ -61,8 +61,8 @@ class SummaryScreen(Screen):
             yield Static("Session complete", id="summary-title")
             yield Static("…", id="summary-body")
             yield Static(Content.from_markup(
-                f"Study more: [b $accent]a[/] review ahead 1 day · [b $accent]w[/] 7 days · "
-                f"[b $accent]c[/] cram (schedule untouched) · [b $accent]n[/] {EXTRA_NEW} more new cards today"),
+                f"Study more: [b $text-accent]a[/] review ahead 1 day · [b $text-accent]w[/] 7 days · "
+                f"[b $text-accent]c[/] cram (schedule untouched) · [b $text-accent]n[/] {EXTRA_NEW} more new cards today"),
                 id="summary-more", classes="hints")
         yield Footer()
 
@@ -120,7 +120,7 @@ class SummaryScreen(Screen):
         title.update("Session complete")
         grades = "  ".join(f"{GRADE_LABELS[g]} {summary.by_grade.get(int(g), 0)}" for g in Grade)
         body.update(Content.from_markup(
-            "[b $accent]$cards[/] reviewed in [b]$time[/]\nAgain rate [b]$rate[/]\n$grades",
+            "[b $text-accent]$cards[/] reviewed in [b]$time[/]\nAgain rate [b]$rate[/]\n$grades",
             cards=plural(summary.cards, "card"), time=minutes_seconds(summary.seconds),
             rate=f"{summary.again_rate:.0%}", grades=grades))
 

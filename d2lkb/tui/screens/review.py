@@ -8,7 +8,6 @@ Undo goes back through this session's own actions, newest first, and never furth
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -21,78 +20,15 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Markdown, Rule, Static
 
 from d2lkb.review.types import CardState, Grade
-from d2lkb.tui.formatting import FAILING, GRADE_LABELS, check_badge, compact_duration, short
-from d2lkb.tui.mathtext import plain_math, prettify_math
+from d2lkb.tui.formatting import FAILING, GRADE_LABELS, check_badge, compact_duration
+from d2lkb.tui.mathtext import plain_math
+from d2lkb.tui.session import MODES, Session, UndoStep, card_label, card_markdown, check_markdown
 
 if TYPE_CHECKING:
     from d2lkb.review.types import CardView, DueCounts
-    from d2lkb.store.study import CheckResultView
 
 STATE_NAMES = {CardState.NEW: "new", CardState.LEARNING: "learning", CardState.REVIEW: "review",
                CardState.RELEARNING: "relearning"}
-
-
-CLOZE_BLANK = "[...]"
-MODES = ("due", "ahead", "cram")
-
-
-@dataclass
-class UndoStep:
-    """One action of this session that `u` can take back."""
-
-    action: str  # answer | bury | suspend | cram | edit
-    card_id: int
-    label: str  # how the message names the card
-    log_id: int | None = None  # answer: the review-log row it wrote
-    previous: int | None = None  # bury: buried_until before; cram: the queue position it came from
-    grade: int = 0
-    path: str = ""  # edit: the note file, its text before and after the editor ran
-    text_before: str = ""
-    text_after: str = ""
-
-
-@dataclass
-class Session:
-    """What survives the switch to the summary screen and back: the session's start, its answers,
-    its undo history and, for ahead/cram sessions, the cards still to show."""
-
-    query: str | None
-    mode: str = "due"
-    days: int = 0
-    start: datetime | None = None
-    answered: int = 0
-    undo: list[UndoStep] = field(default_factory=list)
-    pending: list[int] | None = None  # ahead/cram: card ids still to show (None: not listed yet)
-    resolved: str | None = None  # the query with leaf tags made full (`#mlp` -> `#dl/mlp`)
-    error: str = ""  # the query names no tag (shown by the summary)
-
-
-def card_markdown(card: CardView) -> tuple[str, str]:
-    """(question, answer) as Markdown for display: math prettified, a cloze's blank in bold and its
-    answer shown in the context it was cut from."""
-    front, back = card.front, card.back
-    if card.kind == "cloze" and front.count(CLOZE_BLANK) == 1 and "\n" not in back.strip():
-        back = front.replace(CLOZE_BLANK, f"**{back.strip()}**")
-        front = front.replace(CLOZE_BLANK, f"**{CLOZE_BLANK}**")
-    return prettify_math(front), prettify_math(back)
-
-
-def check_markdown(card: CardView, result: CheckResultView | None) -> str:
-    """For a refuted or failing card: what the check found, as Markdown shown under the answer
-    (actual output next to the expected one, the counterexample, the error)."""
-    if result is None or card.check_status not in FAILING:
-        return ""
-    fence = "````"
-    if card.kind == "snippet" and result.status == "failed" and (result.output or result.expected):
-        return ("**✗ This card's expected output is wrong: the code printed something else.**\n\n"
-                f"Expected (in the note):\n\n{fence}text\n{result.expected.rstrip()}\n{fence}\n\n"
-                f"Actual output:\n\n{fence}text\n{result.output.rstrip()}\n{fence}\n")
-    if result.status == "refuted":
-        return ("**✗ This formula is refuted: it does not hold.** Counterexample:\n\n"
-                f"{fence}text\n{result.detail.strip()}\n{fence}\n")
-    what = {"error": "The check raised an error", "timeout": "The check timed out",
-            "failed": "The check failed"}.get(result.status, "The check failed")
-    return f"**✗ {what}:**\n\n{fence}text\n{result.detail.strip()}\n{fence}\n"
 
 
 class ReviewScreen(Screen):
@@ -239,7 +175,7 @@ class ReviewScreen(Screen):
     def answer_card(self, card: CardView, grade: Grade, duration_ms: int) -> None:
         kb = self.app.kb
         session = self.session
-        label = _label(card)
+        label = card_label(card)
         try:
             if session.mode == "cram":
                 # The schedule is not touched: Again shows the card again at the end of the session.
@@ -334,10 +270,10 @@ class ReviewScreen(Screen):
             if how == "bury":
                 previous = kb.buried_until(card.id)
                 kb.bury(card.id)
-                session.undo.append(UndoStep("bury", card.id, _label(card), previous=previous))
+                session.undo.append(UndoStep("bury", card.id, card_label(card), previous=previous))
             else:
                 kb.suspend(card.id)
-                session.undo.append(UndoStep("suspend", card.id, _label(card)))
+                session.undo.append(UndoStep("suspend", card.id, card_label(card)))
             if session.pending is not None and card.id in session.pending:
                 session.pending.remove(card.id)
             fetched = self._fetch()
@@ -540,7 +476,7 @@ class ReviewScreen(Screen):
             except OSError:
                 after = None
             if before is not None and after is not None and after != before:
-                self.session.undo.append(UndoStep("edit", self.card.id, _label(self.card), path=self.card.path,
+                self.session.undo.append(UndoStep("edit", self.card.id, card_label(self.card), path=self.card.path,
                                                   text_before=before, text_after=after))
             self.busy = True
             self.reload_after_edit(self.card.id)
@@ -548,7 +484,3 @@ class ReviewScreen(Screen):
     def action_back(self) -> None:
         self.app.pop_screen()
 
-
-def _label(card: CardView) -> str:
-    """A card as an undo message names it: `"What is the derivative of x²?" (calculus.md:9)`."""
-    return f"\"{short(plain_math(card.front), 40)}\" ({card.path}:{card.line})"

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from d2lkb.completion import complete_device, complete_format, complete_note, complete_query
 from d2lkb.config import FRAMEWORKS, Config, config_from_env
 from d2lkb.query import QueryError
 from d2lkb.store.db import KBError
@@ -27,7 +28,8 @@ app = typer.Typer(
 console = Console()
 err = Console(stderr=True)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+# metavar "": a flag takes no value, so its help shows none (Typer would print `<bool>`)
+JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="Print JSON instead of a table.")]
 
 
 class State:
@@ -74,7 +76,8 @@ def main_callback(
         _run_tui(ctx.obj, query=None, start="home")
 
 
-def _run_tui(state: State, query: str | None, start: str) -> None:
+def _run_tui(state: State, query: str | None, start: str, mode: str = "due", days: int = 0,
+             extra_new: int = 0) -> None:
     notes = state.config.notes_dir
     if not notes.is_dir():
         fail(f"notes folder not found: {notes} (set --notes, D2LKB_NOTES or `notes` in "
@@ -84,8 +87,10 @@ def _run_tui(state: State, query: str | None, start: str) -> None:
     except ImportError as exc:  # pragma: no cover - the TUI ships with the package
         fail(f"the TUI is not available: {exc}")
     kb = state.open()
+    if extra_new:
+        kb.extra_new_today(extra_new)
     try:
-        run_app(kb, query=query, start=start)
+        run_app(kb, query=query, start=start, mode=mode, days=days)
     finally:
         kb.close()
 
@@ -174,10 +179,11 @@ def _highlighted(snippet: str) -> Text:
 @app.command("search")
 def search_cmd(
     ctx: typer.Context,
-    query: Annotated[str, typer.Argument(help='e.g. \'#calculus "product rule" -kind:snippet\'')],
+    query: Annotated[str, typer.Argument(metavar="QUERY", help='e.g. \'#calculus "product rule" -kind:snippet\'',
+                                         autocompletion=complete_query)],
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=10000, help="Most hits to show.")] = 20,
     as_json: JsonOpt = False,
-    no_sync: Annotated[bool, typer.Option("--no-sync", help="Do not sync the notes first.")] = False,
+    no_sync: Annotated[bool, typer.Option("--no-sync", metavar="", help="Do not sync the notes first.")] = False,
 ) -> None:
     """Search notes, sections, cards, formulas and snippets.
 
@@ -193,12 +199,17 @@ def search_cmd(
             if not as_json:
                 _print_warnings(report.warnings)
         try:
-            hits = kb.search(query, limit=limit)
+            resolved = kb.resolve_query(query)
+            hits = kb.search(resolved.query or query, limit=limit + 1)
         except QueryError as exc:
             fail(f"bad query: {exc}", code=2)
+    more = len(hits) > limit
+    hits = hits[:limit]
     if as_json:
         print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
         return
+    for note in resolved.notes:
+        err.print(f"[dim]{note}[/]", highlight=False)
     if not hits:
         console.print("no matches")
         return
@@ -213,6 +224,8 @@ def search_cmd(
             match.append("\n" + " ".join("#" + t for t in h.tags), style="cyan")
         table.add_row(h.kind, f"{h.path}:{h.line}", match)
     console.print(table)
+    if more:
+        console.print(f"[dim]showing the first {limit} matches; more with --limit N[/]", highlight=False)
 
 
 @app.command("tags")
@@ -235,7 +248,8 @@ def tags_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 @app.command("show")
 def show_cmd(
     ctx: typer.Context,
-    note: Annotated[str, typer.Argument(help="Path, file name or title of a note.")],
+    note: Annotated[str, typer.Argument(metavar="NOTE", help="Path, file name or title of a note.",
+                                        autocompletion=complete_note)],
     as_json: JsonOpt = False,
 ) -> None:
     """One note: sections, tags, cards, formulas, snippets, links, backlinks and related notes."""
@@ -288,32 +302,72 @@ def show_cmd(
 @app.command("review")
 def review_cmd(
     ctx: typer.Context,
-    query: Annotated[str | None, typer.Argument(help="Search query selecting the cards, e.g. '#calculus'.")] = None,
+    query: Annotated[str | None, typer.Argument(metavar="QUERY", help="Search query selecting the cards, e.g. '#calculus'.",
+                                                autocompletion=complete_query)] = None,
+    ahead: Annotated[int, typer.Option("--ahead", min=0, max=3650, metavar="DAYS",
+                                       help="Review cards due in the next DAYS days (rescheduled as usual).")] = 0,
+    cram: Annotated[bool, typer.Option("--cram", metavar="", help="Go through every card the query selects; the schedule "
+                                       "is not touched.")] = False,
+    extra_new: Annotated[int, typer.Option("--extra-new", min=0, max=10000, metavar="N",
+                                           help="Allow N more new cards today (this run only).")] = 0,
 ) -> None:
-    """Open the TUI straight into reviewing the due cards a query selects (all when omitted)."""
+    """Open the TUI straight into reviewing the due cards a query selects (all when omitted).
+
+    A leaf tag finds its nested tag (#mlp is #dl/mlp); a tag nothing carries is an error."""
     if query:
         _check_query(query)
-    _run_tui(_state(ctx), query=query, start="review")
+    if ahead and cram:
+        fail("--ahead and --cram do not go together", code=2)
+    mode = "ahead" if ahead else "cram" if cram else "due"
+    _run_tui(_state(ctx), query=query, start="review", mode=mode, days=ahead, extra_new=extra_new)
 
 
 @app.command("stats")
-def stats_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """Card counts, due today, reviews today and 30-day retention."""
+def stats_cmd(
+    ctx: typer.Context,
+    query: Annotated[str | None, typer.Argument(metavar="QUERY", help="Only the cards a query selects, e.g. '#calculus'.",
+                                                autocompletion=complete_query)] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Card counts, due today, reviews today, 30-day retention, the week's forecast by date, and
+    the interval and difficulty distributions (of all cards, or of a query's)."""
+    if query:
+        _check_query(query)
     with _synced(ctx) as kb:
-        stats = kb.review_stats()
-        forecast = kb.forecast(7)
+        try:
+            resolved = kb.resolve_query(query).query if query else None
+        except QueryError as exc:
+            fail(str(exc), code=2)
+        stats = kb.review_stats() if resolved is None else {}
+        qs = kb.query_stats(resolved, days=7)
+        due_today = kb.due_counts(resolved).total
     if as_json:
-        print(json.dumps(stats))
+        if resolved is None:
+            print(json.dumps(stats))
+        else:
+            print(json.dumps(qs.to_dict() | {"due_today": due_today}))
         return
     table = Table(show_header=False, box=None)
     table.add_column(style="bold")
     table.add_column(justify="right")
-    for key, value in stats.items():
+    if resolved:
+        table.add_row("query", resolved)
+    numbers = stats or {"cards": qs.cards, "new": qs.new, "learning": qs.learning, "review": qs.review,
+                        "suspended": qs.suspended, "due_today": due_today, "retention_30d": qs.retention_30d}
+    for key, value in numbers.items():
         if key == "retention_30d":
             value = "—" if value is None else f"{value:.1%}"
         table.add_row(key.replace("_", " "), str(value))
-    table.add_row("due next 7 days", " ".join(str(n) for n in forecast))
     console.print(table)
+    console.print("[bold]due next 7 days[/]")
+    for i, (day, n) in enumerate(qs.forecast):
+        label = "today" if i == 0 else "tomorrow" if i == 1 else f"{day:%a %d %b}"
+        console.print(f"  {label:<10} {'█' * min(n, 40)} {n}", highlight=False)
+    for title, rows in (("intervals (review cards)", qs.intervals), ("difficulty (1 easy - 10 hard)", qs.difficulty)):
+        if any(n for _, n in rows):
+            console.print(f"[bold]{title}[/]  " + "  ".join(f"{label} {n}" for label, n in rows if n), highlight=False)
+        else:
+            console.print(f"[bold]{title}[/]  no data yet", highlight=False)
 
 
 @app.command("optimize")
@@ -358,7 +412,8 @@ def optimize_cmd(
 def check_cmd(
     ctx: typer.Context,
     query: Annotated[str | None, typer.Argument(help="Only what this search query selects, e.g. '#calculus'.")] = None,
-    device: Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda (default: from config)")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda (default: from config)",
+                                               autocompletion=complete_device)] = None,
     framework: Annotated[str | None, typer.Option(
         "--framework", help="Cells of d2lbook notes to run: pytorch | mxnet | tensorflow | jax (default: from config)")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Re-run everything.")] = False,
@@ -373,7 +428,14 @@ def check_cmd(
     """
     import time
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from d2lkb.store.checks import CheckReport
 
@@ -389,7 +451,8 @@ def check_cmd(
         if not as_json:
             _print_warnings(report.warnings)
         progress = Progress(TextColumn("checking"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                            TimeElapsedColumn(), console=err, transient=True, disable=as_json or not err.is_terminal)
+                            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=err, transient=True,
+                            disable=as_json or not err.is_terminal)
         with progress:
             task = progress.add_task("", total=None)
 
@@ -533,7 +596,8 @@ def backup_cmd(
 @app.command("export")
 def export_cmd(
     ctx: typer.Context,
-    fmt: Annotated[str, typer.Argument(help="csv | json (cards and review log) | apkg (Anki package)")],
+    fmt: Annotated[str, typer.Argument(help="csv | json (cards and review log) | apkg (Anki package)",
+                                       autocompletion=complete_format)],
     query: Annotated[str | None, typer.Argument(help="Only the cards this query selects.")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: d2lkb.FORMAT).")] = None,
 ) -> None:

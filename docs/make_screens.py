@@ -58,11 +58,12 @@ def _kb(tmp: Path):
     return kb
 
 
-async def _shoot(kb, start: str, name: str, keys=(), typed: str = "") -> None:
+async def _shoot(kb, start: str, name: str, keys=(), typed: str = "", query: str | None = None,
+                 size: tuple[int, int] = (80, 24)) -> None:
     from d2lkb.tui.app import D2lkbApp
 
-    app = D2lkbApp(kb, start=start)
-    async with app.run_test(size=(80, 24)) as pilot:
+    app = D2lkbApp(kb, start=start, query=query)
+    async with app.run_test(size=size) as pilot:
         await pilot.pause(0.5)
         await app.workers.wait_for_complete()
         if typed:
@@ -78,6 +79,38 @@ async def _shoot(kb, start: str, name: str, keys=(), typed: str = "") -> None:
         (OUT / f"{name}.svg").write_text(app.export_screenshot(title=f"d2lkb {name}"), encoding="utf-8")
 
 
+MATH_NOTE = r"""# Linear algebra #linalg
+
+The inverse of a 2x2 matrix :: $$\mathbf{A}^{-1} = \frac{1}{ad-bc}\begin{bmatrix} d & -b \\ -c & a\end{bmatrix}$$
+
+Leaky ReLU :: $$\textrm{leaky ReLU}(x) = \begin{cases}x & \textrm{if } x > 0\\ \alpha x & \textrm{otherwise}\end{cases}$$
+"""
+
+
+async def _math_cards(tmp: Path) -> None:
+    """A matrix card and a cases card (2-D math), from a one-note vault."""
+    from d2lkb.config import load_config
+    from d2lkb.store.kb import KnowledgeBase
+    from d2lkb.tui.app import D2lkbApp
+
+    (tmp / "notes").mkdir()
+    (tmp / "notes" / "linalg.md").write_text(MATH_NOTE, encoding="utf-8")
+    (tmp / "notes" / ".d2lkb.toml").write_text("[cards]\nflashcard_tags = []\n", encoding="utf-8")
+    (tmp / "kb").mkdir()
+    kb = KnowledgeBase(load_config(tmp / "kb", tmp / "notes"), clock=lambda: NOW)
+    kb.sync()
+    for name, query in (("review-matrix", "inverse"), ("review-cases", '"Leaky ReLU"')):
+        app = D2lkbApp(kb, query=query, start="review", sync_on_start=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause(0.5)
+            await app.workers.wait_for_complete()
+            await pilot.press("space")
+            await pilot.pause(0.3)
+            (OUT / f"{name}.txt").write_text(_text(app), encoding="utf-8")
+            (OUT / f"{name}.svg").write_text(app.export_screenshot(title=f"d2lkb {name}"), encoding="utf-8")
+    kb.close()
+
+
 async def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     for old in OUT.glob("*"):
@@ -89,7 +122,11 @@ async def main() -> None:
         await _shoot(kb, "browse", "browse", typed="gradient")
         await _shoot(kb, "stats", "stats")
         await _shoot(kb, "checks", "checks")
+        await _shoot(kb, "stats", "stats-deck", query="#calculus", size=(120, 60))
+        await _shoot(kb, "cards", "cards", query="#calculus", size=(120, 30), keys=("o", "o", "O"))
         kb.close()
+    with tempfile.TemporaryDirectory() as tmp:
+        await _math_cards(Path(tmp))
     print(f"wrote {len(list(OUT.glob('*')))} files to {OUT}")
 
 

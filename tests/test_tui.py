@@ -22,7 +22,6 @@ from d2lkb.store.kb import KnowledgeBase
 from d2lkb.tui.app import D2lkbApp
 from d2lkb.tui.editor import editor_command
 from d2lkb.tui.formatting import compact_duration, grade_hint, streak
-from d2lkb.tui.mathtext import latex_to_unicode, prettify_math
 from d2lkb.tui.screens.browse import BrowseScreen
 from d2lkb.tui.screens.checks import ChecksScreen, order_results
 from d2lkb.tui.screens.help import HelpScreen
@@ -199,7 +198,8 @@ async def test_review_with_nothing_due_says_so(kb):
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         assert isinstance(app.screen, SummaryScreen)
-        assert "Nothing to review" in static_text(app.screen.query_one("#summary-title", Static))
+        assert "No cards match" in static_text(app.screen.query_one("#summary-title", Static))
+        assert "nowhere.md" in static_text(app.screen.query_one("#summary-body", Static))
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, HomeScreen)
@@ -297,7 +297,8 @@ async def test_stats_screen_plots_after_some_reviews(kb):
 
         screen = app.screen
         assert isinstance(screen, StatsScreen) and screen.data is not None
-        assert len(screen.query(PlotextPlot)) == 3
+        assert len(screen.query(PlotextPlot)) == 2  # answers and retention; the forecast is text bars
+        assert "today" in static_text(screen.query_one("#forecast", Static))
         assert screen.data.answers[int(Grade.GOOD)] == 1 and screen.data.heatmap == {"2026-03-02": 1}
         heat = screen.query_one(Heatmap)
         assert heat.today == NOW.date() and "1 review on 1 day" in heat.render_text()
@@ -436,32 +437,6 @@ def test_grade_hint_lists_every_grade_with_its_interval():
     assert grade_hint(None) == "1 Again · 2 Hard · 3 Good · 4 Easy"
 
 
-@pytest.mark.parametrize(("latex", "text"), [
-    (r"\frac{\partial f}{\partial x_i}", "∂f/∂xᵢ"),
-    (r"\sqrt{x^2+y^2}", "√(x²+y²)"),
-    (r"\sum_{i=1}^{n} x_i^2", "Σᵢ₌₁ⁿ xᵢ²"),
-    (r"\nabla_{\mathbf{x}} \mathbf{x}^\top A \mathbf{x}", "∇ₓ xᵀ A x"),
-    (r"\left(\frac{a}{b}\right) \cdot c \leq d", "(a/b) · c ≤ d"),
-    (r"\alpha + \beta \neq \Gamma", "α + β ≠ Γ"),
-    (r"\frac{x+1}{2}", "(x+1)/2"),
-    (r"\textrm{softmax}(x)_i", "softmax(x)ᵢ"),
-    (r"x \in \mathbb{R}^{n \times m}", "x ∈ ℝ^(n × m)"),
-    (r"\log \sigma(x)", "log σ(x)"),
-    (r"\unknowncommand{x} y", r"\unknowncommand{x} y"),
-    ("\\begin{aligned} a &= b && \\textrm{Rule} \\\\ c &= d \\end{aligned}", "a = b Rule\nc = d"),
-])
-def test_latex_to_unicode(latex, text):
-    assert latex_to_unicode(latex) == text
-
-
-def test_prettify_math_leaves_code_and_prices_alone():
-    md = "Inline $x^2$ and `$a$` code.\n\n$$\\frac{1}{2}$$\n\n```python\nx = \"$y$\"\n```\n"
-    out = prettify_math(md)
-    assert "`x²`" in out and "`$a$`" in out and 'x = "$y$"' in out and "\n```\n1/2\n```\n" in out
-    assert prettify_math("costs $5 or more") == "costs $5 or more"
-    assert prettify_math("no math here") == "no math here"
-
-
 def test_streak_counts_back_from_today_or_yesterday():
     today = date(2026, 3, 2)
     days = {"2026-03-02": 3, "2026-03-01": 1, "2026-02-28": 2, "2026-02-26": 5}
@@ -534,7 +509,8 @@ def _snap(snap_compare, app, press=()):
 
 
 def test_snapshot_home(snap_compare, snapshot_kb):
-    assert _snap(snap_compare, D2lkbApp(snapshot_kb))
+    # the KB is synced already: a start-up sync racing the counts made this snapshot flaky
+    assert _snap(snap_compare, D2lkbApp(snapshot_kb, sync_on_start=False))
 
 
 def test_snapshot_review(snap_compare, snapshot_kb):

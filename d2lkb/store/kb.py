@@ -14,12 +14,16 @@ from pathlib import Path
 
 from d2lkb.config import Config
 from d2lkb.store import graph
+from d2lkb.store.cards import CardsMixin
 from d2lkb.store.checks import ChecksMixin
 from d2lkb.store.db import connect
+from d2lkb.store.deckstats import DeckStatsMixin
 from d2lkb.store.imports.mixin import ImportMixin
 from d2lkb.store.reviews import ReviewMixin
 from d2lkb.store.search import Hit, SearchContext, matching_card_ids, search
+from d2lkb.store.study import StudyMixin
 from d2lkb.store.sync import SyncReport, sync
+from d2lkb.store.tagquery import Resolved, resolve_tags
 
 
 def bundled_notes_dir() -> Path:
@@ -27,7 +31,7 @@ def bundled_notes_dir() -> Path:
     return (Path(__file__).resolve().parents[2] / "notes").resolve()
 
 
-class KnowledgeBase(ImportMixin, ReviewMixin, ChecksMixin):
+class KnowledgeBase(ImportMixin, StudyMixin, CardsMixin, DeckStatsMixin, ReviewMixin, ChecksMixin):
     def __init__(self, config: Config, *, clock: Callable[[], datetime] | None = None):
         self.config = config
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -68,6 +72,11 @@ class KnowledgeBase(ImportMixin, ReviewMixin, ChecksMixin):
     def card_ids(self, query: str | None) -> list[int]:
         with self.lock:
             return matching_card_ids(self.conn, query, self.search_context())
+
+    def resolve_query(self, query: str | None) -> Resolved:
+        """`query` with leaf tag names (`#mlp`) made full (`#dl/mlp`); `UnknownTag` for a tag nothing has."""
+        with self.lock:
+            return resolve_tags(self.conn, query)
 
     def tags(self) -> list[graph.TagCount]:
         with self.lock:

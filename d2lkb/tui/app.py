@@ -10,6 +10,7 @@ home and review are imported when first opened, so start-up stays small
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from typing import TYPE_CHECKING
 
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
     from d2lkb.store.kb import KnowledgeBase
     from d2lkb.store.sync import SyncReport
 
-STARTS = ("home", "review", "browse", "stats", "checks")
+THEME_FILE = "tui.json"
+STARTS = ("home", "review", "browse", "cards", "stats", "checks")
 
 
 class NotesSynced(Message):
@@ -46,7 +48,7 @@ class D2lkbApp(App[None]):
     ]
 
     def __init__(self, kb: KnowledgeBase, *, query: str | None = None, start: str = "home",
-                 sync_on_start: bool = True) -> None:
+                 sync_on_start: bool = True, mode: str = "due", days: int = 0) -> None:
         if start not in STARTS:
             raise ValueError(f"start must be one of {', '.join(STARTS)}, not {start!r}")
         super().__init__()
@@ -54,6 +56,7 @@ class D2lkbApp(App[None]):
         self.query = query or None
         self.start = start
         self.sync_on_start = sync_on_start
+        self.review_mode, self.review_days = mode, days  # `d2lkb review --ahead N / --cram`
         self.synced = threading.Event()  # set once the start-up sync is over (or skipped)
         self.last_sync: SyncReport | None = None
 
@@ -62,16 +65,20 @@ class D2lkbApp(App[None]):
         return HomeScreen()
 
     def on_mount(self) -> None:
+        self._restore_theme()
+        self.theme_changed_signal.subscribe(self, lambda theme: self._save_theme(theme.name))
         if self.sync_on_start:
             self.sync_notes()
         else:
             self.synced.set()
         if self.start == "review":
-            self.open_review(self.query)
+            self.open_review(self.query, mode=self.review_mode, days=self.review_days)
         elif self.start == "browse":
             self.open_browse(self.query)
+        elif self.start == "cards":
+            self.open_cards(self.query)
         elif self.start == "stats":
-            self.open_stats()
+            self.open_stats(self.query)
         elif self.start == "checks":
             self.open_checks(self.query)
 
@@ -105,20 +112,25 @@ class D2lkbApp(App[None]):
             self.call_from_thread(callback, *args)
 
     # -- navigation --------------------------------------------------------
-    def open_review(self, query: str | None = None) -> None:
+    def open_review(self, query: str | None = None, *, mode: str = "due", days: int = 0) -> None:
         from d2lkb.tui.screens.review import ReviewScreen
 
-        self.push_screen(ReviewScreen(query or None))
+        self.push_screen(ReviewScreen(query or None, mode=mode, days=days))
 
     def open_browse(self, query: str | None = None) -> None:
         from d2lkb.tui.screens.browse import BrowseScreen
 
         self.push_screen(BrowseScreen(query or ""))
 
-    def open_stats(self) -> None:
+    def open_cards(self, query: str | None = None) -> None:
+        from d2lkb.tui.screens.cards import CardsScreen
+
+        self.push_screen(CardsScreen(query or ""))
+
+    def open_stats(self, query: str | None = None) -> None:
         from d2lkb.tui.screens.stats import StatsScreen  # imports plotext: only now
 
-        self.push_screen(StatsScreen())
+        self.push_screen(StatsScreen(query or None))
 
     def open_checks(self, query: str | None = None) -> None:
         from d2lkb.tui.screens.checks import ChecksScreen
@@ -134,7 +146,25 @@ class D2lkbApp(App[None]):
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
 
+    # The theme (ctrl+t or the command palette) is remembered in the KB folder, per knowledge base.
+    def _theme_file(self):
+        return self.kb.config.kb_dir / THEME_FILE
 
-def run_app(kb: KnowledgeBase, query: str | None = None, start: str = "home") -> None:
-    """Run the TUI on `kb` until the user quits (`start`: home, review, browse, stats or checks)."""
-    D2lkbApp(kb, query=query, start=start).run()
+    def _restore_theme(self) -> None:
+        try:
+            name = json.loads(self._theme_file().read_text(encoding="utf-8")).get("theme")
+        except (OSError, ValueError, AttributeError):
+            return
+        if isinstance(name, str) and name in self.available_themes:
+            self.theme = name
+
+    def _save_theme(self, name: str) -> None:
+        with contextlib.suppress(OSError):
+            self._theme_file().write_text(json.dumps({"theme": name}) + "\n", encoding="utf-8")
+
+
+def run_app(kb: KnowledgeBase, query: str | None = None, start: str = "home", *, mode: str = "due",
+            days: int = 0) -> None:
+    """Run the TUI on `kb` until the user quits (`start`: home, review, browse, stats or checks;
+    `mode`: due, ahead (`days` ahead) or cram for a review start)."""
+    D2lkbApp(kb, query=query, start=start, mode=mode, days=days).run()

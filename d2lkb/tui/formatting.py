@@ -96,6 +96,13 @@ def short(text: str, n: int) -> str:
     return text if len(text) <= n else text[: max(0, n - 1)] + "…"
 
 
+def short_where(path: str, line: int | str, n: int) -> str:
+    """`path:line` in at most `n` characters, cut from the left so the file name and line stay:
+    `…/calculus.md:12`."""
+    text = f"{path}:{line}"
+    return text if len(text) <= n else "…" + text[len(text) - max(0, n - 1):]
+
+
 def minutes_seconds(seconds: float) -> str:
     seconds = round(max(0.0, seconds))
     if seconds < 60:

@@ -52,12 +52,21 @@ ESCAPES = {",": " ", ";": " ", ":": " ", "!": "", " ": " ", "{": "{", "}": "}", 
            "#": "#", "&": "&", "_": "_", "\\": "\n"}
 
 # Commands whose one argument is shown as is (fonts and text).
-PLAIN_ARG = {"mathbf", "mathrm", "text", "textrm", "textbf", "textit", "mathit", "operatorname", "boldsymbol",
-             "bm", "mathsf", "mathtt", "texttt", "emph", "mbox", "displaystyle", "textstyle", "underline",
+PLAIN_ARG = {"mathrm", "text", "textrm", "textbf", "textit", "mathit", "operatorname", "mathsf", "mathtt", "texttt", "emph", "mbox", "displaystyle", "textstyle", "underline",
              "overline", "mathnormal"}
 
 ACCENTS = {"hat": "\u0302", "widehat": "\u0302", "bar": "\u0304", "tilde": "\u0303", "widetilde": "\u0303",
            "vec": "\u20d7", "dot": "\u0307", "ddot": "\u0308"}
+
+# Bold vectors and matrices: Unicode's mathematical bold letters, digits and Greek (one cell wide).
+BOLD_COMMANDS = {"mathbf", "boldsymbol", "bm", "pmb", "mathbfit"}
+BOLD = {**{chr(ord("A") + i): chr(0x1D400 + i) for i in range(26)},
+        **{chr(ord("a") + i): chr(0x1D41A + i) for i in range(26)},
+        **{chr(ord("0") + i): chr(0x1D7CE + i) for i in range(10)},
+        **{ch: chr(0x1D6A8 + i + (i > 16)) for i, ch in enumerate("ΑΒΓΔΕΖΗΘΙΚΛΜΝΞΟΠΡΣΤΥΦΧΨΩ")},  # ϴ after Ρ
+        **{ch: chr(0x1D6C2 + i) for i, ch in enumerate("αβγδεζηθικλμνξοπρςστυφχψω")},
+        "ϵ": "𝛜", "ϑ": "𝛝", "ϕ": "𝛟", "φ": "𝛗",
+        "∇": "𝛁", "∂": "𝛛"}
 
 BLACKBOARD = {"R": "ℝ", "N": "ℕ", "Z": "ℤ", "Q": "ℚ", "C": "ℂ", "E": "𝔼", "P": "ℙ"}
 CALLIGRAPHIC = {"L": "ℒ", "N": "𝒩", "O": "𝒪", "D": "𝒟", "F": "ℱ", "H": "ℋ", "X": "𝒳", "Y": "𝒴"}
@@ -67,9 +76,6 @@ SUPERSCRIPT.update({"′": "′", "*": "*", "∗": "*", "⊤": "ᵀ", "ᵀ": "�
 SUBSCRIPT = dict(zip("0123456789+-=()aeijklmnoprstuvx", "₀₁₂₃₄₅₆₇₈₉₊₋₌₍₎ₐₑᵢⱼₖₗₘₙₒₚᵣₛₜᵤᵥₓ", strict=True))
 
 DELIMITERS = {"(": "(", ")": ")", "[": "[", "]": "]", "|": "|", ".": "", "/": "/", "<": "⟨", ">": "⟩"}
-ENVIRONMENTS_DROPPED = {"aligned", "align", "align*", "equation", "equation*", "gathered", "split", "array",
-                        "matrix", "pmatrix", "bmatrix", "vmatrix", "cases"}
-
 
 def _script(text: str, table: dict[str, str], mark: str) -> str:
     if text and all(ch in table for ch in text):
@@ -157,6 +163,26 @@ class _Reader:
         self.pos = end + 1
         return convert(raw)
 
+    def inline_environment(self, env: str) -> str:
+        """A matrix, `cases` or `aligned` on one line: `[a, b; c, d]`, `{ x, x > 0; 0, otherwise }`."""
+        from d2lkb.tui.mathlayout import _env_end, split_rows
+
+        start = self.pos
+        end, after = _env_end(self.src, start, env)
+        self.pos = after
+        body = self.src[start:end]
+        if env == "array" and body.lstrip().startswith("{"):
+            body = body[body.index("}") + 1:]
+        rows = [[" ".join(convert(c).split()) for c in row] for row in split_rows(body)]
+        base = env.rstrip("*")
+        if base.endswith("matrix") or env == "array":
+            left, right = {"b": ("[", "]"), "p": ("(", ")"), "v": ("|", "|"), "V": ("‖", "‖"),
+                           "B": ("{", "}")}.get(env[0] if env != "matrix" else "", ("[", "]"))
+            return left + "; ".join(", ".join(row) for row in rows) + right
+        if base in ("cases", "dcases"):
+            return "{ " + "; ".join(", ".join(c for c in row if c) for row in rows) + " }"
+        return "; ".join(" ".join(c for c in row if c) for row in rows)
+
     def command(self, eat_space: bool = True) -> str:
         """A `\\command` (cursor at the backslash) and its arguments, converted."""
         self.pos += 1
@@ -176,8 +202,15 @@ class _Reader:
         if name in FUNCTIONS:
             return name + ("" if self.peek() in ("", "_", "^", "(", "{") else " ")
         if name in ("frac", "dfrac", "tfrac", "cfrac"):
+            glued_before = self.pos - len(name) - 2 >= 0 and self.src[self.pos - len(name) - 2].isalnum()
             num, den = self.argument(), self.argument()
-            return f"{_wrap(num)}/{_wrap(den)}"
+            text = f"{_wrap(num)}/{_wrap(den)}"
+            # `\frac{1}{n}\sum` or `\frac{d}{dx}\sigma(x)`: a fraction glued to what follows (or
+            # follows a factor) is bracketed and spaced, so it reads `(1/n) Σ`, not `1/nΣ`.
+            rest = self.src[self.pos:].lstrip()
+            if glued_before or (rest and (rest[0].isalnum() or rest[0] in "(\\[") and not _starts_operator(rest)):
+                return f"({text}) " if not glued_before else f" ({text})"
+            return text
         if name == "binom":
             n, k = self.argument(), self.argument()
             return f"C({n}, {k})"
@@ -186,6 +219,11 @@ class _Reader:
             arg = self.argument()
             root = {"3": "∛", "4": "∜"}.get(index or "", "√" if not index else _script(index, SUPERSCRIPT, "^") + "√")
             return root + (arg if len(arg) <= 1 else f"({arg})")
+        if name in BOLD_COMMANDS:
+            arg = self.argument()
+            return "".join(BOLD.get(c, c) for c in arg)
+        if name == "operatorname" and self.peek() == "*":  # \operatorname*{argmin}: limits below
+            self.pos += 1
         if name in PLAIN_ARG:
             if name in ("displaystyle", "textstyle"):
                 return ""
@@ -208,13 +246,9 @@ class _Reader:
             return DELIMITERS.get(ch, ch)
         if name in ("begin", "end"):
             env = self.group_source() or ""
-            if env in ("pmatrix", "bmatrix") and name == "begin":
-                return "[" if env == "bmatrix" else "("
-            if env in ("pmatrix", "bmatrix"):
-                return "]" if env == "bmatrix" else ")"
-            if env == "array" and name == "begin":
-                self.group_source()  # column spec
-            return "" if env in ENVIRONMENTS_DROPPED or env.rstrip("*") in ENVIRONMENTS_DROPPED else ""
+            if name == "end":
+                return ""
+            return self.inline_environment(env)
         if name in ("label", "tag", "nonumber", "notag"):
             if name in ("label", "tag"):
                 self.group_source()
@@ -233,6 +267,16 @@ class _Reader:
                 break
             out += "{" + convert(raw) + "}"
         return out + (" " if spaced and self.peek().isalnum() else "")
+
+
+def _starts_operator(rest: str) -> bool:
+    """Does `rest` start with a binary operator or relation (`\\cdot`, `\\leq`, ...)?"""
+    if not rest.startswith("\\"):
+        return False
+    end = 1
+    while end < len(rest) and rest[end].isalpha():
+        end += 1
+    return rest[1:end] in SPACED or rest[1:end] in ("right", "end", "quad", "qquad", "\\")
 
 
 def convert(src: str) -> str:
@@ -264,11 +308,21 @@ def convert(src: str) -> str:
 
 
 def latex_to_unicode(src: str) -> str:
-    """Readable one- or multi-line text for a LaTeX formula (`&` alignment dropped, `\\\\` = new line)."""
+    """Readable text for a display formula: two-dimensional (stacked fractions, bracketed matrices,
+    `cases` with a brace, `aligned` rows lined up at `&`) where it has such parts, else one line."""
+    from d2lkb.tui import mathlayout
+
+    if mathlayout.needs_layout(src):
+        return mathlayout.render(src)
     text = convert(src.strip())
     text = text.replace("&", "")
     lines = [" ".join(line.split()) for line in text.split("\n")]
     return "\n".join(line for line in lines if line)
+
+
+def inline_math(src: str) -> str:
+    """One line of readable text for inline math (matrices as `[a, b; c, d]`)."""
+    return " ".join(convert(src.strip()).replace("&", " ").split())
 
 
 def _inline_code(text: str) -> str:
@@ -322,7 +376,7 @@ def _prettify_span(text: str, markdown: bool = True) -> str:
             if markdown:
                 out.append("\n```\n" + body + "\n```\n" if body else "")
             else:
-                out.append(" ".join(body.split()))
+                out.append(inline_math(text[i + 2:end]))
             i = end + 2
         elif ch == "$" and i + 1 < n and not text[i + 1].isspace():
             end = _find_closing(text, i + 1, "$")
@@ -330,7 +384,7 @@ def _prettify_span(text: str, markdown: bool = True) -> str:
                 out.append(ch)
                 i += 1
             else:
-                body = " ".join(latex_to_unicode(text[i + 1:end]).split())
+                body = inline_math(text[i + 1:end])
                 out.append(_inline_code(body) if markdown else body)
                 i = end + 1
         else:

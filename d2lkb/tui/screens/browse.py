@@ -14,7 +14,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Markdown, Static
 from textual.widgets.data_table import ColumnKey
 
-from d2lkb.tui.formatting import short, themed
+from d2lkb.tui.formatting import short, short_where, themed
 from d2lkb.tui.mathtext import plain_math, prettify_math
 
 if TYPE_CHECKING:
@@ -133,7 +133,7 @@ class BrowseScreen(Screen):
         where_w, title_w = self._fit_columns()
         app = self.app
         for i, h in enumerate(self.hits):
-            table.add_row(themed(app, h.kind, "text-secondary"), themed(app, short(f"{h.path}:{h.line}", where_w)),
+            table.add_row(themed(app, h.kind, "text-secondary"), themed(app, short_where(h.path, h.line, where_w)),
                           themed(app, short(plain_math(h.title), title_w), bold=True), self._snippet(h.snippet),
                           key=str(i))
         if self.hits and row > 0:

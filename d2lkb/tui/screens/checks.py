@@ -10,7 +10,7 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 
-from d2lkb.tui.formatting import FAILING, check_badge, plural, short, themed
+from d2lkb.tui.formatting import FAILING, check_badge, plural, short, short_where, themed
 
 BADGE_COLOURS = {"ok": "success", "bad": "error", "warn": "warning", "info": "text-muted"}
 
@@ -120,7 +120,7 @@ class ChecksScreen(Screen):
             seconds = r.get("seconds")
             table.add_row(themed(app, badge[0], BADGE_COLOURS.get(badge[1]), bold=badge[1] == "bad"),
                           themed(app, str(r.get("kind", ""))),
-                          themed(app, short(f"{r.get('path', '')}:{r.get('line', '')}", 28)),
+                          themed(app, short_where(r.get("path", ""), r.get("line", ""), 28)),
                           themed(app, f"{seconds:.2f}s" if isinstance(seconds, int | float) and r.get("status") != "unchecked" else "", "text-muted"),
                           themed(app, short(str(r.get("detail") or ""), 120)), key=str(i))
         if self.results:

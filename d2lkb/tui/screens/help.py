@@ -11,16 +11,26 @@ from textual.widgets import Markdown, Static
 HELP = """\
 ### Home
 - `enter` review the highlighted deck (a tag with its nested tags)
-- `r` review all due cards · `b` browse / search · `s` stats · `c` checks
+- `r` review all due cards · `b` browse / search · `k` card browser · `s` stats of the highlighted deck · `c` checks
 - `y` sync the notes now · `q` quit
 
 ### Review
 - `space` show the answer
 - `1` Again · `2` Hard · `3` Good · `4` Easy (each shows the next interval)
-- `u` undo the last answer (or the suspend just made)
+- `u` undo this session's last answer, bury or suspend (again and again, newest first)
 - `b` bury until tomorrow · `s` suspend
 - `e` edit the note at the card's line in `$EDITOR`
+- `x` what a failing check found (actual output, counterexample)
 - `esc` / `q` back
+
+### Session end / nothing to review
+- `r` review again · `u` undo · `a` review ahead 1 day · `w` 7 days
+- `c` cram the deck (the schedule is not touched) · `n` 10 more new cards today
+
+### Card browser
+- type a query in the filter (`/`) · `o` next sort column · `O` reverse (or click a header)
+- `space` mark · `A` mark all · `s` suspend · `U` unsuspend · `R` reset to new · `d` due today · `b` bury
+- `e` open the note · the right pane: FSRS state and review history
 
 ### Browse
 - type to search; `enter` in the box goes to the results

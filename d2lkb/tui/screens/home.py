@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rich.cells import cell_len
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -11,6 +12,7 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets.data_table import ColumnKey
 
 from d2lkb.tui.formatting import plural, review_day, streak, themed
 
@@ -25,6 +27,7 @@ class HomeScreen(Screen):
         Binding("r", "review_all", "Review all"),
         Binding("enter", "review_deck", "Review deck", show=False),
         Binding("b", "browse", "Browse"),
+        Binding("k", "cards", "Cards"),
         Binding("s", "stats", "Stats"),
         Binding("c", "checks", "Checks"),
         Binding("y", "sync", "Sync", show=False),
@@ -49,16 +52,26 @@ class HomeScreen(Screen):
             table.add_column("Due", key="due", width=5)
             table.add_column("Cards", key="cards", width=6)
             yield table
-            yield Static(
-                Content.from_markup(
-                    "[b $accent]enter[/] review deck  [b $accent]r[/] review all  [b $accent]b[/] browse  "
-                    "[b $accent]s[/] stats  [b $accent]c[/] checks  [b $accent]?[/] help  [b $accent]q[/] quit"),
-                id="home-hints", classes="hints")
+            yield Static("", id="home-notice", classes="hints hidden", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#decks", DataTable).focus()
+        self._first_run_notice()
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self.fill_table())
+
+    def _first_run_notice(self) -> None:
+        """On the notes that ship with d2lkb, say where the cards come from and how to use your own."""
+        from d2lkb.store.kb import bundled_notes_dir
+
+        config = self.app.kb.config
+        if config.notes_dir.resolve() != bundled_notes_dir():
+            return
+        notice = self.query_one("#home-notice", Static)
+        notice.update(f"These cards come from the notes bundled with d2lkb ({config.notes_dir}). "
+                      "To study your own Markdown vault: d2lkb --notes PATH, or set notes = \"PATH\" in "
+                      f"{config.kb_dir / 'config.toml'}.")
+        notice.remove_class("hidden")
 
     def on_screen_resume(self) -> None:
         # Counts load when home is shown (first time, or back from review/browse), so that a start
@@ -95,7 +108,7 @@ class HomeScreen(Screen):
     def show_counts(self, decks: list[DeckCount], total: DueCounts, days: int) -> None:
         self.decks = decks
         self.query_one("#due-total", Static).update(Content.from_markup(
-            "[b]Due today[/] [b $accent]$n[/]  ($new new · $learn learning · $review review)",
+            "[b]Due today[/] [b $text-accent]$n[/]  ($new new · $learn learning · $review review)",
             n=str(total.total), new=str(total.new), learn=str(total.learning), review=str(total.review)))
         self.query_one("#streak", Static).update(Content.from_markup(
             "[b]Streak[/] [b $success]$days[/]", days=plural(days, "day")))
@@ -110,11 +123,18 @@ class HomeScreen(Screen):
             if deck.tag == "":
                 label, key = themed(app, "All cards", bold=True), ALL
             else:
-                name = deck.tag.rsplit("/", 1)[-1]
-                label, key = themed(app, "  " * deck.depth + "#" + name, "text-accent"), deck.tag
+                # the full tag, as `review` and search take it (`#dl/mlp`, not a bare `#mlp`)
+                label, key = themed(app, "  " * deck.depth + "#" + deck.tag, "text-accent"), deck.tag
             c = deck.counts
             table.add_row(label, self._count(c.new, "primary"), self._count(c.learning, "warning"),
                           self._count(c.review, "success"), themed(app, str(deck.cards), "text-muted"), key=key)
+        # The deck column as wide as its longest name, set here: left to auto width, it was sometimes
+        # measured before the rows came (names cut to the header's width).
+        column = table.columns.get(ColumnKey("deck"))
+        if column is not None and self.decks:
+            column.auto_width = False
+            column.width = max(len("All cards"), *(2 * d.depth + 1 + cell_len(d.tag) for d in self.decks))
+            table.refresh()
         if selected is not None:
             for i, deck in enumerate(self.decks):
                 if (deck.tag or ALL) == selected:
@@ -148,8 +168,13 @@ class HomeScreen(Screen):
     def action_browse(self) -> None:
         self.app.open_browse("")
 
+    def action_cards(self) -> None:
+        tag = self.selected_tag()
+        self.app.open_cards(f"#{tag}" if tag else "")
+
     def action_stats(self) -> None:
-        self.app.open_stats()
+        tag = self.selected_tag()  # the highlighted deck's stats ("All cards": everything)
+        self.app.open_stats(f"#{tag}" if tag else None)
 
     def action_checks(self) -> None:
         self.app.open_checks()

@@ -1,4 +1,9 @@
-"""Review: one card at a time; space reveals, 1-4 grade, u undo, b bury, s suspend, e edit."""
+"""Review: one card at a time; space reveals, 1-4 grade, u undo, b bury, s suspend, e edit.
+
+Three kinds of session: today's due cards (`mode="due"`), cards due in the next N days
+reviewed ahead (`"ahead"`, rescheduled as usual), and a cram of every card a query selects
+(`"cram"`: the schedule is not touched; Again shows the card again at the end).
+Undo goes back through this session's own actions, newest first, and never further."""
 
 from __future__ import annotations
 
@@ -15,27 +20,15 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Markdown, Rule, Static
 
 from d2lkb.review.types import CardState, Grade
-from d2lkb.tui.formatting import GRADE_LABELS, check_badge, compact_duration
-from d2lkb.tui.mathtext import plain_math, prettify_math
+from d2lkb.tui.formatting import FAILING, GRADE_LABELS, check_badge, compact_duration
+from d2lkb.tui.mathtext import plain_math
+from d2lkb.tui.session import MODES, Session, UndoStep, card_label, card_markdown, check_markdown
 
 if TYPE_CHECKING:
     from d2lkb.review.types import CardView, DueCounts
 
 STATE_NAMES = {CardState.NEW: "new", CardState.LEARNING: "learning", CardState.REVIEW: "review",
                CardState.RELEARNING: "relearning"}
-
-
-CLOZE_BLANK = "[...]"
-
-
-def card_markdown(card: CardView) -> tuple[str, str]:
-    """(question, answer) as Markdown for display: math prettified, a cloze's blank in bold and its
-    answer shown in the context it was cut from."""
-    front, back = card.front, card.back
-    if card.kind == "cloze" and front.count(CLOZE_BLANK) == 1 and "\n" not in back.strip():
-        back = front.replace(CLOZE_BLANK, f"**{back.strip()}**")
-        front = front.replace(CLOZE_BLANK, f"**{CLOZE_BLANK}**")
-    return prettify_math(front), prettify_math(back)
 
 
 class ReviewScreen(Screen):
@@ -50,29 +43,39 @@ class ReviewScreen(Screen):
         Binding("b", "bury", "Bury"),
         Binding("s", "suspend", "Suspend"),
         Binding("e", "edit", "Edit note"),
+        Binding("x", "show_check", "Check result", show=False),
         Binding("escape", "back", "Back"),
         Binding("q", "back", "Back", show=False),
     ]
 
-    def __init__(self, query: str | None = None, *, session_start: datetime | None = None, answered: int = 0,
-                 undo_first: bool = False) -> None:
+    def __init__(self, query: str | None = None, *, session: Session | None = None, mode: str = "due",
+                 days: int = 0, undo_first: bool = False) -> None:
         super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        self.session = session or Session(query or None, mode=mode, days=days)
         self.undo_first = undo_first
-        self.review_query = query
-        self.session_start = session_start
+        self.review_query = self.session.query
         self.card: CardView | None = None
         self.revealed = False
         self.previews: dict[Grade, timedelta] = {}
         self.shown_at = time.monotonic()
         self.busy = True  # a worker is fetching/answering: keys wait
-        self.suspended_last: int | None = None  # a card suspended just now: `u` takes that back first
         self.grade_text = ""
-        self.answered = answered
+        self.check_text = ""
+
+    @property
+    def answered(self) -> int:
+        return self.session.answered
+
+    @property
+    def session_start(self) -> datetime | None:
+        return self.session.start
 
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="review-top"):
-            yield Static(Content("Review · " + (self.review_query or "all cards")), id="review-deck", markup=False)
+            yield Static(Content(self._title()), id="review-deck", markup=False)
             yield Static("", id="review-counts")
         with Horizontal(id="card-meta"):
             yield Static("", id="card-kind")
@@ -83,31 +86,81 @@ class ReviewScreen(Screen):
             yield Markdown("", id="card-front")
             yield Rule(id="card-divider", classes="hidden")
             yield Markdown("", id="card-back", classes="hidden")
+            yield Markdown("", id="card-check", classes="hidden")
         yield Static("Loading…", id="grade-bar")
         yield Footer()
 
+    def _title(self) -> str:
+        what = self.session.resolved or self.session.query or "all cards"
+        if self.session.mode == "ahead":
+            return f"Review ahead {self.session.days}d · {what}"
+        if self.session.mode == "cram":
+            return f"Cram (schedule untouched) · {what}"
+        return f"Review · {what}"
+
     def on_mount(self) -> None:
-        self.sub_title = "review"
-        if self.session_start is None:
-            self.session_start = self.app.kb.now()
-        if self.undo_first:  # `u` on the summary screen: back to the last answered card
+        self.sub_title = {"due": "review", "ahead": "review ahead", "cram": "cram"}[self.session.mode]
+        if self.session.start is None:
+            self.session.start = self.app.kb.now()
+        if self.undo_first:  # `u` on the summary screen: back through this session's actions
             self.undo_last()
         else:
             self.load_next()
 
     # -- workers ---------------------------------------------------------------
-    def _fetch(self, card: CardView | None = None) -> tuple[CardView | None, DueCounts, dict]:
-        """(card, counts, previews): `card` or the next one. Runs in a worker thread."""
+    def _prepare(self) -> bool:
+        """Resolve the query (`#mlp` -> `#dl/mlp`) and list an ahead/cram session's cards, once.
+        False when the query names no tag (the summary says which). Runs in a worker thread."""
+        from d2lkb.query import QueryError
+
+        session, kb = self.session, self.app.kb
+        if session.error:
+            return False
+        if session.resolved is None and session.query:
+            if not self.app.synced.is_set():
+                self.app.synced.wait(timeout=60)  # tags come from the start-up sync
+            try:
+                resolved = kb.resolve_query(session.query)
+            except QueryError as exc:
+                session.error = str(exc)
+                return False
+            session.resolved = resolved.query
+            if resolved.notes:
+                self.app.notify("; ".join(resolved.notes), timeout=4)
+        if session.mode != "due" and session.pending is None:
+            if not self.app.synced.is_set():
+                self.app.synced.wait(timeout=60)
+            query = session.resolved or session.query
+            session.pending = (kb.ahead_card_ids(query, session.days) if session.mode == "ahead"
+                               else kb.cram_card_ids(query))
+        return True
+
+    def _fetch(self, card: CardView | None = None) -> tuple[CardView | None, DueCounts | int, dict, str]:
+        """(card, counts or cards left, previews, check Markdown): `card` or the next one. In a worker thread."""
         kb = self.app.kb
-        if card is None:
-            card = kb.next_card(self.review_query)
+        if not self._prepare():
+            return None, 0, {}, ""
+        query = self.session.resolved or self.session.query
+        pending = self.session.pending
+        if card is None and pending is not None:
+            while pending and card is None:
+                candidate = kb.card(pending[0])
+                if candidate.retired or (candidate.suspended and self.session.mode != "cram"):
+                    pending.pop(0)
+                else:
+                    card = candidate
+        elif card is None:
+            card = kb.next_card(query)
             if card is None and not self.app.synced.is_set():
                 # First run: the start-up sync may still be filling the KB.
                 self.app.synced.wait(timeout=60)
-                card = kb.next_card(self.review_query)
-        counts = kb.due_counts(self.review_query)
-        previews = kb.preview_intervals(card.id) if card is not None else {}
-        return card, counts, previews
+                card = kb.next_card(query)
+        counts: DueCounts | int = len(pending) if pending is not None else kb.due_counts(query)
+        previews = kb.preview_intervals(card.id) if card is not None and self.session.mode != "cram" else {}
+        check = ""
+        if card is not None and card.check_status in FAILING:
+            check = check_markdown(card, kb.check_result(card.id))
+        return card, counts, previews, check
 
     @work(thread=True, exclusive=True, group="review", exit_on_error=False)
     def load_next(self) -> None:
@@ -119,17 +172,31 @@ class ReviewScreen(Screen):
         self.app.call_later_safe(self.show_card, *result)
 
     @work(thread=True, exclusive=True, group="review", exit_on_error=False)
-    def answer_card(self, card_id: int, grade: Grade, duration_ms: int) -> None:
+    def answer_card(self, card: CardView, grade: Grade, duration_ms: int) -> None:
         kb = self.app.kb
-        self.suspended_last = None
+        session = self.session
+        label = card_label(card)
         try:
-            result = kb.answer(card_id, grade, duration_ms=duration_ms)
+            if session.mode == "cram":
+                # The schedule is not touched: Again shows the card again at the end of the session.
+                pending = session.pending or []
+                position = pending.index(card.id) if card.id in pending else 0
+                if card.id in pending:
+                    pending.remove(card.id)
+                if grade == Grade.AGAIN:
+                    pending.append(card.id)
+                session.undo.append(UndoStep("cram", card.id, label, previous=position, grade=int(grade)))
+            else:
+                result = kb.answer(card.id, grade, duration_ms=duration_ms)
+                session.undo.append(UndoStep("answer", card.id, label, log_id=kb.last_review_id(), grade=int(grade)))
+                if session.pending is not None and card.id in session.pending:
+                    session.pending.remove(card.id)
+                if result.leech:
+                    self.app.notify("This card is a leech" + (" and was suspended" if result.suspended else "")
+                                    + " (tagged #leech).", severity="warning")
         except Exception as exc:  # noqa: BLE001
             self._failed("could not save the answer", exc)
             return
-        if result.leech:
-            self.app.notify("This card is a leech" + (" and was suspended" if result.suspended else "")
-                            + " (tagged #leech).", severity="warning")
         try:
             fetched = self._fetch()
         except Exception as exc:  # noqa: BLE001
@@ -140,41 +207,80 @@ class ReviewScreen(Screen):
     @work(thread=True, exclusive=True, group="review", exit_on_error=False)
     def undo_last(self) -> None:
         kb = self.app.kb
+        session = self.session
+        if not session.undo:
+            self.app.notify("Nothing to undo in this session.", severity="warning", timeout=3)
+            self.app.call_later_safe(self._resume_after_nothing)
+            return
+        step = session.undo[-1]
         try:
-            answer_undone = self.suspended_last is None
-            if not answer_undone:
-                card_id, self.suspended_last = self.suspended_last, None
-                kb.unsuspend(card_id)
-                message = "Unsuspended"
-            else:
-                card_id = kb.undo()
-                message = "Undone"
-                if card_id is None:
-                    self.app.notify("Nothing to undo.", severity="warning")
-                    self.app.call_later_safe(self._idle)
+            if step.action == "answer":
+                if step.log_id is None or kb.undo_review(step.log_id) is None:
+                    session.undo.clear()
+                    self.app.notify("Cannot undo: a later answer (from elsewhere) came after it.",
+                                    severity="warning", timeout=5)
+                    self.app.call_later_safe(self._resume_after_nothing)
                     return
-            fetched = self._fetch(kb.card(card_id))
+                session.answered = max(0, session.answered - 1)
+                if session.pending is not None:
+                    session.pending.insert(0, step.card_id)
+                message = f"Undone: answer {GRADE_LABELS[Grade(step.grade)]} on {step.label}"
+            elif step.action == "cram":
+                pending = session.pending if session.pending is not None else []
+                if step.grade == int(Grade.AGAIN) and pending and pending[-1] == step.card_id:
+                    pending.pop()
+                pending.insert(0, step.card_id)
+                session.answered = max(0, session.answered - 1)
+                message = f"Undone: {GRADE_LABELS[Grade(step.grade)]} on {step.label} (cram)"
+            elif step.action == "edit":
+                path = kb.config.notes_dir / step.path
+                if path.read_text(encoding="utf-8") != step.text_after:
+                    session.undo.pop()
+                    self.app.notify(f"Cannot undo the edit: {step.path} changed again since.",
+                                    severity="warning", timeout=5, markup=False)
+                    self.app.call_later_safe(self._resume_after_nothing)
+                    return
+                path.write_text(step.text_before, encoding="utf-8")
+                kb.sync()
+                message = f"Undone: edit of {step.path} (the note is as it was, and synced)"
+            elif step.action == "bury":
+                kb.unbury(step.card_id, step.previous)
+                if session.pending is not None:
+                    session.pending.insert(0, step.card_id)
+                message = f"Undone: bury of {step.label}"
+            else:
+                kb.unsuspend(step.card_id)
+                if session.pending is not None:
+                    session.pending.insert(0, step.card_id)
+                message = f"Undone: suspend of {step.label}"
+            session.undo.pop()
+            card = kb.card(step.card_id)
+            fetched = self._fetch(None if card.retired else card)
         except Exception as exc:  # noqa: BLE001
             self._failed("could not undo", exc)
             return
-        self.app.notify(message, timeout=2)
-        self.app.call_later_safe(self._undone if answer_undone else self.show_card, *fetched)
+        self.app.notify(message, timeout=3, markup=False)
+        self.app.call_later_safe(self.show_card, *fetched)
 
     @work(thread=True, exclusive=True, group="review", exit_on_error=False)
-    def set_aside(self, card_id: int, how: str) -> None:
+    def set_aside(self, card: CardView, how: str) -> None:
         kb = self.app.kb
+        session = self.session
         try:
-            self.suspended_last = None
             if how == "bury":
-                kb.bury(card_id)
+                previous = kb.buried_until(card.id)
+                kb.bury(card.id)
+                session.undo.append(UndoStep("bury", card.id, card_label(card), previous=previous))
             else:
-                kb.suspend(card_id)
-                self.suspended_last = card_id
+                kb.suspend(card.id)
+                session.undo.append(UndoStep("suspend", card.id, card_label(card)))
+            if session.pending is not None and card.id in session.pending:
+                session.pending.remove(card.id)
             fetched = self._fetch()
         except Exception as exc:  # noqa: BLE001
             self._failed(f"could not {how} the card", exc)
             return
-        self.app.notify("Buried until tomorrow." if how == "bury" else "Suspended (u to undo).", timeout=2)
+        self.app.notify("Buried until tomorrow (u to undo)." if how == "bury" else "Suspended (u to undo).", timeout=2)
         self.app.call_later_safe(self.show_card, *fetched)
 
     @work(thread=True, exclusive=True, group="review", exit_on_error=False)
@@ -201,26 +307,34 @@ class ReviewScreen(Screen):
     def _idle(self) -> None:
         self.busy = False
 
+    def _resume_after_nothing(self) -> None:
+        """`u` found nothing to undo: stay on the card, or load one when there is none yet."""
+        if self.card is None:
+            self.load_next()
+        else:
+            self.busy = False
+
     # -- showing -------------------------------------------------------------
-    def _answered(self, card: CardView | None, counts: DueCounts, previews: dict) -> None:
-        self.answered += 1
-        self.show_card(card, counts, previews)
+    def _answered(self, card: CardView | None, counts: DueCounts | int, previews: dict, check: str) -> None:
+        self.session.answered += 1
+        self.show_card(card, counts, previews, check)
 
-    def _undone(self, card: CardView | None, counts: DueCounts, previews: dict) -> None:
-        self.answered = max(0, self.answered - 1)
-        self.show_card(card, counts, previews)
-
-    def show_card(self, card: CardView | None, counts: DueCounts, previews: dict) -> None:
+    def show_card(self, card: CardView | None, counts: DueCounts | int, previews: dict, check: str = "") -> None:
         self.busy = False
+        self.query_one("#review-deck", Static).update(Content(self._title()))
         if card is None:
             self.finish()
             return
         self.card = card
         self.previews = dict(previews)
         self.revealed = False
-        self.query_one("#review-counts", Static).update(Content.from_markup(
-            "[$primary]$new new[/] · [$warning]$learn learning[/] · [$success]$review due[/]",
-            new=str(counts.new), learn=str(counts.learning), review=str(counts.review)))
+        if isinstance(counts, int):
+            self.query_one("#review-counts", Static).update(Content.from_markup(
+                "[$primary]$n[/] left in this session", n=str(counts)))
+        else:
+            self.query_one("#review-counts", Static).update(Content.from_markup(
+                "[$primary]$new new[/] · [$warning]$learn learning[/] · [$success]$review due[/]",
+                new=str(counts.new), learn=str(counts.learning), review=str(counts.review)))
         self.query_one("#card-kind", Static).update(Content.from_markup(
             "[b]$kind[/] · $state", kind=card.kind, state=STATE_NAMES.get(card.state, str(card.state))
             + (" · leech" if card.leech else "")))
@@ -230,12 +344,15 @@ class ReviewScreen(Screen):
         badge = self.query_one("#card-badge", Static)
         shown = check_badge(card.check_status)
         badge.set_classes("" if shown is None else f"badge-{shown[1]}")
-        badge.update(Content(shown[0]) if shown else "")
+        label = shown[0] + (" (x: details)" if check else "") if shown else ""
+        badge.update(Content(label))
         badge.tooltip = card.check_detail or None
         self.query_one("#card-tags", Static).update(" ".join("#" + t for t in card.tags))
         front, back = card_markdown(card)
         self.query_one("#card-front", Markdown).update(front)
         self.query_one("#card-back", Markdown).update(back)
+        self.check_text = check
+        self.query_one("#card-check", Markdown).update(check)
         self._set_revealed(False)
         self.query_one("#card-scroll", VerticalScroll).scroll_home(animate=False)
         self.shown_at = time.monotonic()
@@ -245,9 +362,10 @@ class ReviewScreen(Screen):
         self.refresh_bindings()
         self.query_one("#card-divider").set_class(not revealed, "hidden")
         self.query_one("#card-back").set_class(not revealed, "hidden")
+        self.query_one("#card-check").set_class(not (revealed and self.check_text), "hidden")
         bar = self.query_one("#grade-bar", Static)
         if not revealed:
-            content = Content.from_markup("[b $accent]space[/] show answer")
+            content = Content.from_markup("[b $text-accent]space[/] show answer")
             bar.update(content)
             self.grade_text = content.plain
             bar.remove_class("grading")
@@ -256,9 +374,11 @@ class ReviewScreen(Screen):
         for grade in Grade:
             interval = self.previews.get(grade)
             parts.append(Content.from_markup(
-                "[b $accent]$key[/] $label [dim]$when[/]", key=str(int(grade)), label=GRADE_LABELS[grade],
+                "[b $text-accent]$key[/] $label [dim]$when[/]", key=str(int(grade)), label=GRADE_LABELS[grade],
                 when=compact_duration(interval) if interval is not None else ""))
         content = Content(" · ").join(parts)
+        if self.session.mode == "cram":
+            content = Content.from_markup("[dim](cram: schedule untouched)[/] ") + content
         bar.update(content)
         self.grade_text = content.plain
         bar.add_class("grading")
@@ -267,7 +387,7 @@ class ReviewScreen(Screen):
         from d2lkb.tui.screens.summary import SummaryScreen
 
         self.card = None
-        self.app.switch_screen(SummaryScreen(self.review_query, self.session_start, self.answered))
+        self.app.switch_screen(SummaryScreen(self.session))
 
     # -- actions -------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -288,8 +408,29 @@ class ReviewScreen(Screen):
             self.action_scroll_answer()
             return
         self._set_revealed(True)
-        self.query_one("#card-scroll", VerticalScroll).scroll_to_widget(
-            self.query_one("#card-divider"), animate=False, top=False)
+        # The answer's top at the top of the view (the question scrolls away when both do not fit),
+        # so that on a small terminal the answer is what shows once the grades do.
+        scroll = self.query_one("#card-scroll", VerticalScroll)
+        self.call_after_refresh(self._scroll_to_answer, scroll)
+
+    def _scroll_to_answer(self, scroll: VerticalScroll) -> None:
+        divider = self.query_one("#card-divider")
+        back = self.query_one("#card-back")
+        if scroll.virtual_size.height <= scroll.size.height:
+            return
+        bottom = back.region.bottom - scroll.region.y + scroll.scroll_y
+        if bottom - scroll.scroll_y > scroll.size.height or divider.region.y < scroll.region.y:
+            scroll.scroll_to(y=max(0, divider.region.y - scroll.region.y + scroll.scroll_y), animate=False)
+
+    def action_show_check(self) -> None:
+        """`x`: scroll to what the check found (the answer is shown first)."""
+        if self.card is None or not self.check_text:
+            self.notify("This card has no failing check.", timeout=2)
+            return
+        if not self.revealed:
+            self._set_revealed(True)
+        self.call_after_refresh(lambda: self.query_one("#card-scroll", VerticalScroll).scroll_to_widget(
+            self.query_one("#card-check"), animate=False, top=True))
 
     def action_grade(self, grade: int) -> None:
         if self.card is None or self.busy:
@@ -299,7 +440,7 @@ class ReviewScreen(Screen):
             return
         duration_ms = int((time.monotonic() - self.shown_at) * 1000)
         self.busy = True
-        self.answer_card(self.card.id, Grade(grade), duration_ms)
+        self.answer_card(self.card, Grade(grade), duration_ms)
 
     def action_undo(self) -> None:
         if self.busy:
@@ -311,13 +452,13 @@ class ReviewScreen(Screen):
         if self.card is None or self.busy:
             return
         self.busy = True
-        self.set_aside(self.card.id, "bury")
+        self.set_aside(self.card, "bury")
 
     def action_suspend(self) -> None:
         if self.card is None or self.busy:
             return
         self.busy = True
-        self.set_aside(self.card.id, "suspend")
+        self.set_aside(self.card, "suspend")
 
     def action_edit(self) -> None:
         from d2lkb.tui.editor import open_in_editor
@@ -325,9 +466,21 @@ class ReviewScreen(Screen):
         if self.card is None or self.busy:
             return
         path = self.app.kb.config.notes_dir / self.card.path
+        try:
+            before = path.read_text(encoding="utf-8")
+        except OSError:
+            before = None
         if open_in_editor(self.app, path, self.card.line):
+            try:
+                after = path.read_text(encoding="utf-8")
+            except OSError:
+                after = None
+            if before is not None and after is not None and after != before:
+                self.session.undo.append(UndoStep("edit", self.card.id, card_label(self.card), path=self.card.path,
+                                                  text_before=before, text_after=after))
             self.busy = True
             self.reload_after_edit(self.card.id)
 
     def action_back(self) -> None:
         self.app.pop_screen()
+

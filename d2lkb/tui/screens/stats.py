@@ -1,4 +1,6 @@
-"""Stats: review heatmap, due forecast, retention and answer buttons, plotted (textual-plotext).
+"""Stats for all cards or a query (a deck): review heatmap, due forecast with dates and counts,
+answer buttons, retention, and the interval and difficulty distributions (textual-plotext and
+text bars).
 
 This module is imported only when the stats screen opens: plotext stays off the start-up path.
 """
@@ -6,7 +8,7 @@ This module is imported only when the stats screen opens: plotext stays off the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from textual import work
 from textual.app import ComposeResult
@@ -19,8 +21,12 @@ from textual.widgets import Footer, Header, Static
 from textual_plotext import PlotextPlot
 
 from d2lkb.review.types import Grade
+from d2lkb.store.deckstats import QueryStats
 from d2lkb.tui.formatting import GRADE_LABELS, review_day
 from d2lkb.tui.widgets.heatmap import Heatmap
+
+FORECAST_DAYS = 14
+BAR = 30  # widest text bar, in cells
 
 
 @dataclass
@@ -31,6 +37,17 @@ class StatsData:
     answers: dict[int, int]
     retention: list[tuple[str, float | None]]
     today: date
+    query: QueryStats | None = None
+
+
+def text_bars(rows: list[tuple[str, int]], width: int = BAR, empty: str = "no data yet") -> str:
+    """One labelled bar per row with its count: `Mon 2 Mar  ████████ 12`."""
+    top = max((n for _, n in rows), default=0)
+    if top == 0:
+        return f"  ({empty})"
+    label_w = max(len(label) for label, _ in rows)
+    return "\n".join(f"  {label:<{label_w}}  {'█' * max(1 if n else 0, round(n / top * width)):<{width}} {n}"
+                     for label, n in rows)
 
 
 class StatsScreen(Screen):
@@ -40,38 +57,62 @@ class StatsScreen(Screen):
         Binding("g", "reload", "Refresh"),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, query: str | None = None) -> None:
         super().__init__()
+        self.stats_query = query or None
         self.data: StatsData | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll(id="stats-body"):
             yield Static("Loading…", id="stats-numbers")
-            yield Static("Reviews per day", classes="section-title")
+            yield Static("Reviews per day" + (" (all cards)" if self.stats_query else ""), classes="section-title")
             yield Heatmap(id="heatmap")
             with Horizontal(id="charts-row"):
-                yield PlotextPlot(id="forecast", classes="chart")
+                with VerticalScroll(id="forecast-box", classes="chart"):
+                    yield Static(f"Due, next {FORECAST_DAYS} days", classes="section-title")
+                    yield Static("", id="forecast", markup=False)
                 yield PlotextPlot(id="answers", classes="chart")
             yield PlotextPlot(id="retention", classes="chart")
+            with Horizontal(id="distributions"):
+                with VerticalScroll(classes="chart"):
+                    yield Static("Intervals (review cards)", classes="section-title")
+                    yield Static("", id="intervals", markup=False)
+                with VerticalScroll(classes="chart"):
+                    yield Static("Difficulty (FSRS, 1 easy - 10 hard)", classes="section-title")
+                    yield Static("", id="difficulty", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = "stats"
+        self.sub_title = "stats" + (f" · {self.stats_query}" if self.stats_query else "")
         self.load()
 
     @work(thread=True, exclusive=True, group="stats", exit_on_error=False)
     def load(self) -> None:
+        from d2lkb.query import QueryError
+
         kb = self.app.kb
         try:
+            query = kb.resolve_query(self.stats_query).query if self.stats_query else None
+            qs = kb.query_stats(query, days=30)
+            numbers = {"cards": qs.cards, "new": qs.new, "learning": qs.learning, "review": qs.review,
+                       "suspended": qs.suspended, "retention_30d": qs.retention_30d,
+                       "due_today": kb.due_counts(query).total}
+            if query is None:
+                numbers["reviews_today"] = kb.review_stats()["reviews_today"]
             data = StatsData(
-                numbers=kb.review_stats(),
+                numbers=numbers,
                 heatmap=kb.heatmap(days=365),
-                forecast=list(kb.forecast(days=30)),
-                answers=dict(kb.answer_breakdown()),
-                retention=list(kb.retention_by_day(days=30)),
+                forecast=[n for _, n in qs.forecast],
+                answers=dict(qs.answers),
+                retention=[(d.isoformat(), v) for d, v in qs.retention],
                 today=review_day(kb.now(), kb.config.review.day_starts_at),
+                query=qs,
             )
+        except QueryError as exc:
+            self.app.notify(str(exc), severity="error", markup=False)
+            self.app.call_later_safe(self.query_one("#stats-numbers", Static).update, Content(f"✗ {exc}"))
+            return
         except Exception as exc:  # noqa: BLE001
             self.app.notify(f"could not load stats: {exc}", severity="error", markup=False)
             return
@@ -85,30 +126,28 @@ class StatsScreen(Screen):
         n = data.numbers
         retention = n.get("retention_30d")
         self.query_one("#stats-numbers", Static).update(Content.from_markup(
-            "[b]Cards[/] $cards  ([$primary]$new new[/] · [$warning]$learning learning[/] · "
+            "$what[b]Cards[/] $cards  ([$primary]$new new[/] · [$warning]$learning learning[/] · "
             "[$success]$review review[/] · $suspended suspended)\n"
-            "[b]Due today[/] [b $accent]$due[/]   [b]Reviewed today[/] $today   [b]Retention (30 days)[/] $ret",
-            cards=str(n.get("cards", 0)), new=str(n.get("new", 0)), learning=str(n.get("learning", 0)),
+            "[b]Due today[/] [b $text-accent]$due[/]   [b]Reviewed today[/] $today   [b]Retention (30 days)[/] $ret",
+            what=f"[{self.stats_query}] " if self.stats_query else "", cards=str(n.get("cards", 0)), new=str(n.get("new", 0)), learning=str(n.get("learning", 0)),
             review=str(n.get("review", 0)), suspended=str(n.get("suspended", 0)), due=str(n.get("due_today", 0)),
-            today=str(n.get("reviews_today", 0)), ret="–" if retention is None else f"{retention:.0%}"))
+            today=str(n.get("reviews_today", "–")), ret="–" if retention is None else f"{retention:.0%}"))
         self.query_one("#heatmap", Heatmap).set_data(data.heatmap, data.today)
         self._forecast(data)
         self._answers(data)
         self._retention(data)
+        if data.query is not None:
+            self.query_one("#intervals", Static).update(text_bars(data.query.intervals, 24))
+            self.query_one("#difficulty", Static).update(text_bars(data.query.difficulty, 24))
 
     def _forecast(self, data: StatsData) -> None:
-        plot = self.query_one("#forecast", PlotextPlot)
-        plt = plot.plt
-        plt.clear_data()
-        plt.clear_figure()
-        days = list(range(len(data.forecast)))
-        plt.title(f"Due, next {len(days)} days: {sum(data.forecast)}")
-        if days:
-            plt.bar(days, data.forecast, color=self._colour("primary"), width=0.6)
-            ticks = [d for d in days if d % 7 == 0]
-            plt.xticks(ticks, ["today" if d == 0 else f"+{d}d" for d in ticks])
-        _integer_yticks(plt, max(data.forecast, default=0))
-        plot.refresh()
+        """Text bars, one per day with its date and count (plotted bars merged at small widths)."""
+        rows = []
+        for i, n in enumerate(data.forecast[:FORECAST_DAYS]):
+            d = data.today + timedelta(days=i)
+            label = "today" if i == 0 else "tomorrow" if i == 1 else f"{d:%a} {_short_date(d.isoformat())}"
+            rows.append((label, n))
+        self.query_one("#forecast", Static).update(text_bars(rows, 24, "nothing due in the next two weeks"))
 
     def _answers(self, data: StatsData) -> None:
         plot = self.query_one("#answers", PlotextPlot)
@@ -118,7 +157,7 @@ class StatsScreen(Screen):
         labels = [GRADE_LABELS[g] for g in Grade]
         values = [data.answers.get(int(g), 0) for g in Grade]
         total = sum(values)
-        plt.title(f"Answers: {total}")
+        plt.title(f"Answers: {total}" if total else "Answers: no data yet")
         colours = [self._colour(c) for c in ("error", "warning", "success", "primary")]
         for i, (value, colour) in enumerate(zip(values, colours, strict=True)):
             plt.bar([i], [value], color=colour, width=0.6)
@@ -133,7 +172,8 @@ class StatsScreen(Screen):
         plt.clear_data()
         plt.clear_figure()
         points = [(i, v * 100) for i, (_, v) in enumerate(data.retention) if v is not None]
-        plt.title(f"Retention %, last {len(data.retention)} days")
+        plt.title(f"Retention %, last {len(data.retention)} days" + ("" if any(
+            v is not None for _, v in data.retention) else ": no data yet"))
         plt.ylim(0, 100)
         if points:
             xs, ys = zip(*points, strict=True)

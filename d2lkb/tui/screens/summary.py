@@ -1,8 +1,9 @@
-"""End of a review session: cards reviewed, time spent, again rate."""
+"""End of a review session: cards reviewed, time spent, again rate; or why there was nothing to
+review (no such tag, no card matches, nothing due yet) and ways to study more."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from textual import work
@@ -14,10 +15,24 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from d2lkb.review.types import Grade
-from d2lkb.tui.formatting import GRADE_LABELS, minutes_seconds, plural
+from d2lkb.tui.formatting import GRADE_LABELS, compact_duration, minutes_seconds, plural
 
 if TYPE_CHECKING:
     from d2lkb.review.types import SessionSummary
+    from d2lkb.tui.screens.review import Session
+
+EXTRA_NEW = 10  # `n`: this many more new cards today
+AHEAD_DAYS = (1, 7)  # `a` and `w`
+
+
+@dataclass
+class Why:
+    """Why a session had nothing to show: the card count the query matches, new cards held back
+    by today's limit, and when the next learning card is due."""
+
+    matching: int
+    new_waiting: int
+    next_due: str
 
 
 class SummaryScreen(Screen):
@@ -25,16 +40,20 @@ class SummaryScreen(Screen):
         Binding("escape", "back", "Home"),
         Binding("enter", "back", "Home", show=False),
         Binding("q", "back", "Home", show=False),
-        Binding("u", "undo", "Undo last answer"),
+        Binding("u", "undo", "Undo"),
         Binding("r", "again", "Review again"),
+        Binding("a", "ahead(1)", "Ahead 1 day"),
+        Binding("w", "ahead(7)", "Ahead 7 days"),
+        Binding("c", "cram", "Cram"),
+        Binding("n", "extra_new", f"+{EXTRA_NEW} new"),
     ]
 
-    def __init__(self, query: str | None, session_start: datetime, answered: int = 0) -> None:
+    def __init__(self, session: Session) -> None:
         super().__init__()
-        self.review_query = query
-        self.session_start = session_start
-        self.answered = answered
+        self.session = session
+        self.review_query = session.query
         self.summary: SessionSummary | None = None
+        self.why: Why | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -42,8 +61,9 @@ class SummaryScreen(Screen):
             yield Static("Session complete", id="summary-title")
             yield Static("…", id="summary-body")
             yield Static(Content.from_markup(
-                "[b $accent]enter[/] home  [b $accent]r[/] review again  [b $accent]u[/] undo last answer"),
-                classes="hints")
+                f"Study more: [b $text-accent]a[/] review ahead 1 day · [b $text-accent]w[/] 7 days · "
+                f"[b $text-accent]c[/] cram (schedule untouched) · [b $text-accent]n[/] {EXTRA_NEW} more new cards today"),
+                id="summary-more", classes="hints")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -52,40 +72,90 @@ class SummaryScreen(Screen):
 
     @work(thread=True, exclusive=True, group="summary", exit_on_error=False)
     def load_summary(self) -> None:
+        kb = self.app.kb
+        session = self.session
         try:
-            summary = self.app.kb.session_summary(self.session_start)
+            summary = kb.session_summary(session.start) if session.start else None
+            why = None
+            if not session.error and not session.answered:
+                query = session.resolved or session.query
+                matching = len(kb.card_ids(query)) if query else kb.review_stats()["cards"]
+                stats_new = kb.cram_card_ids(query) if matching else []
+                new_waiting = sum(1 for cid in stats_new[:200] if kb.card(cid).state == 0)
+                nxt = kb.next_learning_due(query)
+                when = compact_duration(nxt - kb.now()) if nxt is not None else ""
+                why = Why(matching, new_waiting, when)
         except Exception as exc:  # noqa: BLE001
             self.app.notify(f"could not summarise the session: {exc}", severity="error", markup=False)
             return
-        self.app.call_later_safe(self.show_summary, summary)
+        self.app.call_later_safe(self.show_summary, summary, why)
 
-    def show_summary(self, summary: SessionSummary) -> None:
+    def show_summary(self, summary: SessionSummary | None, why: Why | None = None) -> None:
         self.summary = summary
+        self.why = why
         title = self.query_one("#summary-title", Static)
         body = self.query_one("#summary-body", Static)
-        if not summary.cards:
+        what = self.session.resolved or self.session.query
+        # studying more makes sense only where there are cards to study
+        self.query_one("#summary-more").set_class(bool(self.session.error or (why and why.matching == 0)), "hidden")
+        if self.session.error:
+            title.update("No such tag")
+            body.update(Content(f"{self.session.error}\nThe decks on the home screen are the tags you can review."))
+            return
+        if summary is None or not self.session.answered:
+            if why is not None and why.matching == 0:
+                title.update("No cards match")
+                body.update(Content(f"No card matches {what}." if what else "There are no cards yet: add some to "
+                                    "your notes (`question :: answer`), then sync with y on the home screen."))
+                return
             title.update("Nothing to review")
-            body.update(Content(f"No cards are due{' for ' + self.review_query if self.review_query else ''}"
-                                " right now. Come back later, or browse your notes with b from home."))
+            lines = [f"Nothing is due{' for ' + what if what else ''} right now "
+                     f"({plural(why.matching if why else 0, 'card')} in all)."]
+            if why and why.next_due:
+                lines.append(f"The next learning card is due in {why.next_due}.")
+            if why and why.new_waiting:
+                lines.append(f"{plural(why.new_waiting, 'new card')} wait beyond today's limit: n adds {EXTRA_NEW}.")
+            body.update(Content("\n".join(lines)))
             return
         title.update("Session complete")
         grades = "  ".join(f"{GRADE_LABELS[g]} {summary.by_grade.get(int(g), 0)}" for g in Grade)
         body.update(Content.from_markup(
-            "[b $accent]$cards[/] reviewed in [b]$time[/]\nAgain rate [b]$rate[/]\n$grades",
+            "[b $text-accent]$cards[/] reviewed in [b]$time[/]\nAgain rate [b]$rate[/]\n$grades",
             cards=plural(summary.cards, "card"), time=minutes_seconds(summary.seconds),
             rate=f"{summary.again_rate:.0%}", grades=grades))
+
+    def _review(self, **kwargs) -> None:
+        from d2lkb.tui.screens.review import ReviewScreen
+
+        self.app.switch_screen(ReviewScreen(self.session.query, **kwargs))
 
     def action_back(self) -> None:
         self.app.pop_screen()
 
     def action_again(self) -> None:
-        from d2lkb.tui.screens.review import ReviewScreen
+        from d2lkb.tui.screens.review import ReviewScreen, Session
 
-        self.app.switch_screen(ReviewScreen(self.review_query, session_start=self.session_start,
-                                            answered=self.answered))
+        s = self.session
+        # the same session goes on (its undo history too); an ahead/cram list is made afresh
+        fresh = Session(s.query, mode=s.mode, days=s.days, start=s.start, answered=s.answered, undo=s.undo,
+                        resolved=s.resolved, error=s.error)
+        self.app.switch_screen(ReviewScreen(session=fresh))
 
     def action_undo(self) -> None:
         from d2lkb.tui.screens.review import ReviewScreen
 
-        self.app.switch_screen(ReviewScreen(self.review_query, session_start=self.session_start,
-                                            answered=self.answered, undo_first=True))
+        if not self.session.undo:
+            self.notify("Nothing to undo in this session.", severity="warning", timeout=3)
+            return
+        self.app.switch_screen(ReviewScreen(session=self.session, undo_first=True))
+
+    def action_ahead(self, days: int) -> None:
+        self._review(mode="ahead", days=days)
+
+    def action_cram(self) -> None:
+        self._review(mode="cram")
+
+    def action_extra_new(self) -> None:
+        limit = self.app.kb.extra_new_today(EXTRA_NEW)
+        self.notify(f"New cards today: up to {limit} (for this run; the config file is unchanged).", timeout=4)
+        self._review()

@@ -851,11 +851,29 @@ def _paren_end(s: str, i: int) -> int:
     raise LatexError("unbalanced parentheses")
 
 
+def _tuple_follows(s: str, i: int) -> bool:
+    """Does the parenthesis at ``s[i]`` hold a comma-separated list?"""
+    depth = 0
+    for j in range(i, len(s)):
+        c = s[j]
+        if c in "({[":
+            depth += 1
+        elif c in ")}]":
+            depth -= 1
+            if depth == 0:
+                return False
+        elif c == "," and depth == 1:
+            return True
+    return False
+
+
 def _products_with_parentheses(s: str, functions: set[str]) -> str:
     """``n(n+1)`` -> ``n \\cdot (n+1)`` when ``n`` is a variable, not a function."""
 
     def fix(m: re.Match[str]) -> str:
-        return m.group(0) if m.group(1) in functions else m.group(1) + " \\cdot ("
+        if m.group(1) in functions or _tuple_follows(s, m.end() - 1):
+            return m.group(0)  # u(a, b): an argument list makes it a function, never a product
+        return m.group(1) + " \\cdot ("
 
     s = re.sub(r"(?<![\\A-Za-z_^])(?<![_^] )([A-Za-z])(?![A-Za-z'])\s*\(", fix, s)
 

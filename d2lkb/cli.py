@@ -726,7 +726,44 @@ def retired_cmd(
     console.print(table)
 
 
+def _dash_queries(argv: list[str]) -> list[str]:
+    """``d2lkb search '-draft'``: a query that starts with ``-`` is a query, not an option.
+
+    Click would read it as options (``-d``, or ``-n`` inside ``-tensor``); such an argument is moved
+    after a ``--``, the way ``search -- '-draft'`` is written by hand.
+    """
+    import typer.main
+
+    command = typer.main.get_command(app)
+    for k, word in enumerate(argv):
+        sub = getattr(command, "commands", {}).get(word)
+        if sub is None or not any(p.param_type_name == "argument" for p in sub.params):
+            continue
+        if "--" in argv[k + 1 :]:
+            return argv  # written by hand: the usual meaning
+        known = {o for p in sub.params for o in (*p.opts, *p.secondary_opts)} | {"--help"}
+        head, rest, moved = argv[: k + 1], [], []
+        takes_value = {o for p in sub.params if p.param_type_name == "option" and not p.is_flag
+                       for o in p.opts}
+        i = k + 1
+        while i < len(argv):
+            a = argv[i]
+            attached = a[:2] in known and (a[:2] not in takes_value or a[2:].isdigit())  # -n5
+            if a.startswith("-") and not a.startswith("--") and a not in known and not attached \
+                    and not a[1:2].isdigit():
+                moved.append(a)
+            else:
+                rest.append(a)
+                if a in takes_value and i + 1 < len(argv):
+                    rest.append(argv[i + 1])
+                    i += 1
+            i += 1
+        return head + rest + (["--", *moved] if moved else [])
+    return argv
+
+
 def main() -> None:
+    sys.argv = _dash_queries(sys.argv)
     try:
         app()
     except KeyboardInterrupt:

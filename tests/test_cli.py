@@ -162,3 +162,19 @@ def test_sync_of_a_vault_without_flashcard_tags_says_why_it_has_no_cards(tmp_pat
     assert "only notes tagged #flashcards make cards" in " ".join(result.stdout.split())
     write(vault / "deck.md", "#flashcards\n\nQ::A\n")
     assert json.loads(run(tmp_path, vault, "sync", "--json").stdout)["cards"] == 1
+
+
+def test_a_query_that_starts_with_a_dash_is_a_query(tmp_path, notes_dir):
+    """`d2lkb search '-draft'` (and `search -- '-draft'`) search for notes without 'draft'."""
+    import json
+    import subprocess
+    import sys
+
+    (notes_dir / "a.md").write_text("# A\n\nsome draft text\n", encoding="utf-8")
+    (notes_dir / "b.md").write_text("# B\n\nfinal text\n", encoding="utf-8")
+    base = [sys.executable, "-m", "d2lkb.cli", "--kb", str(tmp_path / "kb"), "--notes", str(notes_dir), "search"]
+    for args in (["-draft", "--json"], ["--json", "-n", "5", "--", "-draft"], ["-draft text", "--json", "-n", "5"]):
+        done = subprocess.run([*base, *args], capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+        sections = {hit["path"] for hit in json.loads(done.stdout) if hit["kind"] == "section"}
+        assert sections == {"b.md"}, (args, sections)

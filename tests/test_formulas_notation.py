@@ -236,3 +236,22 @@ def test_a_vector_and_its_components(fc):
     # geometry-linear-algebraic-ops.md: u_i under the sum are the components of the bold u
     assert check(fc, r"\mathbf{u}^\top\mathbf{v} = \sum_i u_i\cdot v_i").status == V
     assert check(fc, r"\mathbf{u}^\top\mathbf{v} = \sum_i u_i\cdot u_i").status != V
+
+
+def test_multivariable_chain_rule_with_the_notes_definitions(fc):
+    # multivariable-calculus.md: f(u, v), u(a, b), v(a, b) defined above, then the chain rule
+    context = [(1, r"u(a, b) = (a+b)^{2}"), (1, r"v(a, b) = (a-b)^{2}"), (1, r"f(u, v) = (u+v)^{2}")]
+    assert check(fc, r"\frac{\partial f}{\partial u} = 2(u+v)", context=context).status == V
+    chain = (r"\frac{\partial f}{\partial a} = \frac{\partial f}{\partial u}\frac{\partial u}{\partial a}"
+             r"+\frac{\partial f}{\partial v}\frac{\partial v}{\partial a}")
+    assert check(fc, chain, context=context).status == V
+    half = r"\frac{\partial f}{\partial a} = \frac{\partial f}{\partial u}\frac{\partial u}{\partial a}"
+    assert check(fc, half, context=context).status not in (V, R)  # the notation gate: never a guess
+
+
+def test_a_function_written_at_a_point_is_introduced_unless_the_note_defined_it(fc):
+    assert check(fc, r"f(x+\epsilon) = g(x+\epsilon) + h(x+\epsilon)").status == D
+    assert check(fc, r"H[P] = \sum_j - P(j) \log P(j)").status == D
+    context = [(1, r"g(x) = x^2")]
+    assert check(fc, r"g(2x) = 4x^2", context=context).status == V
+    assert check(fc, r"g(2x) = 2x^2", context=context).status == R

@@ -101,29 +101,82 @@ class NoteContext:
             return False
         return getattr(expr.expr, "func", None) in self.definitions()
 
+    def defines_at_a_point(self, expr: Any) -> bool:
+        """Is ``expr`` a function the note defined earlier, applied to something else than variables?"""
+        import sympy as sp
+
+        if not self.items or not hasattr(expr, "func") or not hasattr(expr.func, "__name__"):
+            return False
+        if expr.func not in self.definitions():
+            return False
+        return not all(isinstance(a, sp.Symbol) for a in expr.args)
+
     def substitute(self, expr: Any) -> tuple[Any, list[str]]:
-        """``expr`` with the note's definitions of the names it uses put in (repeatedly, a few levels)."""
+        """``expr`` with the note's definitions of the names it uses put in (repeatedly, a few levels).
+
+        Multivariable notation is read as written: with ``f(u, v)``, ``u(a, b)`` and ``v(a, b)``
+        defined, ``\\partial f / \\partial u`` is the partial derivative of f's own formula (its other
+        variable kept), ``\\partial f / \\partial a`` the derivative of f composed with u and v, and a
+        bare ``u`` next to them is u's formula.
+        """
+        import sympy as sp
+
         defs = self.definitions() if self.items else {}
         used: list[str] = []
         original = expr
+        functions = {k: v for k, v in defs.items() if hasattr(k, "__name__")}
+        by_name = {k.__name__: (k, v) for k, v in functions.items()}
+
+        def composed(body: Any, keep: frozenset[Any] = frozenset(), depth: int = 0) -> Any:
+            """A function's formula with variables that are themselves defined functions put in
+            (except ``keep``: the variables being differentiated by)."""
+            if depth > 3:
+                return body
+            mapping = {}
+            for symbol in free(body) - keep:
+                entry = by_name.get(str(symbol))
+                if entry is not None:
+                    (lam, where) = entry[1]
+                    mapping[symbol] = composed(lam.expr, keep, depth + 1)
+                    used.append(where)
+            return body.xreplace(mapping) if mapping else body
+
         try:
             for _ in range(3):
                 changed = False
-                for key, (value, where) in defs.items():
-                    if hasattr(key, "__name__"):
-                        nargs = len(value.variables)
-                        if any(a.func == key and len(a.args) == nargs for a in applications(expr)):
-                            expr = expr.replace(
-                                lambda e, key=key, nargs=nargs: getattr(e, "func", None) == key
-                                and len(e.args) == nargs,
-                                lambda e, value=value: value(*e.args),
-                            )
+                for key, (value, where) in functions.items():
+                    variables = value.variables
+
+                    def put(e: Any, value: Any = value, variables: Any = variables) -> Any:
+                        if len(e.args) == len(variables):
+                            return value(*e.args)
+                        if all(isinstance(x, sp.Symbol) for x in e.args):
+                            if set(e.args) < set(variables):
+                                return value.expr  # \partial f / \partial u: f's own formula
+                            return composed(value.expr, frozenset(e.args))  # f of u(a, b), v(a, b); a kept
+                        return e
+
+                    if any(a.func == key for a in applications(expr)):
+                        new = expr.replace(lambda e, key=key: getattr(e, "func", None) == key, put)
+                        if new != expr:
+                            expr = new
                             used.append(where)
                             changed = True
-                    elif key in free(expr) and not bound(expr, key):
+                if changed:
+                    expr = expr.replace(lambda e: isinstance(e, sp.Derivative), lambda e: e.doit())
+                for key, (value, where) in defs.items():
+                    if hasattr(key, "__name__"):
+                        continue
+                    if key in free(expr) and not bound(expr, key):
                         expr = expr.xreplace({key: value})
                         used.append(where)
                         changed = True
+                # a bare u where u(a, b) is defined: u's formula
+                names = {s: by_name[str(s)] for s in free(expr) if str(s) in by_name and not bound(expr, s)}
+                if names:
+                    expr = expr.xreplace({s: composed(entry[1][0].expr) for s, entry in names.items()})
+                    used.extend(entry[1][1] for entry in names.values())
+                    changed = True
                 if not changed:
                     break
         except _Alarm:

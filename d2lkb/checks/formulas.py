@@ -148,7 +148,12 @@ def _check_latex(
     functions = function_letters(" ".join(side for r in relations for side in r.sides))
     # a block that starts by relating f to other things (f(x+\epsilon) = g(h(x+\epsilon))) describes f
     # itself: an earlier definition of f in the note is not this one
-    described = frozenset(re.findall(r"(?<![A-Za-z\\])([A-Za-z])\s*\(", relations[0].sides[0])) if relations else frozenset()
+    links = sum(len(r.links) for r in relations)
+    described = (
+        frozenset(re.findall(r"(?<![A-Za-z\\])([A-Za-z])\s*\(", relations[0].sides[0]))
+        if relations and links > 1
+        else frozenset()
+    )
     env = NoteContext(context, functions, notation_letters(text), described)
     cache: dict[str, Any] = {}
     outcomes: list[tuple[str, _Outcome]] = []
@@ -262,8 +267,8 @@ def _check_pair(
     if not step:
         if isinstance(left, LatexError):
             defined = written_name(lhs_src, rhs_src)
-        elif env.defines_derivative(left.expr):
-            defined = None  # g'(x) = ... after the note defined g: a claim about g to check
+        elif env.defines_derivative(left.expr) or env.defines_at_a_point(left.expr):
+            defined = None  # g'(x) = ..., g(2x) = ... after the note defined g: a claim about g to check
         else:
             defined = defined_name(left, right, rhs_src, lhs_src)
         if defined:

@@ -578,6 +578,7 @@ def normalise(side: str, functions: frozenset[str] = frozenset()) -> Normalised:
         s = notation.extrema(s, opaque)
         s = notation.operators(s, opaque)
         s = notation.conditionals(s, opaque)
+        s = notation.functionals(s, opaque)
         s = re.sub(r"\\partial\s*_\s*(\{[^{}]*\}|[A-Za-z])", lambda m: f"\\frac{{\\partial}}{{\\partial {m.group(1).strip('{}')}}} ", s)
         s = notation.sums_over_sets(s)
         s = notation.sums_without_limits(s)

@@ -45,9 +45,10 @@ def defined_name(left: Any, right: Any, rhs_src: str, lhs_src: str = "") -> str 
     elif isinstance(expr, (sp.Transpose,)) and isinstance(expr.arg, sp.MatrixSymbol):
         head = expr.arg
     elif isinstance(expr, AppliedUndef):
-        if all(isinstance(a, sp.Symbol) or a.is_number or _opaque_symbol(a) for a in expr.args) or \
-                expr.func.__name__.startswith("Zop"):
-            head = expr.func
+        # f(x), E[X], and also f(x + \epsilon) = g(x + \epsilon) + h(x + \epsilon): the function is what
+        # the relation introduces, as long as the right side does not use it (the caller leaves out
+        # functions the note already defined)
+        head = expr.func
     elif isinstance(expr, sp.Derivative) and isinstance(expr.expr, AppliedUndef) and all(
         isinstance(a, sp.Symbol) for a in expr.expr.args
     ):
@@ -161,7 +162,3 @@ def notation_letters(latex: str) -> frozenset[str]:
     if re.search(r"(?<![A-Za-z\\])D\s*(?:_|[A-Za-z](?![A-Za-z]))", latex):
         letters.add("D")
     return frozenset(letters)
-
-
-def _opaque_symbol(a: Any) -> bool:
-    return str(a).startswith("[")

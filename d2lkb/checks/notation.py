@@ -457,6 +457,26 @@ def operators(s: str, opaque: set[str]) -> str:
     return "".join(out)
 
 
+def functionals(s: str, opaque: set[str]) -> str:
+    """``H[P]``, ``R[p, f]``: a capital letter applied with square brackets is a functional (an
+    opaque operator), not a product with a bracketed group."""
+    out: list[str] = []
+    i = 0
+    for m in re.finditer(r"(?<![\\A-Za-z{_^])([A-Z])\s*\[", s):
+        if m.start() < i:
+            continue
+        end = _bracket_end(s, m.end() - 1)
+        if end < 0:
+            continue
+        command = op_name("L" + m.group(1))
+        opaque.add(command)
+        out.append(s[i : m.start()])
+        out.append(f" \\{command}({s[m.end() : end - 1]}) ")
+        i = end
+    out.append(s[i:])
+    return "".join(out)
+
+
 def conditionals(s: str, opaque: set[str]) -> str:
     """``H(Y \\mid X)``, ``p_\\theta(y | x)``, ``D(P \\| Q)``: any function written with a conditioning bar
     is an opaque operator of its parts (entropies, likelihoods, divergences)."""

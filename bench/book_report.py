@@ -41,6 +41,14 @@ def d2lkb(kb: Path, notes: Path, *args: str) -> tuple[float, subprocess.Complete
     return time.perf_counter() - started, done
 
 
+def _shown(path: Path) -> str:
+    """The corpus as a path relative to the repository (results are compared across machines)."""
+    try:
+        return os.path.relpath(path.resolve(), ROOT)
+    except ValueError:
+        return str(path)
+
+
 def cause(detail: str) -> str:
     """A short, groupable reason: quoted LaTeX and numbers taken out."""
     detail = re.sub(r"^.*?: (?:unparsed|context) \(", "", detail)
@@ -95,7 +103,7 @@ def main() -> int:
                   f"exit {first.returncode}, {dict(counts)}, cached run changed {changed} statuses")
     total = len(results)
     counts = collections.Counter(r["status"] for r in results)
-    print(f"\nD2L book ({args.corpus}): {total} formula rows")
+    print(f"\nD2L book ({_shown(args.corpus)}): {total} formula rows")
     for status, n in counts.most_common():
         print(f"  {status:<12} {n:>5}  {n / total:6.1%}")
     good = counts["verified"] + counts["definition"]

@@ -732,6 +732,8 @@ def _dash_queries(argv: list[str]) -> list[str]:
     Click would read it as options (``-d``, or ``-n`` inside ``-tensor``); such an argument is moved
     after a ``--``, the way ``search -- '-draft'`` is written by hand.
     """
+    if not any(a.startswith("-") and not a.startswith("--") for a in argv[1:]):
+        return argv  # nothing to move (the usual case: no Click command tree built twice)
     import typer.main
 
     command = typer.main.get_command(app)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -115,8 +116,14 @@ async def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     for old in OUT.glob("*"):
         old.unlink()
-    with tempfile.TemporaryDirectory() as tmp:
-        kb = _kb(Path(tmp))
+    # the KB lives under the repository's (ignored) build/ and the screens are shot from its root, so
+    # the paths a screen shows (notes, kb/config.toml) read the same on every machine
+    os.chdir(ROOT)
+    work = ROOT / "build" / "screens"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        kb = _kb(work)
         await _shoot(kb, "home", "home")
         await _shoot(kb, "review", "review", keys=("space",))
         await _shoot(kb, "browse", "browse", typed="gradient")
@@ -125,6 +132,8 @@ async def main() -> None:
         await _shoot(kb, "stats", "stats-deck", query="#calculus", size=(120, 60))
         await _shoot(kb, "cards", "cards", query="#calculus", size=(120, 30), keys=("o", "o", "O"))
         kb.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     with tempfile.TemporaryDirectory() as tmp:
         await _math_cards(Path(tmp))
     print(f"wrote {len(list(OUT.glob('*')))} files to {OUT}")

@@ -854,18 +854,8 @@ def _paren_end(s: str, i: int) -> int:
 
 def _tuple_follows(s: str, i: int) -> bool:
     """Does the parenthesis at ``s[i]`` hold a comma-separated list?"""
-    depth = 0
-    for j in range(i, len(s)):
-        c = s[j]
-        if c in "({[":
-            depth += 1
-        elif c in ")}]":
-            depth -= 1
-            if depth == 0:
-                return False
-        elif c == "," and depth == 1:
-            return True
-    return False
+    end = notation._bracket_end(s, i)
+    return end > 0 and notation._top_level_split(s[i + 1 : end - 1], (",",))[1] is not None
 
 
 def _products_with_parentheses(s: str, functions: set[str]) -> str:

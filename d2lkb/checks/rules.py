@@ -4,6 +4,7 @@ their definitions, P(A | B) = P(A, B) / P(B). Each returns the detail of a verif
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from d2lkb.checks.clock import Alarm as _Alarm
@@ -61,15 +62,9 @@ def by_expectation_rules(lhs: Any, rhs: Any) -> str | None:
             expr = expr.xreplace({a: value})
         return None
 
-    try:
-        left, right = rewrite(lhs), rewrite(rhs)
-        if left is None or right is None or sp.expand(left - right) != 0:
-            return None
-    except _Alarm:
-        raise
-    except Exception:  # noqa: BLE001 - rules that do not apply decide nothing
-        return None
-    return "symbolic: with E linear and Var, Cov by their definitions"
+    if _agree(rewrite, lhs, rhs, sp.expand):
+        return "symbolic: with E linear and Var, Cov by their definitions"
+    return None
 
 
 def by_probability_rules(lhs: Any, rhs: Any) -> str | None:
@@ -103,12 +98,18 @@ def by_probability_rules(lhs: Any, rhs: Any) -> str | None:
                 mapping[a] = joint(a.args)
         return expr.xreplace(mapping)
 
+    if _agree(rewrite, lhs, rhs, sp.simplify):
+        return "symbolic: with P(A | B) = P(A, B) / P(B) and joints in any order"
+    return None
+
+
+def _agree(rewrite: Callable[[Any], Any], lhs: Any, rhs: Any, reduce: Callable[[Any], Any]) -> bool:
+    """Do both sides, rewritten by the rules, reduce to the same expression? (A rewrite that returns
+    None, or fails, means the rules do not apply: no answer.)"""
     try:
         left, right = rewrite(lhs), rewrite(rhs)
-        if left is None or right is None or sp.simplify(left - right) != 0:
-            return None
+        return left is not None and right is not None and reduce(left - right) == 0
     except _Alarm:
         raise
     except Exception:  # noqa: BLE001 - rules that do not apply decide nothing
-        return None
-    return "symbolic: with P(A | B) = P(A, B) / P(B) and joints in any order"
+        return False

@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from d2lkb.model import CheckStatus, Snippet
 from d2lkb.store.db import transaction
@@ -184,10 +185,9 @@ class ChecksMixin:
         ):
             by_note.setdefault(row[7], []).append(row)
         for note_rows in by_note.values():
-            for k, row in enumerate(note_rows):
-                if not row[8] or query and row[6] not in hashes:
+            for row, source in zip(note_rows, formula_sources(note_rows), strict=True):
+                if source is None or query and row[6] not in hashes:
                     continue
-                source = formula_source(row, note_rows[:k], note_rows[k + 1 :])
                 formulas.append((*row[:8], source))
         snippets: dict[int, list] = {}
         for row in self.conn.execute(
@@ -369,42 +369,55 @@ _CONTINUATION = re.compile(r"^\s*&?\s*(?:\\quad|\\qquad|\\;|\\,|\s)*(?:[-+]|\\cd
 _RELATION = re.compile(r"(?<![<>!\\])=|\\(?:approx|leq|geq|le|ge|neq|propto|sim|leftarrow)(?![A-Za-z])")
 
 
-def formula_source(row, earlier: list, later: list = ()) -> dict:
-    """What the checker needs for one display formula row: its LaTeX, the rows of its block before it,
-    the earlier formulas of its section that may define the names it uses (the latest 20), and the
-    names the note has used before it.
+def formula_sources(rows: list) -> list[dict | None]:
+    """What the checker needs for each display formula row of one note (None for inline ones): its
+    LaTeX, the rows of its block before it, the earlier formulas of its section that may define the
+    names it uses (the latest 20), and the names the note has used before it. One pass over the
+    note: a re-check of an unchanged corpus builds these for every formula.
 
-    ``row``: (id, path, line, latex, name, known_failure, check_hash, note_id, display, block, section).
-    Definitions come from the same section only: a note reuses letters (an example's f, then a
-    general f), and a definition from another section would be a guess.
+    ``rows``: the note's formulas in order, each (id, path, line, latex, name, known_failure,
+    check_hash, note_id, display, block, section). Definitions come from the same section only: a
+    note reuses letters (an example's f, then a general f), and a definition from another section
+    would be a guess.
     """
-    latex, block = row[3], row[9]
-    before = [r[3] for r in earlier if block is not None and r[9] == block and r[8]]
-    text = " ".join([*before, latex])
-    context = []
-    for r in earlier:
-        if r[8] and block is not None and r[9] == block or r[10] != row[10]:
-            continue
-        head, _, rest = r[3].partition("=")
-        if not rest or head.rstrip().endswith(("<", ">", "!", ":", "\\")):
-            continue
+    sources: list[dict | None] = []
+    known: set[str] = set()
+    definitions: list[tuple[Any, ...]] = []  # (row, name pattern) of rows written `name ... = ...`
+    blocks: dict[int, list[str]] = {}
+    for k, row in enumerate(rows):
+        latex, block = row[3], row[9]
+        if not row[8]:
+            sources.append(None)
+        else:
+            before = list(blocks.get(block, [])) if block is not None else []
+            text = " ".join([*before, latex])
+            context = [
+                (r[2], r[3]) for r, pattern in definitions
+                if r[10] == row[10] and not (r[8] and block is not None and r[9] == block) and pattern.search(text)
+            ]
+            after = []  # `&\quad + c`: rows that continue this row's expression belong to its check
+            for r in rows[k + 1 :]:
+                if block is None or r[9] != block or not r[8] or not _CONTINUATION.match(r[3]) or \
+                        _RELATION.search(r[3]):
+                    break
+                after.append(r[3])
+            source = {"latex": latex, "rows_before": before, "context": context[-20:], "known": sorted(known)}
+            if after:
+                source["rows_after"] = after
+            sources.append(source)
+        # what this row adds for the rows after it
+        known.update(re.findall(r"\\[A-Za-z]+|[A-Za-z]", latex))
+        if row[8] and block is not None:
+            blocks.setdefault(block, []).append(latex)
+        head, _, rest = latex.partition("=")
         m = _DEFINITION_HEAD.match(head)
-        if not m:
-            continue
-        name = m.group(1)
-        pattern = re.escape(name) + (r"(?![A-Za-z])" if name.startswith("\\") else r"(?![A-Za-z])")
-        if re.search(r"(?<![A-Za-z\\])" + pattern if not name.startswith("\\") else pattern, text):
-            context.append((r[2], r[3]))
-    after = []  # `&\quad + c`: rows that continue this row's expression belong to its check
-    for r in later:
-        if block is None or r[9] != block or not r[8] or not _CONTINUATION.match(r[3]) or _RELATION.search(r[3]):
-            break
-        after.append(r[3])
-    known = sorted(set(re.findall(r"\\[A-Za-z]+|[A-Za-z]", " ".join(r[3] for r in earlier))))
-    source = {"latex": latex, "rows_before": before, "context": context[-20:], "known": known}
-    if after:
-        source["rows_after"] = after
-    return source
+        if rest and m and not head.rstrip().endswith(("<", ">", "!", ":", "\\")):
+            name = m.group(1)
+            pattern = re.escape(name) + r"(?![A-Za-z])"
+            if not name.startswith("\\"):
+                pattern = r"(?<![A-Za-z\\])" + pattern
+            definitions.append((row, re.compile(pattern)))
+    return sources
 
 
 def formula_key(source: dict) -> str:

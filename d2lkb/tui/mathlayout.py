@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from rich.cells import cell_len
 
+from d2lkb.textutil import matching_brace
+
 # Environments laid out as grids: name -> (left delimiter, right delimiter, column style)
 MATRICES = {"matrix": ("", ""), "smallmatrix": ("", ""), "array": ("", ""), "bmatrix": ("[", "]"),
             "pmatrix": ("(", ")"), "vmatrix": ("|", "|"), "Vmatrix": ("‖", "‖"), "Bmatrix": ("{", "}")}
@@ -141,19 +143,9 @@ def _name_at(src: str, i: int) -> str:
 
 
 def _group_end(src: str, i: int) -> int:
-    """Index just past the `{...}` group opening at `i`."""
-    depth = 0
-    while i < len(src):
-        ch = src[i]
-        if ch == "\\":
-            i += 2
-            continue
-        depth += ch == "{"
-        depth -= ch == "}"
-        i += 1
-        if depth == 0:
-            return i
-    return len(src)
+    """Index just past the `{...}` group opening at `i` (the end of `src` when it is not closed)."""
+    end = matching_brace(src, i)
+    return end + 1 if end >= 0 else len(src)
 
 
 def _argument(src: str, i: int) -> tuple[str, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.cells import cell_len
@@ -68,9 +69,9 @@ class HomeScreen(Screen):
         if config.notes_dir.resolve() != bundled_notes_dir():
             return
         notice = self.query_one("#home-notice", Static)
-        notice.update(f"These cards come from the notes bundled with d2lkb ({config.notes_dir}). "
+        notice.update(f"These cards come from the notes bundled with d2lkb ({_shown(config.notes_dir)}). "
                       "To study your own Markdown vault: d2lkb --notes PATH, or set notes = \"PATH\" in "
-                      f"{config.kb_dir / 'config.toml'}.")
+                      f"{_shown(config.kb_dir / 'config.toml')}.")
         notice.remove_class("hidden")
 
     def on_screen_resume(self) -> None:
@@ -183,3 +184,10 @@ class HomeScreen(Screen):
         self.notify("syncing notes…", timeout=2)
         self.app.sync_notes()
 
+
+def _shown(path: Path) -> str:
+    """A path as the user would type it: relative to the current folder when it is inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

@@ -1,6 +1,8 @@
 # Two commands do everything on a fresh machine:
-#   make run    set up .venv (first time only) and open the TUI on the bundled notes
+#   make run    set up .venv (first time only), trust the bundled notes/ and open the TUI on them
 #   make test   set up .venv (first time only) and run the whole test suite
+# `make setup` adds notes/ to YOUR trust list (`d2lkb trust notes`, kept in your own config
+# folder, not in this repository), so that `d2lkb check` may run the bundled notes' code.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,6 +11,7 @@ STAMP := $(VENV)/.installed
 .PHONY: run test lint bench setup clean
 
 setup: $(STAMP)
+	$(BIN)/d2lkb trust notes
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+run: setup
 	$(BIN)/d2lkb
 
 test: $(STAMP)

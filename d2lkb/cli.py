@@ -50,9 +50,12 @@ class State:
         from d2lkb.store.kb import KnowledgeBase
 
         try:
-            return KnowledgeBase(self.config)
+            kb = KnowledgeBase(self.config)
         except KBError as exc:
             fail(str(exc))
+        for notice in kb.trust_notices():  # old places that no longer grant trust
+            err.print(Text(f"warning: {notice}", style="yellow"), soft_wrap=True)
+        return kb
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -549,20 +552,50 @@ def orphans_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 @app.command("trust")
 def trust_cmd(
     ctx: typer.Context,
-    path: Annotated[Path, typer.Argument(help="Folder whose code snippets may run.")],
+    path: Annotated[Path | None, typer.Argument(help="Folder whose code snippets may run.", show_default=False)] = None,
     remove: Annotated[bool, typer.Option("--remove", help="Stop trusting the folder.")] = False,
+    list_: Annotated[bool, typer.Option("--list", help="Show the trusted folders and where the list is kept.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Allow `d2lkb check` to execute code from a notes folder (the bundled notes are always trusted)."""
+    """Allow `d2lkb check` to run code from a folder, in your own trust list (not the notes repository's).
+
+    The list lives in your configuration folder (`--list` shows where); neither a notes folder
+    nor its kb/config.toml can trust itself. Paths are real paths: a note whose file resolves
+    (through symbolic links) outside every trusted folder is reported untrusted, not run.
+    """
+    from d2lkb.trust import load_trusted, trust_file
+
+    if list_:
+        try:
+            folders = load_trusted()
+        except ValueError as exc:
+            fail(str(exc))
+        if as_json:
+            print(json.dumps({"file": str(trust_file()), "trusted": folders}, ensure_ascii=False))
+            return
+        console.print(Text(f"{trust_file()}:"))
+        for folder in folders:
+            console.print(Text(f"  {folder}"))
+        if not folders:
+            console.print("  (no folder is trusted: `d2lkb check` runs no code)")
+        return
+    if path is None:
+        fail("give a folder (or --list)", code=2)
+        return
     kb = _state(ctx).open()
     with kb:
-        if remove:
-            console.print("removed" if kb.untrust(path) else f"{path} was not trusted")
-            return
         try:
+            if remove:
+                console.print(Text(f"removed {path}" if kb.untrust(path) else f"{path} was not trusted"))
+                return
+            before = [str(p) for p in kb.trusted_dirs()]
             resolved = kb.trust(path)
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, ValueError) as exc:
             fail(str(exc))
-    console.print(f"trusted {resolved}")
+    if str(resolved) in before:
+        console.print(Text(f"{resolved} was already trusted"))
+    else:
+        console.print(Text(f"trusted {resolved} (in {trust_file()})"))
 
 
 @app.command("suspend")

@@ -51,6 +51,8 @@ class ChecksConfig:
     snippet_timeout: float = 30.0
     snippet_memory_mb: int = 4096
     formula_timeout: float = 10.0
+    # Read only to warn that it is ignored: trust is the user's (`d2lkb trust`, d2lkb.trust),
+    # and a notes repository that ships kb/config.toml cannot grant it to itself.
     trusted: tuple[str, ...] = ()
 
 
@@ -86,6 +88,11 @@ class Config:
     @property
     def db_path(self) -> Path:
         return self.kb_dir / DB_NAME
+
+    @property
+    def ignored_trusted(self) -> tuple[str, ...]:
+        """`[checks] trusted` as written in the file: it grants nothing (see `KnowledgeBase.trust_notices`)."""
+        return self.checks.trusted
 
 
 def _section(cls, raw: dict, name: str, problems: list[str]):

@@ -30,6 +30,15 @@ class Clock:
         self.now = self.now + timedelta(**kwargs)
 
 
+@pytest.fixture(autouse=True)
+def user_config(tmp_path_factory, monkeypatch) -> Path:
+    """The user's configuration folder (the trust list): a fresh empty one per test, so a test
+    never reads or writes the real home's, and no folder is trusted unless the test says so."""
+    home = tmp_path_factory.mktemp("user-config")
+    monkeypatch.setenv("D2LKB_CONFIG_HOME", str(home))
+    return home
+
+
 @pytest.fixture
 def clock() -> Clock:
     return Clock(datetime(2026, 3, 2, 12, 0, tzinfo=UTC))

@@ -127,7 +127,7 @@ def _path_fingerprint() -> str:
 
 
 class ChecksMixin:
-    """Methods of KnowledgeBase (uses self.conn, self.config, self.lock, self.now(), self.is_trusted())."""
+    """Methods of KnowledgeBase (uses self.conn, self.config, self.lock, self.now(), self.code_verdicts())."""
 
     def _environment_hash(self) -> str:
         """`environment_hash()`, remembered per sys.path fingerprint (reading every
@@ -237,7 +237,10 @@ class ChecksMixin:
             fw = (framework or cfg.framework).strip().lower()
             formulas, notes = self._check_targets(query)
             variant = self._snippet_variant(version, fw) if notes else ""
-        trusted = self.is_trusted()
+        # Whether a note's code may run: from its file now (real path in a trusted folder, the bytes
+        # the KB read), per note; and what runs is parsed from those bytes (d2lkb.store.codetrust).
+        verdicts = self.code_verdicts({nid: rows[0][1] for nid, rows in notes.items()
+                                       if any(r[3] in ("python", "pycon", "sympy") for r in rows)})
         report = into if into is not None else CheckReport()
         report.device, report.torch_version = dev, version
         total = len(formulas) + sum(len(v) for v in notes.values())
@@ -264,18 +267,23 @@ class ChecksMixin:
             for row in rows:
                 if row[3] != "sympy":
                     continue
-                _nid, path, _idx, _lang, code, _e, line, _el, _info, known, h = row
-                if not trusted:
-                    emit(CheckItemResult("snippet", path, line, CheckStatus.UNTRUSTED,
-                                         "notes folder not trusted: run `d2lkb trust PATH` to allow code", dev, 0.0,
+                nid, path, _idx, _lang, code, _e, line, _el, _info, known, h = row
+                verdict = verdicts[nid]
+                if verdict.reason:
+                    emit(CheckItemResult("snippet", path, line, CheckStatus.UNTRUSTED, verdict.reason, dev, 0.0,
                                          "sympy", False, known, h))
                     continue
                 cached = self._cached("formula", h, "", "") if use_cache else None
                 if cached:
                     emit(CheckItemResult("snippet", path, line, CheckStatus(cached[0]), cached[1], "", cached[3],
                                          "sympy", True, known, h))
+                    continue
+                from_file = verdict.runnable([row], self.config.parse)
+                if isinstance(from_file, str):
+                    emit(CheckItemResult("snippet", path, line, CheckStatus.UNTRUSTED, from_file, dev, 0.0,
+                                         "sympy", False, known, h))
                 else:
-                    todo.append(("sympy", None, path, line, code, "sympy", known, h, ""))
+                    todo.append(("sympy", None, path, line, from_file[0].code, "sympy", known, h, ""))
         if todo:
             from d2lkb.checks.pool import FormulaChecker, available_cores
 
@@ -293,17 +301,22 @@ class ChecksMixin:
         runner = None
         runner_broken: str | None = None  # why the snippet worker could not start: every snippet says so
         try:
-            for rows in notes.values():
+            for nid, rows in notes.items():
                 code_rows = [r for r in rows if r[3] in ("python", "pycon")]
                 if not code_rows:
                     continue
-                if not trusted:
+                why_not = verdicts[nid].reason
+                cached = [self._cached("snippet", r[10], dev, variant) for r in code_rows] \
+                    if use_cache and why_not is None else [None]
+                snippets: list[Snippet] = []
+                if why_not is None and not all(cached):  # it runs: the code is the file's, not the KB's copy
+                    from_file = verdicts[nid].runnable(code_rows, self.config.parse)
+                    why_not, snippets = (from_file, []) if isinstance(from_file, str) else (None, from_file)
+                if why_not is not None:
                     for r in code_rows:
-                        emit(CheckItemResult("snippet", r[1], r[6], CheckStatus.UNTRUSTED,
-                                             "notes folder not trusted: run `d2lkb trust PATH` to allow code", dev, 0.0,
+                        emit(CheckItemResult("snippet", r[1], r[6], CheckStatus.UNTRUSTED, why_not, dev, 0.0,
                                              r[3], False, r[9], r[10]))
                     continue
-                cached = [self._cached("snippet", r[10], dev, variant) for r in code_rows] if use_cache else [None]
                 if all(cached):
                     for r, c in zip(code_rows, cached, strict=True):
                         status, detail = _rejudge(c, r[5])
@@ -325,7 +338,6 @@ class ChecksMixin:
                                              f"the snippet worker could not start: {runner_broken}", dev, 0.0,
                                              r[3], False, r[9], r[10]))
                     continue
-                snippets = [Snippet(r[3], r[4], r[6], None, r[5], r[7], r[8], r[9]) for r in code_rows]
                 results = runner.run_note(snippets)
                 with self.lock, transaction(self.conn):
                     for r, res in zip(code_rows, results, strict=True):

@@ -6,6 +6,7 @@ both interfaces, so the TUI never opens a database session of its own.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -27,7 +28,8 @@ from d2lkb.store.tagquery import Resolved, resolve_tags
 
 
 def bundled_notes_dir() -> Path:
-    """The notes that ship with d2lkb (always trusted)."""
+    """The notes that ship with d2lkb (trusted only once the user runs `d2lkb trust notes`, as
+    `make setup` does)."""
     return (Path(__file__).resolve().parents[2] / "notes").resolve()
 
 
@@ -95,29 +97,85 @@ class KnowledgeBase(ImportMixin, StudyMixin, CardsMixin, DeckStatsMixin, ReviewM
             return graph.orphans(self.conn)
 
     # -- trust -------------------------------------------------------------
+    # Trust lives in the user's own trust list (d2lkb.trust), never in the KB or the notes
+    # folder: a cloned repository ships both. The KB's old `trusted` table and `[checks] trusted`
+    # in kb/config.toml grant nothing; `trust_notices` says so.
     def trusted_dirs(self) -> list[Path]:
-        rows = [Path(r[0]) for r in self.conn.execute("SELECT path FROM trusted ORDER BY path")]
-        extra = [Path(p).expanduser().resolve() for p in self.config.checks.trusted]
-        return [bundled_notes_dir(), *extra, *rows]
+        """The user's trusted folders (real paths). A malformed trust list raises ValueError."""
+        from d2lkb.trust import load_trusted
+
+        return [Path(p) for p in load_trusted()]
 
     def trust(self, path: Path) -> Path:
-        resolved = Path(path).expanduser().resolve()
-        if not resolved.is_dir():
-            raise FileNotFoundError(f"not a folder: {path}")
-        with self.lock:
-            self.conn.execute("INSERT OR REPLACE INTO trusted (path, added_at) VALUES (?, ?)",
-                              (str(resolved), int(self.now().timestamp())))
-        return resolved
+        """Add a folder to the user's trust list (FileNotFoundError if it is not a folder)."""
+        from d2lkb.trust import add_trusted
+
+        resolved, _new = add_trusted(path)
+        self._forget_old_trust(resolved)
+        return Path(resolved)
 
     def untrust(self, path: Path) -> bool:
-        resolved = str(Path(path).expanduser().resolve())
-        with self.lock:
-            return self.conn.execute("DELETE FROM trusted WHERE path = ?", (resolved,)).rowcount > 0
+        """Take a folder (as written or its real path) off the user's trust list; was it there?"""
+        from d2lkb.trust import remove_trusted
+
+        removed = remove_trusted(path)
+        written = os.path.expanduser(os.fspath(path))
+        for p in {os.path.abspath(written), os.path.realpath(written)}:
+            self._forget_old_trust(p)
+        return removed is not None
 
     def is_trusted(self, notes_dir: Path | None = None) -> bool:
-        """May code from the notes folder run? Only the bundled notes and trusted folders."""
-        target = (notes_dir or self.config.notes_dir).expanduser().resolve()
-        return any(target == d or d in target.parents for d in self.trusted_dirs())
+        """Is the notes folder (its real path) inside a folder of the user's trust list? Whether a
+        note's code runs is decided per file at run time (`code_verdicts`)."""
+        from d2lkb.trust import trusted_folder
+
+        target = os.path.realpath((notes_dir or self.config.notes_dir).expanduser())
+        try:
+            return trusted_folder(target, [str(d) for d in self.trusted_dirs()]) is not None
+        except ValueError:
+            return False
+
+    def code_verdicts(self, notes: dict[int, str]):
+        """{note id: codetrust.NoteCode} for {note id: path}: may each note's code run, judged from
+        its file now (real path inside a trusted folder, same bytes as at the last sync)."""
+        from d2lkb.store.codetrust import note_verdicts
+        from d2lkb.store.sync import MAX_NOTE_BYTES
+        from d2lkb.trust import load_trusted
+
+        if not notes:
+            return {}
+        problem = None
+        folders: list[str] = []
+        try:
+            folders = load_trusted()
+        except ValueError as exc:
+            problem = str(exc)
+        with self.lock:
+            digests = dict(self.conn.execute(
+                f"SELECT id, hash FROM note WHERE id IN ({','.join('?' * len(notes))})", list(notes)).fetchall())
+        return note_verdicts(self.config.notes_dir, {nid: (path, digests.get(nid)) for nid, path in notes.items()},
+                             folders, problem, MAX_NOTE_BYTES)
+
+    def trust_notices(self) -> list[str]:
+        """One line per place that used to grant trust and no longer does (old config, old KB list)."""
+        out = []
+        if self.config.ignored_trusted:
+            out.append(f"{self.config.kb_dir / 'config.toml'}: [checks] trusted is ignored (a notes repository "
+                       f"cannot trust itself): run `d2lkb trust PATH` for each folder you trust "
+                       f"({', '.join(self.config.ignored_trusted)})")
+        with self.lock:
+            old = [r[0] for r in self.conn.execute("SELECT path FROM trusted ORDER BY path")]
+        if old:
+            out.append(f"{self.config.db_path}: its list of trusted folders (from an older d2lkb) is ignored: run "
+                       f"`d2lkb trust PATH` for each you trust, `d2lkb trust --remove PATH` for the others "
+                       f"({', '.join(old)})")
+        return out
+
+    def _forget_old_trust(self, resolved: str) -> None:
+        """Drop a folder from the KB's old list once the user has decided about it."""
+        with self.lock:
+            if self.conn.execute("SELECT 1 FROM trusted WHERE path = ?", (resolved,)).fetchone():
+                self.conn.execute("DELETE FROM trusted WHERE path = ?", (resolved,))
 
     # -- FSRS parameters ---------------------------------------------------
     def optimize(self, *, apply: bool = True):

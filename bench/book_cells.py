@@ -119,7 +119,8 @@ def d2lkb_check(folders: list[Path], framework: str) -> tuple[dict[tuple[str, in
             shutil.copytree(folder, notes / folder.name)
         kb = Path(tmp) / "kb"
         d2lkb = [sys.executable, "-m", "d2lkb.cli", "--kb", str(kb), "--notes", str(notes)]
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        # trust the copy in a trust list of its own, not in the user's
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "D2LKB_CONFIG_HOME": str(Path(tmp) / "user-config")}
         subprocess.run([*d2lkb, "trust", str(notes)], check=True, capture_output=True, env=env)
         started = time.perf_counter()
         done = subprocess.run([*d2lkb, "check", "--json", "--no-cache", "--framework", framework, "kind:snippet"],

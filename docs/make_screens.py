@@ -42,6 +42,8 @@ def _kb(tmp: Path):
     (tmp / "kb").mkdir()
     (tmp / "kb" / "config.toml").write_text("[review]\nfuzz = false\nnew_per_day = 6\n")
     kb = KnowledgeBase(load_config(tmp / "kb", ROOT / "notes"), clock=lambda: clock_now[0])
+    os.environ["D2LKB_CONFIG_HOME"] = str(tmp / "user-config")  # a trust list of its own, not the user's
+    kb.trust(ROOT / "notes")
     kb.sync()
     grades = [Grade.GOOD, Grade.GOOD, Grade.AGAIN, Grade.EASY, Grade.GOOD, Grade.HARD]
     i = 0

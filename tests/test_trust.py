@@ -247,3 +247,46 @@ def test_a_malformed_trust_list_runs_nothing_and_says_where(tmp_path, notes_dir,
     added = runner.invoke(app, ["--kb", str(tmp_path / "kb"), "--notes", str(notes_dir), "trust", str(notes_dir)])
     assert added.exit_code == 1  # the user's file is not overwritten
     assert (user_config / "trust.toml").read_text(encoding="utf-8").startswith("trusted = [")
+
+
+def _trust_in_child(folder: str) -> None:
+    from d2lkb.trust import add_trusted
+
+    add_trusted(folder)
+
+
+def test_concurrent_trusts_all_land(tmp_path):
+    """Eight processes trusting eight folders at once: the locked read-modify-write keeps all."""
+    import multiprocessing
+
+    folders = [tmp_path / f"f{i}" for i in range(8)]
+    for f in folders:
+        f.mkdir()
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_trust_in_child, args=(str(f),)) for f in folders]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    assert sorted(load_trusted()) == sorted(str(f.resolve()) for f in folders)
+
+
+def test_a_trusted_folder_swapped_for_a_link_is_no_longer_trusted(tmp_path, notes_dir, clock):
+    """The list keeps the real path it was given: if that folder is later replaced by a link to
+    somewhere else, what the link leads to is not trusted."""
+    marker = tmp_path / "ran.txt"
+    write(notes_dir / "n.md", GOOD)
+    with KnowledgeBase(load_config(tmp_path / "kb", notes_dir), clock=clock) as kb:
+        kb.trust(notes_dir)
+        kb.sync()
+        assert {r.status.value for r in kb.run_checks(jobs=1).results} == {"passed", "verified"}
+    elsewhere = tmp_path / "elsewhere"
+    write(elsewhere / ".d2lkb.toml", "[cards]\nflashcard_tags = []\n")
+    write(elsewhere / "n.md", evil(marker))
+    notes_dir.rename(tmp_path / "old-notes")
+    notes_dir.symlink_to(elsewhere, target_is_directory=True)
+    with KnowledgeBase(load_config(tmp_path / "kb", notes_dir), clock=clock) as kb:
+        kb.sync()
+        assert {r.status.value for r in kb.run_checks(jobs=1).results} == {"untrusted"}
+    assert not marker.exists()

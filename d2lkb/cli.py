@@ -553,15 +553,14 @@ def orphans_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 def trust_cmd(
     ctx: typer.Context,
     path: Annotated[Path | None, typer.Argument(help="Folder whose code snippets may run.", show_default=False)] = None,
-    remove: Annotated[bool, typer.Option("--remove", help="Stop trusting the folder.")] = False,
-    list_: Annotated[bool, typer.Option("--list", help="Show the trusted folders and where the list is kept.")] = False,
+    remove: Annotated[bool, typer.Option("--remove", metavar="", help="Stop trusting the folder.")] = False,
+    list_: Annotated[bool, typer.Option("--list", metavar="",
+                                        help="Show the trusted folders and the file that keeps them.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Allow `d2lkb check` to run code from a folder, in your own trust list (not the notes repository's).
 
-    The list lives in your configuration folder (`--list` shows where); neither a notes folder
-    nor its kb/config.toml can trust itself. Paths are real paths: a note whose file resolves
-    (through symbolic links) outside every trusted folder is reported untrusted, not run.
+    Neither a notes folder nor its kb/config.toml can trust itself; a note whose real file (links resolved) is outside every trusted folder is reported untrusted, not run.
     """
     from d2lkb.trust import load_trusted, trust_file
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -18,6 +16,8 @@ from d2lkb.config import FRAMEWORKS, Config, config_from_env
 from d2lkb.query import QueryError
 from d2lkb.store.db import KBError
 from d2lkb.store.search import HIGHLIGHT
+from d2lkb.terminal import SafeConsole, json_text, user_text
+from d2lkb.textsafe import printable
 
 app = typer.Typer(
     help="d2lkb: search, review (FSRS) and check your Markdown study notes. Run without a command for the TUI.",
@@ -25,8 +25,10 @@ app = typer.Typer(
     add_completion=True,
     rich_markup_mode="rich",
 )
-console = Console()
-err = Console(stderr=True)
+# Everything printed goes through a SafeConsole, and user text (notes, file names, tags, queries)
+# goes in as `user_text`, never inside markup: a note can neither style nor drive the terminal.
+console = SafeConsole()
+err = SafeConsole(stderr=True)
 
 # metavar "": a flag takes no value, so its help shows none (Typer would print `<bool>`)
 JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="Print JSON instead of a table.")]
@@ -59,7 +61,7 @@ class State:
 
 
 def fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(Text.assemble(("error:", "bold red"), " ", user_text(message)), soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -134,9 +136,9 @@ def sync_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     with kb:
         report = _sync(kb)
     if as_json:
-        print(json.dumps(report.to_dict(), ensure_ascii=False))
+        print(json_text(report.to_dict()))
         return
-    table = Table(title=f"Synced {kb.config.notes_dir}", show_header=True)
+    table = Table(title=user_text(f"Synced {kb.config.notes_dir}"), show_header=True)
     for col in ("notes", "cards", "tags", "formulas", "snippets", "links", "added", "updated", "removed", "unchanged"):
         table.add_column(col, justify="right")
     table.add_row(*(str(getattr(report, c)) for c in ("notes", "cards", "tags", "formulas", "snippets", "links",
@@ -146,9 +148,9 @@ def sync_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         console.print(f"{report.retired_cards} card(s) retired, {report.revived_cards} came back")
     if report.notes and not report.cards and kb.config.parse.flashcard_tags:
         tags = ", ".join("#" + t for t in kb.config.parse.flashcard_tags)
-        console.print(f"No cards: only notes tagged {tags} make cards (as in Obsidian Spaced Repetition); "
+        console.print(printable(f"No cards: only notes tagged {tags} make cards (as in Obsidian Spaced Repetition); "
                       "set `flashcard_tags = []` under [cards] in the vault's .d2lkb.toml for every note "
-                      "(see notes/README.md).", markup=False)
+                      "(see notes/README.md)."), markup=False)
     _print_warnings(report.warnings)
     console.print(f"[dim]{report.seconds:.2f} s[/]")
 
@@ -165,12 +167,12 @@ def _synced(ctx: typer.Context):
 def _print_warnings(warnings) -> None:
     for w in warnings:
         where = f"{w.path}:{w.line}" if w.line else w.path
-        err.print(f"[yellow]warning:[/] {where}: {w.message}", highlight=False, soft_wrap=True)
+        err.print(Text.assemble(("warning:", "yellow"), " ", user_text(f"{where}: {w.message}")), soft_wrap=True)
 
 
 def _highlighted(snippet: str) -> Text:
     text = Text()
-    parts = snippet.split(HIGHLIGHT[0])
+    parts = printable(snippet).split(HIGHLIGHT[0])
     text.append(parts[0])
     for part in parts[1:]:
         hit, _, rest = part.partition(HIGHLIGHT[1])
@@ -209,10 +211,10 @@ def search_cmd(
     more = len(hits) > limit
     hits = hits[:limit]
     if as_json:
-        print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
+        print(json_text([h.to_dict() for h in hits]))
         return
     for note in resolved.notes:
-        err.print(f"[dim]{note}[/]", highlight=False)
+        err.print(user_text(note, style="dim"))
     if not hits:
         console.print("no matches")
         return
@@ -221,11 +223,12 @@ def search_cmd(
     table.add_column("where", overflow="fold")
     table.add_column("match", ratio=1)
     for h in hits:
-        match = Text(_short(h.title, 60) + "\n", style="bold") if h.kind in ("note", "section", "formula") else Text()
+        match = user_text(_short(h.title, 60) + "\n", style="bold") if h.kind in ("note", "section", "formula") \
+            else Text()
         match.append_text(_highlighted(h.snippet))
         if h.tags:
-            match.append("\n" + " ".join("#" + t for t in h.tags), style="cyan")
-        table.add_row(h.kind, f"{h.path}:{h.line}", match)
+            match.append_text(user_text("\n" + " ".join("#" + t for t in h.tags), style="cyan"))
+        table.add_row(h.kind, user_text(f"{h.path}:{h.line}"), match)
     console.print(table)
     if more:
         console.print(f"[dim]showing the first {limit} matches; more with --limit N[/]", highlight=False)
@@ -237,14 +240,15 @@ def tags_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     with _synced(ctx) as kb:
         tags = kb.tags()
     if as_json:
-        print(json.dumps([t.to_dict() for t in tags], ensure_ascii=False))
+        print(json_text([t.to_dict() for t in tags]))
         return
     table = Table(show_header=True, header_style="bold")
     table.add_column("tag")
     table.add_column("notes", justify="right")
     table.add_column("cards", justify="right")
     for t in tags:
-        table.add_row(Text("  " * t.depth + "#" + t.tag.rsplit("/", 1)[-1], style="cyan"), str(t.count), str(t.cards))
+        table.add_row(user_text("  " * t.depth + "#" + t.tag.rsplit("/", 1)[-1], style="cyan"), str(t.count),
+                      str(t.cards))
     console.print(table)
 
 
@@ -265,15 +269,16 @@ def show_cmd(
             fail(f"{note!r} matches {len(found)} notes: {names}; give the path")
         view = kb.note(found[0][0])
     if as_json:
-        print(json.dumps(view.to_dict(), ensure_ascii=False, default=str))
+        print(json_text(view.to_dict(), default=str))
         return
-    console.print(f"[bold]{view.title}[/]  [dim]{view.path}[/]")
+    console.print(Text.assemble(user_text(view.title, "bold"), "  ", user_text(view.path, "dim")))
     if view.tags:
-        console.print(Text(" ".join("#" + t for t in view.tags), style="cyan"))
+        console.print(user_text(" ".join("#" + t for t in view.tags), style="cyan"))
     if view.sections:
         console.rule("sections")
         for s in view.sections:
-            console.print(f"{'  ' * (s['level'] - 1)}{s['title']} [dim]:{s['line']}-{s['end_line']}[/]", highlight=False)
+            console.print(Text.assemble("  " * (s["level"] - 1), user_text(s["title"]), " ",
+                                        (f":{s['line']}-{s['end_line']}", "dim")))
     if view.cards:
         console.rule(f"cards ({len(view.cards)})")
         table = Table(show_header=True, header_style="bold", expand=True)
@@ -282,15 +287,17 @@ def show_cmd(
         table.add_column("front", ratio=2)
         table.add_column("back", ratio=1)
         for c in view.cards:
-            table.add_row(str(c["line"]), c["kind"], Text(_short(c["front"], 160)), Text(_short(c["back"], 80)))
+            table.add_row(str(c["line"]), c["kind"], user_text(_short(c["front"], 160)), user_text(_short(c["back"], 80)))
         console.print(table)
     if view.formulas or view.snippets:
         console.rule("checks")
         for f in view.formulas:
             if f["display"]:
-                console.print(f":{f['line']} formula {f['name'] or ''} [bold]{f['status']}[/]", highlight=False)
+                console.print(Text.assemble(user_text(f":{f['line']} formula {f['name'] or ''} "),
+                                            user_text(f["status"], "bold")))
         for s in view.snippets:
-            console.print(f":{s['line']} {s['language']} snippet [bold]{s['status']}[/]", highlight=False)
+            console.print(Text.assemble(user_text(f":{s['line']} {s['language']} snippet "),
+                                        user_text(s["status"], "bold")))
     for title, items, fmt in (
         ("links", view.links, lambda x: f":{x['line']} [[{x['target']}]] -> {x['resolved'] or '(unresolved)'}"),
         ("backlinks", view.backlinks, lambda x: f"{x['path']}:{x['line']}  {x['title']}"),
@@ -299,7 +306,7 @@ def show_cmd(
         if items:
             console.rule(title)
             for x in items:
-                console.print(Text(fmt(x)))
+                console.print(user_text(fmt(x)))
 
 
 @app.command("review")
@@ -346,15 +353,15 @@ def stats_cmd(
         due_today = kb.due_counts(resolved).total
     if as_json:
         if resolved is None:
-            print(json.dumps(stats))
+            print(json_text(stats))
         else:
-            print(json.dumps(qs.to_dict() | {"due_today": due_today}))
+            print(json_text(qs.to_dict() | {"due_today": due_today}))
         return
     table = Table(show_header=False, box=None)
     table.add_column(style="bold")
     table.add_column(justify="right")
     if resolved:
-        table.add_row("query", resolved)
+        table.add_row("query", user_text(resolved))
     numbers = stats or {"cards": qs.cards, "new": qs.new, "learning": qs.learning, "review": qs.review,
                         "suspended": qs.suspended, "due_today": due_today, "retention_30d": qs.retention_30d}
     for key, value in numbers.items():
@@ -393,7 +400,7 @@ def optimize_cmd(
         except NotEnoughReviews as exc:
             fail(str(exc))
     if as_json:
-        print(json.dumps(result.to_dict() | {"applied": result.improved and not dry_run}))
+        print(json_text(result.to_dict() | {"applied": result.improved and not dry_run}))
         return
     table = Table(show_header=True, header_style="bold")
     table.add_column("")
@@ -453,14 +460,15 @@ def check_cmd(
         report = _sync(kb, quiet=True)
         if not as_json:
             _print_warnings(report.warnings)
-        progress = Progress(TextColumn("checking"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+        progress = Progress(TextColumn("checking"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.description}", markup=False),
                             TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=err, transient=True,
                             disable=as_json or not err.is_terminal)
         with progress:
             task = progress.add_task("", total=None)
 
             def on_progress(done, total, item):
-                progress.update(task, completed=done, total=total, description=f"{item.path}:{item.line}")
+                progress.update(task, completed=done, total=total, description=printable(f"{item.path}:{item.line}"))
 
             result = CheckReport()
             started = time.perf_counter()
@@ -473,7 +481,7 @@ def check_cmd(
     if junit:
         _write_junit(junit, result)
     if as_json:
-        print(json.dumps(result.to_dict(), ensure_ascii=False))
+        print(json_text(result.to_dict()))
     else:
         _print_checks(result)
     if result.interrupted:
@@ -498,19 +506,20 @@ def _print_checks(result) -> None:
     table.add_column("s", justify="right", no_wrap=True, min_width=4)
     for r in result.sorted():
         status = r.status.value + (" (known)" if r.known_failure else "") + (" ·" if r.cached else "")
-        table.add_row(Text(status, style=STATUS_STYLE.get(r.status.value, "")), f"{r.path}:{r.line}",
-                      Text(r.name or r.kind), f"{r.seconds:.2f}")
+        table.add_row(Text(status, style=STATUS_STYLE.get(r.status.value, "")), user_text(f"{r.path}:{r.line}"),
+                      user_text(r.name or r.kind), f"{r.seconds:.2f}")
     console.print(table)
     for r in result.sorted():
         if r.is_failure or r.status.value in ("unparsed", "untrusted", "context") or r.known_failure:
             style = STATUS_STYLE.get(r.status.value, "")
-            console.print(Text(f"{r.path}:{r.line} {r.status.value}", style=style))
+            console.print(user_text(f"{r.path}:{r.line} {r.status.value}", style=style))
             if r.known_failure:
-                console.print(Text(f"  known failure: {r.known_failure}", style="dim"))
-            console.print(Text("  " + r.detail.replace("\n", "\n  ")), soft_wrap=True)
+                console.print(user_text(f"  known failure: {r.known_failure}", style="dim"))
+            console.print(user_text("  " + r.detail.replace("\n", "\n  ")), soft_wrap=True)
     summary = ", ".join(f"{n} {s}" for s, n in sorted(result.summary.items()))
-    console.print(f"{len(result.results)} checks on {result.device or 'cpu'} (torch {result.torch_version}): {summary}"
-                  f" [dim]({result.seconds:.2f} s; · = cached)[/]")
+    console.print(Text.assemble(user_text(f"{len(result.results)} checks on {result.device or 'cpu'} "
+                                          f"(torch {result.torch_version}): {summary} "),
+                                (f"({result.seconds:.2f} s; · = cached)", "dim")))
     if result.failures:
         console.print(f"[bold red]{len(result.failures)} failing[/]")
 
@@ -542,10 +551,10 @@ def orphans_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     with _synced(ctx) as kb:
         paths = kb.orphans()
     if as_json:
-        print(json.dumps(paths, ensure_ascii=False))
+        print(json_text(paths))
         return
     for path in paths:
-        console.print(Text(path))
+        console.print(user_text(path))
     console.print(f"[dim]{len(paths)} orphan note(s)[/]")
 
 
@@ -570,11 +579,11 @@ def trust_cmd(
         except ValueError as exc:
             fail(str(exc))
         if as_json:
-            print(json.dumps({"file": str(trust_file()), "trusted": folders}, ensure_ascii=False))
+            print(json_text({"file": str(trust_file()), "trusted": folders}))
             return
-        console.print(Text(f"{trust_file()}:"))
+        console.print(user_text(f"{trust_file()}:"))
         for folder in folders:
-            console.print(Text(f"  {folder}"))
+            console.print(user_text(f"  {folder}"))
         if not folders:
             console.print("  (no folder is trusted: `d2lkb check` runs no code)")
         return
@@ -585,16 +594,16 @@ def trust_cmd(
     with kb:
         try:
             if remove:
-                console.print(Text(f"removed {path}" if kb.untrust(path) else f"{path} was not trusted"))
+                console.print(user_text(f"removed {path}" if kb.untrust(path) else f"{path} was not trusted"))
                 return
             before = [str(p) for p in kb.trusted_dirs()]
             resolved = kb.trust(path)
         except (FileNotFoundError, ValueError) as exc:
             fail(str(exc))
     if str(resolved) in before:
-        console.print(Text(f"{resolved} was already trusted"))
+        console.print(user_text(f"{resolved} was already trusted"))
     else:
-        console.print(Text(f"trusted {resolved} (in {trust_file()})"))
+        console.print(user_text(f"trusted {resolved} (in {trust_file()})"))
 
 
 @app.command("suspend")
@@ -622,7 +631,7 @@ def backup_cmd(
             path = kb.backup(dest)
         except (FileExistsError, RuntimeError, OSError) as exc:
             fail(str(exc))
-    console.print(f"backed up to {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+    console.print(user_text(f"backed up to {path} ({path.stat().st_size / 2**20:.1f} MiB)"))
 
 
 @app.command("export")
@@ -644,7 +653,7 @@ def export_cmd(
             n = kb.export(fmt, dest, query)
         except OSError as exc:
             fail(f"cannot write {dest}: {exc.strerror or exc}")
-    console.print(f"wrote {n} card(s) to {dest}")
+    console.print(user_text(f"wrote {n} card(s) to {dest}"))
 
 
 import_app = typer.Typer(help="Move in: schedules and review history from OSR vaults and Anki packages.",
@@ -654,22 +663,22 @@ app.add_typer(import_app, name="import")
 
 def _print_import(report, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(report.to_dict(), ensure_ascii=False))
+        print(json_text(report.to_dict()))
         return
     for path in report.notes_written:
-        console.print(Text(f"wrote {path}"))
+        console.print(user_text(f"wrote {path}"))
     console.print(f"{report.imported} card schedule(s) imported, {report.reviews} review(s) of history,"
                   f" {report.unchanged} unchanged, {report.kept} kept (already reviewed in d2lkb)"
                   + (f", {report.media} media file(s)" if report.media else ""))
     for path in report.stripped:
-        console.print(Text(f"stripped OSR schedule data from {path}"))
+        console.print(user_text(f"stripped OSR schedule data from {path}"))
     for problem in report.problems:
-        err.print(Text(f"not carried over: {problem}", style="yellow"), soft_wrap=True)
+        err.print(user_text(f"not carried over: {problem}", style="yellow"), soft_wrap=True)
 
 
 def _import_failed(exc) -> None:
     for problem in exc.problems:
-        err.print(Text(f"error: {problem}", style="red"), soft_wrap=True)
+        err.print(user_text(f"error: {problem}", style="red"), soft_wrap=True)
     fail("nothing was imported (the knowledge base and the notes folder are unchanged)")
 
 
@@ -745,7 +754,7 @@ def retired_cmd(
             console.print(f"purged {n} retired card(s)")
             return
     if as_json:
-        print(json.dumps(cards, ensure_ascii=False))
+        print(json_text(cards))
         return
     if not cards:
         console.print("no retired cards")
@@ -754,7 +763,8 @@ def retired_cmd(
     for col in ("id", "kind", "last seen", "front", "reviews"):
         table.add_column(col)
     for c in cards:
-        table.add_row(str(c["id"]), c["kind"], f"{c['path']}:{c['line']}", Text(_short(c["front"], 70)), str(c["reviews"]))
+        table.add_row(str(c["id"]), c["kind"], user_text(f"{c['path']}:{c['line']}"), user_text(_short(c["front"], 70)),
+                      str(c["reviews"]))
     console.print(table)
 
 

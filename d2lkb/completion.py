@@ -6,6 +6,8 @@ from __future__ import annotations
 import sqlite3
 from contextlib import closing
 
+from d2lkb.textsafe import UNSAFE
+
 FIELDS = ("kind:", "status:", "due:", "path:", "tag:")
 KINDS = ("card", "note", "section", "formula", "snippet")
 STATUSES = ("new", "learning", "review", "suspended", "due", "refuted", "failed", "passed", "verified",
@@ -28,7 +30,8 @@ def _rows(ctx, sql: str) -> list[str]:
         if not db.is_file():
             return []
         with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-            return [r[0] for r in conn.execute(sql)]
+            # a name with control characters would drive the terminal as the shell lists it
+            return [r[0] for r in conn.execute(sql) if not UNSAFE.search(r[0])]
     except Exception:  # noqa: BLE001 - completion must never fail loudly
         return []
 

@@ -12,13 +12,18 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from rich.segment import Segment
 from textual import work
 from textual.app import App
 from textual.binding import Binding
+from textual.color import Color
+from textual.filter import LineFilter
 from textual.message import Message
 
+from d2lkb.textsafe import UNSAFE, printable, strip_unsafe
 from d2lkb.tui.screens.home import HomeScreen
 
 if TYPE_CHECKING:
@@ -35,6 +40,21 @@ class NotesSynced(Message):
     def __init__(self, report: SyncReport | None) -> None:
         super().__init__()
         self.report = report
+
+
+class TerminalSafe(LineFilter):
+    """The net under every screen: drops from the rendered lines any control character that
+    user text still holds, so no ESC, BEL or C1 control from a note reaches the terminal.
+
+    Screens show user text through `printable` (visible stand-ins such as `␛`) where they put it
+    in a widget; Textual passes whatever a widget holds to the terminal as it is (only BEL, BS,
+    VT, FF and CR are stripped), so anything a screen missed is caught here. The characters
+    dropped take no column, so the layout is unchanged.
+    """
+
+    def apply(self, segments: list[Segment], background: Color) -> list[Segment]:
+        return [Segment(strip_unsafe(s.text), s.style, s.control)
+                if s.control is None and UNSAFE.search(s.text) else s for s in segments]
 
 
 class D2lkbApp(App[None]):
@@ -59,6 +79,10 @@ class D2lkbApp(App[None]):
         self.review_mode, self.review_days = mode, days  # `d2lkb review --ahead N / --cram`
         self.synced = threading.Event()  # set once the start-up sync is over (or skipped)
         self.last_sync: SyncReport | None = None
+        self._terminal_safe = TerminalSafe()
+
+    def get_line_filters(self) -> Sequence[LineFilter]:
+        return [*super().get_line_filters(), self._terminal_safe]
 
     # -- start-up ----------------------------------------------------------
     def get_default_screen(self) -> HomeScreen:
@@ -89,7 +113,7 @@ class D2lkbApp(App[None]):
         try:
             report = self.kb.sync()
         except Exception as exc:  # noqa: BLE001 - shown to the user, never a traceback
-            self.notify(f"sync failed: {exc}", severity="error", timeout=10, markup=False)
+            self.notify(printable(f"sync failed: {exc}"), severity="error", timeout=10, markup=False)
         finally:
             self.synced.set()
         self.last_sync = report
@@ -101,7 +125,7 @@ class D2lkbApp(App[None]):
                      for w in report.warnings[:3]]
             more = len(report.warnings) - len(first)
             body = "\n".join(first) + (f"\n… and {more} more (see `d2lkb sync`)" if more > 0 else "")
-            self.notify(body, title=f"{len(report.warnings)} sync warning(s)", severity="warning",
+            self.notify(printable(body), title=f"{len(report.warnings)} sync warning(s)", severity="warning",
                         timeout=8, markup=False)
         for screen in self.screen_stack:
             screen.post_message(NotesSynced(report))

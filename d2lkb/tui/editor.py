@@ -9,6 +9,8 @@ from pathlib import Path
 
 from textual.app import App
 
+from d2lkb.textsafe import printable
+
 
 def editor_command(path: Path, line: int, editor: str | None = None) -> list[str] | None:
     """`[editor..., +line, path]`, or None when neither $VISUAL nor $EDITOR is set."""
@@ -27,12 +29,12 @@ def open_in_editor(app: App, path: Path, line: int) -> bool:
                    title="No editor", severity="warning", markup=False)
         return False
     if not path.is_file():
-        app.notify(f"note not found: {path}", severity="error", markup=False)
+        app.notify(printable(f"note not found: {path}"), severity="error", markup=False)
         return False
     try:
         with app.suspend():
             subprocess.call(command)
     except Exception as exc:  # noqa: BLE001 - SuspendNotSupported, OSError: tell the user
-        app.notify(f"could not run {command[0]}: {exc}", severity="error", markup=False)
+        app.notify(printable(f"could not run {command[0]}: {exc}"), severity="error", markup=False)
         return False
     return True

@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta
 
 from d2lkb.review.days import day_start
 from d2lkb.review.types import Grade
+from d2lkb.textsafe import printable
 
 GRADE_LABELS = {Grade.AGAIN: "Again", Grade.HARD: "Hard", Grade.GOOD: "Good", Grade.EASY: "Easy"}
 
@@ -131,4 +132,5 @@ def themed(app, text: str, color: str | None = None, *, bold: bool = False, dim:
             rich_color = Color.parse(value).rich_color
         except Exception:  # noqa: BLE001 - "auto 60%" and the like: fall back to dim text
             dim = True
-    return Text(str(text), style=Style(color=rich_color, bold=bold or None, dim=dim or None), no_wrap=True, end="")
+    return Text(printable(str(text)), style=Style(color=rich_color, bold=bold or None, dim=dim or None), no_wrap=True,
+                end="")

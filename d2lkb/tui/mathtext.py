@@ -5,9 +5,14 @@ The Markdown widget knows nothing about math, so before a card is rendered its
 `$\\frac{\\partial f}{\\partial x_i}$` shows as `∂f/∂xᵢ`. This is a modest
 prettifier for the commands study notes use most; anything it does not know is
 kept as LaTeX source, so nothing is ever lost, only left unprettified.
+
+Both entry points (`plain_math`, `prettify_math`) return text for the screen, so control
+characters in it come back as visible stand-ins (`d2lkb.textsafe.printable`).
 """
 
 from __future__ import annotations
+
+from d2lkb.textsafe import printable
 
 GREEK = {
     "alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ε", "varepsilon": "ε", "zeta": "ζ",
@@ -395,11 +400,13 @@ def _prettify_span(text: str, markdown: bool = True) -> str:
 
 def plain_math(text: str) -> str:
     """One line of text (a title, a search snippet) with its math as Unicode, no Markdown added."""
+    text = printable(text)
     return _prettify_span(text, markdown=False) if "$" in text else text
 
 
 def prettify_math(markdown: str) -> str:
     """Markdown with its `$`/`$$` math replaced by code-styled Unicode; fenced code is left alone."""
+    markdown = printable(markdown)
     if "$" not in markdown:
         return markdown
     out: list[str] = []

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from d2lkb.textsafe import printable
 from d2lkb.tui.formatting import FAILING, short
 from d2lkb.tui.mathtext import plain_math, prettify_math
 
@@ -65,6 +66,10 @@ def check_markdown(card: CardView, result: CheckResultView | None) -> str:
     (actual output next to the expected one, the counterexample, the error)."""
     if result is None or card.check_status not in FAILING:
         return ""
+    return printable(_check_markdown(card, result))  # the output and the detail are the note's code's
+
+
+def _check_markdown(card: CardView, result: CheckResultView) -> str:
     fence = "````"
     if card.kind == "snippet" and result.status == "failed" and (result.output or result.expected):
         return ("**✗ This card's expected output is wrong: the code printed something else.**\n\n"
@@ -80,4 +85,4 @@ def check_markdown(card: CardView, result: CheckResultView | None) -> str:
 
 def card_label(card: CardView) -> str:
     """A card as an undo message names it: `"What is the derivative of x²?" (calculus.md:9)`."""
-    return f"\"{short(plain_math(card.front), 40)}\" ({card.path}:{card.line})"
+    return printable(f"\"{short(plain_math(card.front), 40)}\" ({card.path}:{card.line})")

@@ -14,6 +14,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Markdown, Static
 from textual.widgets.data_table import ColumnKey
 
+from d2lkb.textsafe import printable
 from d2lkb.tui.formatting import short, short_where, themed
 from d2lkb.tui.mathtext import plain_math, prettify_math
 
@@ -161,7 +162,7 @@ class BrowseScreen(Screen):
         from d2lkb.store.search import HIGHLIGHT
 
         text = Text(no_wrap=True, end="")
-        parts = short(plain_math(snippet), 300).split(HIGHLIGHT[0])
+        parts = short(plain_math(snippet), 300).split(HIGHLIGHT[0])  # plain_math: printable
         text.append(parts[0].replace(HIGHLIGHT[1], ""))
         for part in parts[1:]:
             hit, _, rest = part.partition(HIGHLIGHT[1])
@@ -170,7 +171,7 @@ class BrowseScreen(Screen):
         return text
 
     def _status(self, text: str) -> None:
-        self.query_one("#search-status", Static).update(text)
+        self.query_one("#search-status", Static).update(printable(text))
 
     # -- preview ---------------------------------------------------------------
     @on(DataTable.RowHighlighted, "#results")

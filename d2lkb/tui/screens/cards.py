@@ -16,6 +16,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from d2lkb.review.types import Grade
+from d2lkb.textsafe import printable
 from d2lkb.tui.formatting import GRADE_LABELS, compact_duration, short, short_where, themed
 from d2lkb.tui.mathtext import plain_math
 
@@ -160,7 +161,7 @@ class CardsScreen(Screen):
         self.show_info()
 
     def _status(self, text: str) -> None:
-        self.query_one("#cards-status", Static).update(text)
+        self.query_one("#cards-status", Static).update(printable(text))
 
     def selected(self) -> int | None:
         table = self.query_one("#cards", DataTable)
@@ -195,7 +196,7 @@ class CardsScreen(Screen):
             text = card_info(kb, card_id)
         except Exception as exc:  # noqa: BLE001
             text = f"no card info: {exc}"
-        self.app.call_later_safe(self.query_one("#card-info", Static).update, Content(text))
+        self.app.call_later_safe(self.query_one("#card-info", Static).update, Content(printable(text)))
 
     # -- actions ----------------------------------------------------------------
     @on(DataTable.HeaderSelected, "#cards")

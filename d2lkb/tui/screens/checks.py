@@ -10,6 +10,7 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 
+from d2lkb.textsafe import printable
 from d2lkb.tui.formatting import FAILING, check_badge, plural, short, short_where, themed
 
 BADGE_COLOURS = {"ok": "success", "bad": "error", "warn": "warning", "info": "text-muted"}
@@ -142,7 +143,7 @@ class ChecksScreen(Screen):
         if result is not None:
             text = (f"{result.get('status')} · {result.get('kind')} · {result.get('path')}:{result.get('line')}\n"
                     f"{result.get('detail') or ''}")
-        self.query_one("#check-detail", Static).update(text)
+        self.query_one("#check-detail", Static).update(printable(text))
 
     # -- running -------------------------------------------------------------
     @work(thread=True, exclusive=True, group="check-run", exit_on_error=False)
@@ -178,14 +179,14 @@ class ChecksScreen(Screen):
         bar = self.query_one("#check-progress", ProgressBar)
         bar.update(total=None, progress=0)
         bar.remove_class("hidden")
-        self.query_one("#checks-status", Static).update(f"Running checks: {label}…")
+        self.query_one("#checks-status", Static).update(printable(f"Running checks: {label}…"))
         self.run_checks(query, label)
 
     def _progress(self, done: float, total: float, item: dict | None = None) -> None:
         self.query_one("#check-progress", ProgressBar).update(total=max(total, 1), progress=done)
         if item:
-            self.query_one("#checks-status", Static).update(
-                f"Running checks: {int(done)}/{int(total)} · {item.get('path')}:{item.get('line')} {item.get('status')}")
+            self.query_one("#checks-status", Static).update(printable(
+                f"Running checks: {int(done)}/{int(total)} · {item.get('path')}:{item.get('line')} {item.get('status')}"))
 
     def _finished(self) -> None:
         self.running = False

@@ -15,6 +15,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 from textual.widgets.data_table import ColumnKey
 
+from d2lkb.textsafe import printable
 from d2lkb.tui.formatting import plural, review_day, streak, themed
 
 if TYPE_CHECKING:
@@ -69,9 +70,9 @@ class HomeScreen(Screen):
         if config.notes_dir.resolve() != bundled_notes_dir():
             return
         notice = self.query_one("#home-notice", Static)
-        notice.update(f"These cards come from the notes bundled with d2lkb ({_shown(config.notes_dir)}). "
-                      "To study your own Markdown vault: d2lkb --notes PATH, or set notes = \"PATH\" in "
-                      f"{_shown(config.kb_dir / 'config.toml')}.")
+        notice.update(printable(f"These cards come from the notes bundled with d2lkb ({_shown(config.notes_dir)}). "
+                                "To study your own Markdown vault: d2lkb --notes PATH, or set notes = \"PATH\" in "
+                                f"{_shown(config.kb_dir / 'config.toml')}."))
         notice.remove_class("hidden")
 
     def on_screen_resume(self) -> None:

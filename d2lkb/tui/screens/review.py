@@ -20,6 +20,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Markdown, Rule, Static
 
 from d2lkb.review.types import CardState, Grade
+from d2lkb.textsafe import printable
 from d2lkb.tui.formatting import FAILING, GRADE_LABELS, check_badge, compact_duration
 from d2lkb.tui.mathtext import plain_math
 from d2lkb.tui.session import MODES, Session, UndoStep, card_label, card_markdown, check_markdown
@@ -126,7 +127,7 @@ class ReviewScreen(Screen):
                 return False
             session.resolved = resolved.query
             if resolved.notes:
-                self.app.notify("; ".join(resolved.notes), timeout=4)
+                self.app.notify(printable("; ".join(resolved.notes)), timeout=4, markup=False)
         if session.mode != "due" and session.pending is None:
             if not self.app.synced.is_set():
                 self.app.synced.wait(timeout=60)
@@ -321,7 +322,7 @@ class ReviewScreen(Screen):
 
     def show_card(self, card: CardView | None, counts: DueCounts | int, previews: dict, check: str = "") -> None:
         self.busy = False
-        self.query_one("#review-deck", Static).update(Content(self._title()))
+        self.query_one("#review-deck", Static).update(Content(printable(self._title())))
         if card is None:
             self.finish()
             return
@@ -340,14 +341,14 @@ class ReviewScreen(Screen):
             + (" · leech" if card.leech else "")))
         title = plain_math(card.note_title)
         where = f"{title} — {card.path}:{card.line}" if title else f"{card.path}:{card.line}"
-        self.query_one("#card-where", Static).update(where)
+        self.query_one("#card-where", Static).update(printable(where))
         badge = self.query_one("#card-badge", Static)
         shown = check_badge(card.check_status)
         badge.set_classes("" if shown is None else f"badge-{shown[1]}")
         label = shown[0] + (" (x: details)" if check else "") if shown else ""
         badge.update(Content(label))
-        badge.tooltip = card.check_detail or None
-        self.query_one("#card-tags", Static).update(" ".join("#" + t for t in card.tags))
+        badge.tooltip = Content(printable(card.check_detail)) if card.check_detail else None  # never markup
+        self.query_one("#card-tags", Static).update(printable(" ".join("#" + t for t in card.tags)))
         front, back = card_markdown(card)
         self.query_one("#card-front", Markdown).update(front)
         self.query_one("#card-back", Markdown).update(back)

@@ -22,6 +22,7 @@ from textual_plotext import PlotextPlot
 
 from d2lkb.review.types import Grade
 from d2lkb.store.deckstats import QueryStats
+from d2lkb.textsafe import printable
 from d2lkb.tui.formatting import GRADE_LABELS, review_day
 from d2lkb.tui.widgets.heatmap import Heatmap
 
@@ -84,7 +85,7 @@ class StatsScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = "stats" + (f" · {self.stats_query}" if self.stats_query else "")
+        self.sub_title = "stats" + (printable(f" · {self.stats_query}") if self.stats_query else "")
         self.load()
 
     @work(thread=True, exclusive=True, group="stats", exit_on_error=False)
@@ -110,8 +111,8 @@ class StatsScreen(Screen):
                 query=qs,
             )
         except QueryError as exc:
-            self.app.notify(str(exc), severity="error", markup=False)
-            self.app.call_later_safe(self.query_one("#stats-numbers", Static).update, Content(f"✗ {exc}"))
+            self.app.notify(printable(str(exc)), severity="error", markup=False)
+            self.app.call_later_safe(self.query_one("#stats-numbers", Static).update, Content(printable(f"✗ {exc}")))
             return
         except Exception as exc:  # noqa: BLE001
             self.app.notify(f"could not load stats: {exc}", severity="error", markup=False)

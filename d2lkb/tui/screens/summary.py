@@ -15,6 +15,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from d2lkb.review.types import Grade
+from d2lkb.textsafe import printable
 from d2lkb.tui.formatting import GRADE_LABELS, compact_duration, minutes_seconds, plural
 
 if TYPE_CHECKING:
@@ -95,12 +96,12 @@ class SummaryScreen(Screen):
         self.why = why
         title = self.query_one("#summary-title", Static)
         body = self.query_one("#summary-body", Static)
-        what = self.session.resolved or self.session.query
+        what = printable(self.session.resolved or self.session.query or "")
         # studying more makes sense only where there are cards to study
         self.query_one("#summary-more").set_class(bool(self.session.error or (why and why.matching == 0)), "hidden")
         if self.session.error:
             title.update("No such tag")
-            body.update(Content(f"{self.session.error}\nThe decks on the home screen are the tags you can review."))
+            body.update(Content(f"{printable(self.session.error)}\nThe decks on the home screen are the tags you can review."))
             return
         if summary is None or not self.session.answered:
             if why is not None and why.matching == 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,13 +74,33 @@ def export_json(conn: sqlite3.Connection, dest: Path, card_ids: list[int] | None
     return len(cards)
 
 
+# A cell a spreadsheet would evaluate (OWASP "CSV injection"): it starts with = + - @, a tab or a CR.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+def csv_cell(value):
+    """`value` as a CSV cell a spreadsheet shows as text: a string starting like a formula gets a `'`.
+
+    `=cmd|' /C calc'!A0`, `+1+cmd`, `-2+3` and `@SUM(A1)` become `'=cmd|...` and so on, as OWASP
+    advises: Excel and LibreOffice show the text instead of running it. A plain number (`-1`,
+    `+2.5`, `-1e3`) is left alone: a spreadsheet reads it as the number it is, which is also what
+    it says, and nothing runs. The price: a card whose text starts with `- item` or `=` reads back
+    with the `'` in front; the JSON export keeps every text exactly.
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
 def export_csv(conn: sqlite3.Connection, dest: Path, card_ids: list[int] | None = None) -> int:
+    """Cards with their schedule and tags, one row each; text cells are neutralised (`csv_cell`)."""
     cards = _cards(conn, card_ids)
     with open(dest, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow([*CARD_COLUMNS, "tags"])
         for c in cards:
-            writer.writerow([*(c[k] for k in CARD_COLUMNS), " ".join(c["tags"])])
+            writer.writerow([csv_cell(v) for v in (*(c[k] for k in CARD_COLUMNS), " ".join(c["tags"]))])
     return len(cards)
 
 

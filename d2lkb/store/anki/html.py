@@ -5,6 +5,15 @@ To Anki: our markdown-it (same plugins as the parser), math as MathJax `\\(...\\
 From Anki: html2text (a maintained HTML -> Markdown converter with no dependencies; chosen
 over markdownify, which needs BeautifulSoup, for the same job), with MathJax, cloze
 deletions and images lifted out first so the converter cannot escape or drop them.
+
+Notes may hold raw HTML (markdown-it passes it through, as Obsidian shows it), and Anki shows a
+field's HTML in a web view that runs scripts. So every field we write goes through nh3, the
+Python binding of Rust's ammonia (a maintained allow-list sanitiser, html5ever's parser): only
+the formatting a card needs survives (`b`/`strong`, `i`/`em`, `u`, `s`, `mark`, `br`, `p`,
+`div`, `span`, `code`, `pre`, `sub`, `sup`, lists, tables, headings, links and images with
+http(s) or relative addresses, inline colours from Pygments); `<script>`, `<iframe>`, `on*=`
+handlers, `javascript:`/`file:` addresses and CSS `url()` do not. MathJax `\\(...\\)` and cloze
+`{{c1::...}}` are text to the sanitiser and pass unchanged.
 """
 
 from __future__ import annotations
@@ -61,9 +70,49 @@ def _renderer():
     return md
 
 
+# What a card's HTML may keep (everything else is removed, the text inside kept; the contents
+# of script and style elements go too).
+FIELD_TAGS = frozenset({
+    "a", "abbr", "b", "blockquote", "br", "caption", "code", "dd", "del", "details", "div", "dl", "dt", "em",
+    "figcaption", "figure", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "kbd", "li", "mark", "ol",
+    "p", "pre", "q", "rp", "rt", "ruby", "s", "samp", "small", "span", "strong", "sub", "summary", "sup", "table",
+    "tbody", "td", "tfoot", "th", "thead", "tr", "u", "ul", "var",
+})
+FIELD_ATTRIBUTES = {
+    "*": {"class", "style", "title"},
+    "a": {"href"},
+    "img": {"src", "alt", "width", "height"},
+    "ol": {"start"},
+    "td": {"colspan", "rowspan", "align"},
+    "th": {"colspan", "rowspan", "align", "scope"},
+}
+URL_SCHEMES = frozenset({"http", "https", "mailto"})  # and relative addresses: Anki's media files
+STYLE_PROPERTIES = frozenset({
+    "background", "background-color", "border", "color", "font-family", "font-size", "font-style", "font-weight",
+    "margin", "padding", "text-align", "text-decoration", "vertical-align", "white-space",
+})
+_CSS_FETCH = re.compile(r"url\s*\(|image-set\s*\(|expression\s*\(|@import|\\", re.I)
+
+
+def _style_filter(tag: str, attribute: str, value: str) -> str | None:
+    """Drop a style that could fetch or run something (`url(...)`, `expression(...)`, CSS escapes)."""
+    if attribute == "style" and _CSS_FETCH.search(value):
+        return None
+    return value
+
+
+def clean_field(field_html: str) -> str:
+    """Field HTML with only the allowed formatting left (see the module docstring)."""
+    import nh3
+
+    return nh3.clean(field_html, tags=set(FIELD_TAGS), attributes={k: set(v) for k, v in FIELD_ATTRIBUTES.items()},
+                     url_schemes=set(URL_SCHEMES), filter_style_properties=set(STYLE_PROPERTIES),
+                     attribute_filter=_style_filter, strip_comments=True, link_rel="noopener noreferrer")
+
+
 def to_anki(markdown: str) -> str:
-    """A card side's Markdown as Anki field HTML."""
-    out = _renderer().render(markdown).strip()
+    """A card side's Markdown as Anki field HTML (sanitised: `clean_field`)."""
+    out = clean_field(_renderer().render(markdown)).strip()
     # One paragraph: no <p> wrapper (Anki centres its own card; a <p> adds margins).
     if out.startswith("<p>") and out.endswith("</p>") and out.count("<p>") == 1:
         out = out[3:-4]

@@ -148,9 +148,9 @@ def sync_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         console.print(f"{report.retired_cards} card(s) retired, {report.revived_cards} came back")
     if report.notes and not report.cards and kb.config.parse.flashcard_tags:
         tags = ", ".join("#" + t for t in kb.config.parse.flashcard_tags)
-        console.print(printable(f"No cards: only notes tagged {tags} make cards (as in Obsidian Spaced Repetition); "
-                      "set `flashcard_tags = []` under [cards] in the vault's .d2lkb.toml for every note "
-                      "(see notes/README.md)."), markup=False)
+        console.print(user_text(f"No cards: only notes tagged {tags} make cards (as in Obsidian Spaced Repetition); "
+                                "set `flashcard_tags = []` under [cards] in the vault's .d2lkb.toml for every note "
+                                "(see notes/README.md)."))
     _print_warnings(report.warnings)
     console.print(f"[dim]{report.seconds:.2f} s[/]")
 
@@ -223,8 +223,9 @@ def search_cmd(
     table.add_column("where", overflow="fold")
     table.add_column("match", ratio=1)
     for h in hits:
-        match = user_text(_short(h.title, 60) + "\n", style="bold") if h.kind in ("note", "section", "formula") \
-            else Text()
+        match = Text()
+        if h.kind in ("note", "section", "formula"):
+            match = user_text(_short(h.title, 60) + "\n", style="bold")
         match.append_text(_highlighted(h.snippet))
         if h.tags:
             match.append_text(user_text("\n" + " ".join("#" + t for t in h.tags), style="cyan"))

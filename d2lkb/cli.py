@@ -56,7 +56,7 @@ class State:
         except KBError as exc:
             fail(str(exc))
         for notice in kb.trust_notices():  # old places that no longer grant trust
-            err.print(Text(f"warning: {notice}", style="yellow"), soft_wrap=True)
+            err.print(user_text(f"warning: {notice}", style="yellow"), soft_wrap=True)
         return kb
 
 

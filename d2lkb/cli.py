@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
+from urllib.parse import quote
 
 import typer
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperGroup
 
 from d2lkb.completion import complete_device, complete_format, complete_note, complete_query
 from d2lkb.config import FRAMEWORKS, Config, config_from_env
@@ -19,7 +21,82 @@ from d2lkb.store.search import HIGHLIGHT
 from d2lkb.terminal import SafeConsole, json_text, user_text
 from d2lkb.textsafe import printable
 
+
+class _Group(TyperGroup):
+    """The command group: the one place where a failure of the KB file (missing, damaged, read-only,
+    newer, full disk, ...) becomes one line and exit status 1 instead of a traceback, and where a KB
+    this run created is removed again when the command fails."""
+
+    def invoke(self, ctx):
+        import sqlite3
+
+        try:
+            return super().invoke(ctx)
+        except typer.Exit as exc:
+            if exc.exit_code:
+                _discard_new_kb(ctx.obj)
+            raise
+        except KBError as exc:
+            _discard_new_kb(ctx.obj)
+            fail(str(exc))
+        except (sqlite3.DatabaseError, OSError) as exc:
+            message = _kb_failure(exc, ctx.obj)
+            _discard_new_kb(ctx.obj)
+            if message is None:
+                raise
+            fail(message)
+        except BaseException:
+            _discard_new_kb(ctx.obj)
+            raise
+
+
+def _kb_failure(exc: Exception, state) -> str | None:
+    """The one line for an SQLite or disk failure (None: a bug, shown as a traceback)."""
+    import errno
+    import sqlite3
+
+    from d2lkb.store.db import describe
+
+    db_path = state.config.db_path if isinstance(state, State) and state._config is not None else Path("kb.sqlite")
+    if isinstance(exc, sqlite3.DatabaseError):
+        known = ("full", "readonly", "read-only", "not a database", "malformed", "could not decode", "locked",
+                 "busy", "disk i/o", "unable to open")
+        return describe(exc, db_path) if any(k in str(exc).lower() for k in known) else None
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS):
+        if exc.errno == errno.EROFS:
+            return f"{exc.filename or db_path}: on a read-only file system; this command needs to write there"
+        return describe(exc, db_path)
+    return None
+
+
+def _discard_new_kb(state) -> None:
+    """A command that fails leaves no new, empty KB behind (nor the folder it made for it)."""
+    import sqlite3
+
+    if not isinstance(state, State) or state.created is None:
+        return
+    path, folders = state.created
+    state.created = None
+    try:
+        if path.exists() and path.stat().st_size:
+            with closing(sqlite3.connect(f"file:{quote(str(path.absolute()))}?mode=ro", uri=True)) as conn:
+                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                if any(conn.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone()
+                       for t in ("note", "card", "reviewlog", "trusted") if t in tables):
+                    return  # something was kept after all (another process may be using it): leave it
+    except (sqlite3.Error, OSError):
+        return  # not the empty KB this run made: leave it
+    for suffix in ("", "-wal", "-shm", "-journal", ".lock"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    for folder in folders:  # innermost first; only if nothing else was put there
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+
+
 app = typer.Typer(
+    cls=_Group,
     help="d2lkb: search, review (FSRS) and check your Markdown study notes. Run without a command for the TUI.",
     no_args_is_help=False,
     add_completion=True,
@@ -38,6 +115,8 @@ class State:
     def __init__(self, kb: str | None, notes: str | None):
         self.kb_opt, self.notes_opt = kb, notes
         self._config: Config | None = None
+        # (the KB file, the folders made for it) when this run created the KB (see `_discard_new_kb`)
+        self.created: tuple[Path, list[Path]] | None = None
 
     @property
     def config(self) -> Config:
@@ -51,6 +130,10 @@ class State:
     def open(self):
         from d2lkb.store.kb import KnowledgeBase
 
+        path = self.config.db_path
+        if self.created is None and not path.exists():
+            folders = [p for p in [path.parent, *path.parent.parents] if not p.exists()]
+            self.created = (path, folders)
         try:
             kb = KnowledgeBase(self.config)
         except KBError as exc:
@@ -60,7 +143,7 @@ class State:
         return kb
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     err.print(Text.assemble(("error:", "bold red"), " ", user_text(message)), soft_wrap=True)
     raise typer.Exit(code)
 
@@ -101,7 +184,12 @@ def _run_tui(state: State, query: str | None, start: str, mode: str = "due", day
 
 
 def _sync(kb, quiet: bool = False):
-    """Sync with a progress bar when there is a lot to read."""
+    """Sync with a progress bar when there is a lot to read (a read-only KB: a notice, no sync)."""
+    from d2lkb.store.sync import SyncReport
+
+    if kb.read_only:
+        err.print(user_text(f"KB is read-only: not syncing ({kb.config.db_path})", style="dim"), soft_wrap=True)
+        return SyncReport()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     progress = None
@@ -134,6 +222,8 @@ def sync_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Read the notes folder into the knowledge base (incremental)."""
     kb = _state(ctx).open()
     with kb:
+        if kb.read_only:
+            fail(f"{kb.config.db_path}: read-only; cannot sync the notes into it")
         report = _sync(kb)
     if as_json:
         print(json_text(report.to_dict()))

@@ -57,6 +57,14 @@ class ChecksConfig:
 
 
 @dataclass(frozen=True)
+class SyncConfig:
+    # Links (to folders or notes) whose target is outside the notes folder are skipped with a warning
+    # unless this is true. A setting of the user's KB, not of the vault: a notes repo cannot make
+    # d2lkb read files outside itself.
+    follow_symlinks: bool = False
+
+
+@dataclass(frozen=True)
 class CardsConfig:
     flashcard_tags: tuple[str, ...] = ("flashcards",)  # [] = every note makes cards
     highlights: bool = True  # ==cloze==
@@ -75,6 +83,7 @@ class Config:
     notes_dir: Path
     review: ReviewConfig = field(default_factory=ReviewConfig)
     checks: ChecksConfig = field(default_factory=ChecksConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
     # The [cards] / [markdown] keys this file sets; they win over the vault's own
     # `.d2lkb.toml`, which wins over the defaults (see `parse_options`).
     parse_settings: dict = field(default_factory=dict)
@@ -145,10 +154,11 @@ def load_config(kb_dir: Path | str, notes_dir: Path | str | None = None) -> Conf
     problems: list[str] = []
     review = _section(ReviewConfig, raw.get("review", {}), "review", problems)
     checks = _section(ChecksConfig, raw.get("checks", {}), "checks", problems)
+    sync = _section(SyncConfig, raw.get("sync", {}), "sync", problems)
     parse_settings = {key: raw[key] for key in ("cards", "markdown") if key in raw}
     _check_parse_settings(parse_settings, problems)
     for key in raw:
-        if key not in ("notes", "review", "checks", "cards", "markdown"):
+        if key not in ("notes", "review", "checks", "sync", "cards", "markdown"):
             problems.append(f"unknown key {key!r}")
     if not 0.5 <= review.desired_retention < 1:
         problems.append("[review] desired_retention must be in [0.5, 1)")
@@ -164,7 +174,7 @@ def load_config(kb_dir: Path | str, notes_dir: Path | str | None = None) -> Conf
         notes = Path(str(raw.get("notes", "notes"))).expanduser()
         # Relative paths in the file are relative to the kb folder's parent (the project root).
         notes_dir = notes if notes.is_absolute() else kb_dir.resolve().parent / notes
-    return Config(kb_dir=kb_dir, notes_dir=Path(notes_dir).expanduser(), review=review, checks=checks,
+    return Config(kb_dir=kb_dir, notes_dir=Path(notes_dir).expanduser(), review=review, checks=checks, sync=sync,
                   parse_settings=parse_settings)
 
 

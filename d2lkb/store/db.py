@@ -6,10 +6,14 @@ each entry of MIGRATIONS moves the schema one version up, inside a transaction.
 
 from __future__ import annotations
 
+import errno
+import os
 import sqlite3
+import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 
 class KBError(Exception):
@@ -50,36 +54,215 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create_v1, _v2_import
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def connect(path: Path | str) -> sqlite3.Connection:
+class KBConnection(sqlite3.Connection):
+    """A KB connection that knows whether it may write (`read_only`)."""
+
+    read_only = False
+    path: Path | None = None
+
+
+def _pragmas(conn: sqlite3.Connection) -> None:
+    """Per-connection settings (nothing here writes to the file)."""
+    conn.execute("PRAGMA busy_timeout = 10000")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA synchronous = NORMAL")  # WAL: a committed write survives a process crash
+    # Reads go through the OS page cache without a copy; the pages a session reads stay (32 MiB).
+    conn.execute("PRAGMA mmap_size = 1073741824")
+    conn.execute("PRAGMA cache_size = -32768")
+
+
+def _uri(path: Path, **params: str) -> str:
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    return f"file:{quote(str(path.absolute()))}?{query}"
+
+
+def _writable(path: Path) -> bool:
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
+
+
+def _open_read_only(path: Path) -> KBConnection:
+    """`path` without a single write to it.
+
+    `mode=ro` (SQLite's locking, so a writer elsewhere is seen consistently) where the file is ours
+    to write anyway or its WAL index files exist already; on a truly read-only file without them,
+    `immutable=1`, because `mode=ro` would create them read-only next to it, and a later writer could
+    not use them."""
+    wal, shm = path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
+    if _writable(path) or (wal.exists() and shm.exists()):
+        params = {"mode": "ro"}
+    elif wal.exists() and wal.stat().st_size > 0:
+        raise KBError(f"{path}: read-only, and its last changes are still in {wal.name} without the index SQLite "
+                      "needs to read them; open it once with write access")
+    else:
+        params = {"immutable": "1"}
+    conn = sqlite3.connect(_uri(path, **params), uri=True, isolation_level=None, check_same_thread=False,
+                           timeout=10, factory=KBConnection)
+    conn.execute("PRAGMA query_only = ON")
+    return conn
+
+
+def _inspect(path: Path) -> tuple[int, list[str]]:
+    """`user_version` and table names of an existing file, read without writing to it."""
+    conn = _open_read_only(path)
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    finally:
+        conn.close()
+    return version, tables
+
+
+def _check_version(path: Path, version: int, tables: list[str]) -> None:
+    if version > SCHEMA_VERSION:
+        raise KBError(f"{path}: written by a newer d2lkb (schema version {version}; this one knows "
+                      f"{SCHEMA_VERSION}); upgrade d2lkb (the file was not changed)")
+    if version == 0 and tables:
+        names = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+        raise KBError(f"{path}: an SQLite database but not a d2lkb knowledge base (tables: {names}); "
+                      "point --kb or D2LKB_KB at another folder")
+
+
+def _make_folder(path: Path) -> None:
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:  # a file where a folder should be
+        blocker = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), folder)
+        raise KBError(f"cannot create the knowledge-base folder {folder}: {blocker} is a file; "
+                      "point --kb or D2LKB_KB at another folder") from exc
+    except OSError as exc:
+        raise KBError(f"cannot create the knowledge-base folder {folder}: {exc.strerror or exc}; "
+                      "point --kb or D2LKB_KB at another folder") from exc
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise KBError(f"cannot create {path}: the folder {folder} is not writable; "
+                      "point --kb or D2LKB_KB at another folder")
+
+
+def _retry(step: Callable[[], None], attempts: int = 60) -> None:
+    """Run `step`, again while another process holds the lock it needs (first use by several at once)."""
+    for attempt in range(attempts):
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05 + 0.01 * attempt)
+
+
+def connect(path: Path | str) -> KBConnection:
     """Open (creating and migrating if needed) the KB at `path`.
+
+    Nothing is written before the file is known to be ours and not newer than this d2lkb. A file
+    (or folder) this process may not write to opens read-only (`conn.read_only`), unmigrated.
+    Several processes opening a new KB at once create it once: migrations run under `BEGIN
+    IMMEDIATE` and re-read the version there. `KBError` says what is wrong in one line.
 
     The connection is in autocommit mode (`isolation_level=None`); use `transaction()`
     for atomic work.
     """
     path = Path(path)
-    if str(path) != ":memory:":
-        path.parent.mkdir(parents=True, exist_ok=True)
+    if str(path) == ":memory:":
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, factory=KBConnection)
+        _pragmas(conn)
+        _migrate(conn)
+        return conn
+    if path.is_dir():
+        raise KBError(f"{path}: a folder, not a knowledge-base file; point --kb or D2LKB_KB at another folder")
     try:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
-        conn.execute("PRAGMA busy_timeout = 10000")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("PRAGMA synchronous = NORMAL")  # WAL: a committed write survives a process crash
-        # Reads go through the OS page cache without a copy; the pages a session reads stay (32 MiB).
-        conn.execute("PRAGMA mmap_size = 1073741824")
-        conn.execute("PRAGMA cache_size = -32768")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if path.exists():
+            version, tables = _inspect(path)
+            _check_version(path, version, tables)
+            if not _writable(path):
+                if version < SCHEMA_VERSION:
+                    raise KBError(f"{path}: read-only, and it needs an upgrade to schema version {SCHEMA_VERSION} "
+                                  f"(it has {version}); open it once with write access")
+                conn = _open_read_only(path)
+                _pragmas(conn)
+                conn.read_only, conn.path = True, path
+                return conn
+        else:
+            _make_folder(path)
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10, factory=KBConnection)
+        conn.path = path
+        _pragmas(conn)
+        try:
+            _migrate(conn)
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                _retry(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone())
+        except BaseException:
+            conn.close()
+            raise
     except sqlite3.DatabaseError as exc:
-        raise KBError(f"{path}: not a d2lkb knowledge base ({exc})") from exc
-    if version > SCHEMA_VERSION:
-        conn.close()
-        raise KBError(f"{path}: schema version {version} is newer than this d2lkb ({SCHEMA_VERSION}); upgrade d2lkb")
-    if version < SCHEMA_VERSION:
-        with transaction(conn):
-            for migrate in MIGRATIONS[version:]:
-                migrate(conn)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        raise KBError(describe(exc, path)) from exc
     return conn
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+        return
+
+    def step() -> None:
+        with transaction(conn):  # BEGIN IMMEDIATE: one process migrates, the others wait and see it done
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            _check_version(getattr(conn, "path", None) or Path("kb.sqlite"), version, tables)
+            if version < SCHEMA_VERSION:
+                for migrate in MIGRATIONS[version:]:
+                    migrate(conn)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    _retry(step)
+
+
+def describe(exc: BaseException, path: Path | str) -> str:
+    """One line for a failure of the KB file: what happened, to which file, what to do."""
+    text = str(exc)
+    low = text.lower()
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or "disk is full" in low:
+        where = getattr(exc, "filename", None) or path
+        return (f"{where}: the disk is full (or the file size limit was reached); free some space and run the "
+                "command again (the knowledge base keeps its last complete state)")
+    if "readonly" in low or "read-only" in low:
+        return (f"{path}: read-only, and this command needs to write to it (search, show, stats, tags and "
+                "export work on a read-only knowledge base)")
+    if "not a database" in low:
+        return (f"{path}: not an SQLite database (damaged, or another kind of file); restore a copy from "
+                f"{Path(path).parent / 'backups'} or point --kb or D2LKB_KB at another folder")
+    if "could not decode" in low:
+        return (f"{path}: damaged: a text value is not valid UTF-8 ({text}); it was changed outside d2lkb: "
+                f"restore a copy from {Path(path).parent / 'backups'}")
+    if "malformed" in low:
+        return (f"{path}: damaged ({text}); restore a copy from {Path(path).parent / 'backups'} or recover it "
+                f"with `sqlite3 {path} .recover`")
+    if "locked" in low or "busy" in low:
+        return f"{path}: busy (another d2lkb is writing to it); try again when it has finished"
+    if "disk i/o error" in low or "unable to open" in low:
+        return (f"{path}: cannot be read or written ({text}); check the free space (and file size limit), the "
+                "disk and the file's permissions")
+    return f"{path}: {text}"
+
+
+@contextmanager
+def sync_lock(db_path: Path | str):
+    """One sync at a time per KB, across processes (an advisory `flock` on `kb.sqlite.lock`).
+
+    A sync reads what the KB holds, parses outside any SQLite transaction, then writes; two at
+    once (several commands run on a new KB) would both add the same notes. Readers and answers
+    never take this lock. Released by the OS if the process dies. Where the lock file cannot be
+    made (a read-only folder), the sync goes on without it."""
+    import fcntl
+
+    try:
+        fd = os.open(f"{db_path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 @contextmanager

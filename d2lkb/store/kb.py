@@ -10,6 +10,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from d2lkb.config import Config
 from d2lkb.store import graph
 from d2lkb.store.cards import CardsMixin
 from d2lkb.store.checks import ChecksMixin
-from d2lkb.store.db import connect
+from d2lkb.store.db import KBError, connect, sync_lock
 from d2lkb.store.deckstats import DeckStatsMixin
 from d2lkb.store.imports.mixin import ImportMixin
 from d2lkb.store.reviews import ReviewMixin
@@ -38,6 +39,9 @@ class KnowledgeBase(ImportMixin, StudyMixin, CardsMixin, DeckStatsMixin, ReviewM
         self.config = config
         self.clock = clock or (lambda: datetime.now(UTC))
         self.conn: sqlite3.Connection = connect(config.db_path)
+        # A KB this process may not write to (file or folder read-only, read-only mount) opens read-only:
+        # queries work, nothing syncs (see `sync`).
+        self.read_only: bool = getattr(self.conn, "read_only", False)
         # sqlite3 connections may be shared across threads (check_same_thread=False) but not used
         # concurrently; the TUI's workers serialise on this lock.
         self.lock = threading.RLock()
@@ -59,9 +63,13 @@ class KnowledgeBase(ImportMixin, StudyMixin, CardsMixin, DeckStatsMixin, ReviewM
 
     # -- notes -> graph ----------------------------------------------------
     def sync(self, on_progress: Callable[[int, int], None] | None = None) -> SyncReport:
-        with self.lock:
+        if self.read_only:
+            raise KBError(f"{self.config.db_path}: read-only; cannot sync the notes into it")
+        # Another process's sync first (taken before `self.lock`, so this process's readers and answers
+        # go on meanwhile); inside an open transaction the SQLite write lock already orders them.
+        with nullcontext() if self.conn.in_transaction else sync_lock(self.config.db_path), self.lock:
             return sync(self.conn, self.config.notes_dir, now=self.now().timestamp(), on_progress=on_progress,
-                        options=self.config.parse)
+                        options=self.config.parse, follow_links=self.config.sync.follow_symlinks)
 
     # -- queries -----------------------------------------------------------
     def search_context(self) -> SearchContext:

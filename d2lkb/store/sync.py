@@ -77,9 +77,23 @@ class _File:
     mtime_ns: int
 
 
-def walk_notes(root: Path, warnings: list[SyncWarning]) -> Iterator[_File]:
-    """Every Markdown file under `root` (following directory links, never in a loop)."""
+def shown_name(name: str) -> str:
+    """A file name as text: bytes that are not UTF-8 (kept by Python as surrogates) written `\\xff`."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def walk_notes(root: Path, warnings: list[SyncWarning], *, follow_links: bool = False) -> Iterator[_File]:
+    """Every Markdown file under `root`, following links inside it (never in a loop).
+
+    A link (to a folder or a note) whose real path is outside `root` is skipped with a warning
+    unless `follow_links` (`[sync] follow_symlinks` of the KB's config). A file or folder whose name
+    is not valid UTF-8 is skipped with a warning naming it (its path cannot be stored as text)."""
     root_str = os.fspath(root)
+    root_real = os.path.realpath(root_str)
     seen_dirs: set[tuple[int, int]] = set()
     stack = [(root_str, "")]
     while stack:
@@ -100,19 +114,43 @@ def walk_notes(root: Path, warnings: list[SyncWarning]) -> Iterator[_File]:
             name = entry.name
             rel = f"{rel_dir}/{name}" if rel_dir else name
             try:
-                if entry.is_dir():  # follows links
-                    if name not in SKIP_DIRS and not name.startswith("."):
-                        subdirs.append((entry.path, rel))
+                is_dir = entry.is_dir()  # follows links
+                if is_dir:
+                    if name in SKIP_DIRS or name.startswith("."):
+                        continue
+                elif not name.lower().endswith(NOTE_SUFFIXES) or name.startswith("."):
                     continue
-                if not name.lower().endswith(NOTE_SUFFIXES) or name.startswith("."):
+                what = "folder" if is_dir else "note"
+                if not name.isprintable() and not _utf8(name):
+                    warnings.append(SyncWarning(shown_name(rel), 0, f"{what} name is not valid UTF-8; skipped "
+                                                                    "(rename it to read it)"))
+                    continue
+                if entry.is_symlink() and not follow_links:
+                    target = os.path.realpath(entry.path)
+                    if not _inside(target, root_real):
+                        warnings.append(SyncWarning(rel, 0, f"link to a {what} outside the notes folder "
+                                                            f"({shown_name(target)}); not followed (set "
+                                                            "`follow_symlinks = true` under [sync] in the KB's "
+                                                            "config.toml to read it)"))
+                        continue
+                if is_dir:
+                    subdirs.append((entry.path, rel))
                     continue
                 st = entry.stat()  # follows links
             except OSError as exc:
-                warnings.append(SyncWarning(rel, 0, f"cannot stat: {exc.strerror or exc}"))
+                warnings.append(SyncWarning(shown_name(rel), 0, f"cannot stat: {exc.strerror or exc}"))
                 continue
             if stat.S_ISREG(st.st_mode):
                 yield _File(rel, entry.path, st.st_size, st.st_mtime_ns)
         stack.extend(reversed(subdirs))
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def decode_note(data: bytes, rel: str, warnings: list[SyncWarning]) -> str:
@@ -461,11 +499,13 @@ def sync(
     parse: Callable[[str, str], ParsedNote] | None = None,
     options: ParseOptions | None = None,
     workers: int | None = None,
+    follow_links: bool = False,
 ) -> SyncReport:
     """Bring the KB in line with `notes_dir`. Returns counts and every warning.
     `options`: how notes are read (default: the defaults and the vault's `.d2lkb.toml`;
     `KnowledgeBase.sync` passes its config's). `workers`: processes that parse changed notes
-    (default: one per core; 1 parses in this process)."""
+    (default: one per core; 1 parses in this process). `follow_links`: read links that leave the
+    notes folder too (see `walk_notes`)."""
     started = time.perf_counter()
     if options is None and parse is None:
         from d2lkb.config import parse_options, vault_settings
@@ -486,7 +526,7 @@ def sync(
         # This d2lkb reads notes differently from the one that built the KB: read every note
         # again (identity matching keeps every card's history).
         known = {path: (nid, -1, -1, "") for path, (nid, _size, _mtime, _digest) in known.items()}
-    files = list(walk_notes(notes_dir, warnings))
+    files = list(walk_notes(notes_dir, warnings, follow_links=follow_links))
     seen: set[str] = set()
     keep: set[str] = set()  # unreadable/unparseable files: keep their previous state
     touched: list[tuple[_File, str]] = []  # (file, digest) whose stat changed but content did not

@@ -85,7 +85,7 @@ def import_osr(kb: KnowledgeBase, *, strip: bool = False) -> ImportReport:
         parameters = kb._parameters()
         errors: list[str] = []
         plans: list[tuple[str, int, int, Sm2Schedule, str]] = []  # (path, line, card id, schedule, ref)
-        texts = _read(walk_notes(notes_dir, []))
+        texts = _read(walk_notes(notes_dir, [], follow_links=kb.config.sync.follow_symlinks))
         for rel, text in texts:
             if "SR:" not in text and "sr-due" not in text:
                 continue

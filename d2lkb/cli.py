@@ -87,7 +87,10 @@ def _discard_new_kb(state) -> None:
     except (sqlite3.Error, OSError):
         return  # not the empty KB this run made: leave it
     for suffix in ("", "-wal", "-shm", "-journal", ".lock"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
+        try:
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        except OSError:
+            return
     for folder in folders:  # innermost first; only if nothing else was put there
         try:
             folder.rmdir()

@@ -83,6 +83,9 @@ def test_symlinks_out_of_a_trusted_folder_are_untrusted(tmp_path):
     write(elsewhere / "dir" / "evil2.md", evil(marker))
     (trusted / "link.md").symlink_to(elsewhere / "evil.md")
     (trusted / "sub").symlink_to(elsewhere / "dir", target_is_directory=True)
+    # Sync skips links out of the notes folder unless the KB's config says to follow them; follow
+    # them here, so that the notes they lead to are in the KB and trust alone must stop their code.
+    write(tmp_path / "kb" / "config.toml", "[sync]\nfollow_symlinks = true\n")
     assert runner.invoke(app, ["--kb", str(tmp_path / "kb"), "--notes", str(trusted), "trust",
                                str(trusted)]).exit_code == 0
     result = check(tmp_path, trusted)

@@ -421,6 +421,25 @@ def test_a_read_only_kb_answers_read_only_commands(tmp_path):
         shutil.rmtree(work, ignore_errors=True)
 
 
+def test_a_read_only_kb_of_an_older_schema_is_one_line(tmp_path):
+    work = _shared_dir()
+    try:
+        db = _synced_kb(work)
+        conn = sqlite3.connect(db)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
+        conn.commit()
+        conn.close()
+        before = digest(db)
+        db.chmod(0o444)
+        db.parent.chmod(0o555)
+        as_user, _how = _unprivileged()
+        line = one_error_line(cli(work, "search", "good", preexec_fn=as_user))
+        assert "kb/kb.sqlite: read-only, and it needs an upgrade" in line and "write access" in line, line
+        assert digest(db) == before
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def test_a_kb_on_a_read_only_mount_answers_read_only_commands(tmp_path):
     prefix = _namespace_prefix()
     if prefix is None:

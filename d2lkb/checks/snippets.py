@@ -5,8 +5,10 @@ The parent never imports torch: `SnippetRunner` starts one worker process
 for every note, so one note cannot pollute another and a note costs a fork,
 not an interpreter start. In the child the snippets of the note run in order in
 one namespace, with `device` set, under a per-snippet time limit, a memory cap,
-in a temporary working directory, without network, and with their stdout and
-stderr captured. See `worker.py` for the process design.
+in a temporary working directory, in a sandbox (`sandbox.py`: no network, the KB
+and the notes out of reach, writes only to that directory, file size and process
+limits, nothing outlives the note), and with their stdout and stderr captured.
+See `worker.py` for the process design.
 
 The time limit (`timeout`) counts CPU time, so that a result does not change with
 the machine's load: the CPU time of the note process's busiest thread. What uses
@@ -33,13 +35,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from d2lkb.checks.cells import DEFAULT_FRAMEWORK, FRAMEWORKS, plan_note
 from d2lkb.checks.clock import wall_backstop
 from d2lkb.checks.outputs import compare_output
+from d2lkb.checks.sandbox import PARENT_ENV, Limits
 from d2lkb.checks.worker import LineReader, write_message
 from d2lkb.model import CheckStatus, Snippet
 
@@ -165,6 +168,7 @@ class _Worker:
         env.setdefault("PYTHONUNBUFFERED", "1")
         env["PYTHONHASHSEED"] = "0"  # str/bytes hashes (set and dict orders) repeat from run to run
         env["MPLBACKEND"] = "Agg"  # matplotlib without a display
+        env[PARENT_ENV] = str(os.getpid())  # the worker dies with this process
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 - the worker's stderr, kept for error messages
         self.process = subprocess.Popen(
             # -P: no script or working directory on sys.path (a stray torch.py cannot shadow torch)
@@ -227,6 +231,7 @@ class _Worker:
 class SnippetRunner:
     """Owns the warm worker; a context manager (or call `close()`).
 
+    `limits` are the sandbox's (file size, processes; `sandbox.Limits`).
     `timeout` is the time limit of each snippet, in seconds of CPU time, and
     `wall_timeout` its wall-clock backstop (see the module docstring); `memory_mb` how much
     address space a note may add to the worker's (0: no cap); `framework` which of
@@ -241,6 +246,7 @@ class SnippetRunner:
         memory_mb: int = 4096,
         framework: str = DEFAULT_FRAMEWORK,
         wall_timeout: float | None = None,
+        limits: Limits | None = None,
     ):
         problems = []
         if str(framework).strip().lower() not in FRAMEWORKS:
@@ -260,6 +266,7 @@ class SnippetRunner:
         self.wall_timeout = float(wall_timeout or wall_backstop(self.timeout))
         self.memory_mb = memory_mb
         self.framework = str(framework).strip().lower()
+        self.limits = limits or Limits()
         self._worker: _Worker | None = None
         self._device: str | None = None
         self._cuda_available: bool | None = None
@@ -377,6 +384,7 @@ class SnippetRunner:
                         "framework": plan.framework,
                         "d2lbook": plan.d2lbook,
                         "ipython": plan.ipython,
+                        "sandbox": asdict(self.limits),
                         "snippets": [
                             {
                                 "language": snippets[i].language,
@@ -390,6 +398,8 @@ class SnippetRunner:
                     len(runs),
                 )
                 results = self._judge([snippets[i] for i in runs], [i + 1 for i in runs], reply, device, version)
+                if reply.get("sandbox"):  # a layer the kernel did not allow: say so with every result
+                    results = [replace(r, detail=f"{r.detail}\n[{reply['sandbox']}]") for r in results]
                 judged = dict(zip(runs, results, strict=True))
             return [
                 judged[i] if i in judged else _result(CheckStatus.SKIPPED, cell.reason, "", device, version)

@@ -20,7 +20,12 @@ at start-up, so nothing a library prints can corrupt them):
 
 A run forks a child into a new session (so it and whatever it starts can be
 killed as a group), in a fresh temporary directory that the zygote removes
-afterwards. The child reports `{"event": "start", "index"}` before each snippet
+afterwards; the child builds the sandbox (`sandbox.py`: no network, only that
+directory writable, the KB and notes out of reach, file size and process
+limits) and the note runs in its grandchild, whose pid it reports first
+(`{"event": "sandbox", "pid", "notice"}`; the notice names the layers the
+kernel did not allow). The zygote dies with its parent, the child with the
+zygote. The child reports `{"event": "start", "index"}` before each snippet
 and `{"event": "result", ...}` after it; the zygote enforces the per-snippet
 time limits and notices a child that died.
 
@@ -77,7 +82,7 @@ import time
 import traceback
 from typing import Any
 
-from d2lkb.checks import notebook
+from d2lkb.checks import notebook, sandbox
 from d2lkb.checks.notebook import NoteState, Shell, Tabs, bound_names, execute, gap_reason
 
 OUTPUT_LIMIT = 1_000_000  # characters of stdout kept per snippet
@@ -151,6 +156,7 @@ def main() -> None:
     os.close(devnull)
     os.dup2(2, 1)
 
+    sandbox.die_with_parent(int(os.environ.get(sandbox.PARENT_ENV) or 0) or None)
     import torch  # the one import this process exists for
 
     # Objects alive now are never collected: the children's garbage collector leaves
@@ -205,6 +211,7 @@ class _Zygote:
     def fork(self) -> tuple[int, int]:
         """Fork a child in its own session; returns (pid, read end of its message pipe)."""
         read_fd, write_fd = os.pipe()
+        zygote = os.getpid()
         pid = os.fork()
         if pid == 0:  # child: never return into the zygote's loop on failure
             try:
@@ -212,7 +219,7 @@ class _Zygote:
                 os.close(read_fd)
                 for fd in self.private_fds:
                     os.close(fd)
-                _die_with_parent()
+                sandbox.die_with_parent(zygote)
             except BaseException:  # noqa: BLE001
                 os._exit(1)
             return 0, write_fd
@@ -252,6 +259,9 @@ class _Zygote:
             if pid == 0:
                 code = 1
                 try:
+                    limits = sandbox.Limits(**request["sandbox"]) if request.get("sandbox") else sandbox.Limits()
+                    layers = sandbox.enter(workdir, limits=limits, keep_fds=(fd,))
+                    write_message(fd, {"event": "sandbox", "pid": sandbox.host_pid(), "notice": layers.notice()})
                     _Child(self.torch, request, fd, workdir).run()
                     code = 0
                 except BaseException as exc:  # noqa: BLE001 - report anything, then exit
@@ -263,6 +273,7 @@ class _Zygote:
                 return _supervise(pid, fd, timeout, wall_timeout)
             finally:
                 os.close(fd)
+                sandbox.cleanup(pid)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
@@ -277,6 +288,7 @@ def _supervise(pid: int, fd: int, timeout: float, wall_timeout: float) -> dict[s
     started = time.monotonic()
     abort: dict[str, Any] | None = None
     finished = False
+    notice = ""
     while not finished:
         try:
             message = reader.read(min(time.monotonic() + POLL, started + wall_timeout))
@@ -290,11 +302,15 @@ def _supervise(pid: int, fd: int, timeout: float, wall_timeout: float) -> dict[s
             _reap(pid, GRACE)
             limit = "cpu" if over else "wall"
             timed_out = {"index": current, "kind": "timeout", "limit": limit, "seconds": timeout, "cpu": cpu}
-            return {"results": results, "abort": timed_out}
+            return {"results": results, "abort": timed_out, "sandbox": notice}
         if message is None:
             break
         event = message.get("event")
-        if event == "start":
+        if event == "sandbox":  # the note runs in the sandbox's process: meter that one
+            if message.get("pid"):
+                meter = _CpuMeter(int(message["pid"]))
+            notice = str(message.get("notice") or "")
+        elif event == "start":
             current = message["index"]
             started = time.monotonic()
             meter.reset()
@@ -315,7 +331,7 @@ def _supervise(pid: int, fd: int, timeout: float, wall_timeout: float) -> dict[s
         _reap(pid, GRACE)
     if not finished and abort is None:
         abort = {"index": current, "kind": "crash", "detail": _describe_exit(status)}
-    return {"results": results, "abort": abort}
+    return {"results": results, "abort": abort, "sandbox": notice}
 
 
 class _CpuMeter:
@@ -410,15 +426,6 @@ def _describe_exit(status: int | None) -> str:
     return f"the snippet's process exited with status {os.WEXITSTATUS(status)}"
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when the zygote dies (best effort)."""
-    parent = os.getppid()
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:
-        os._exit(1)
-
-
 # --- one note run, in the forked child --------------------------------------------------
 
 
@@ -461,8 +468,9 @@ class _Child:
         os.environ["TMPDIR"] = self.workdir
         os.environ["MPLBACKEND"] = "Agg"  # never a GUI window, whatever the user's setting
         os.environ["PYTHONHASHSEED"] = "0"  # for subprocesses (the worker itself starts with it)
+        for name in ("HOME", "XDG_CACHE_HOME", "MPLCONFIGDIR", "IPYTHONDIR"):  # caches: in the one writable place
+            os.environ[name] = self.workdir
         tempfile.tempdir = None
-        _isolate_network()
         _block_network()
         _limit_memory(int(self.request["memory_mb"]), self.device)
         # Everything written to fd 1/2 (print, C libraries, subprocesses) lands in these
@@ -614,31 +622,11 @@ def _format_exception(exc: BaseException, filename: str | None) -> str:
     return "".join(lines).rstrip()
 
 
-CLONE_NEWNET = 0x40000000
-
-
-def _isolate_network() -> bool:
-    """Move this (single-threaded, forked) child into a fresh network namespace: no interface but a
-    loopback that is down, so nothing can connect anywhere, from C code or subprocesses either.
-
-    Needs CAP_SYS_ADMIN (root, or a container that allows it); without it this is a no-op and only
-    the Python-level guard of `_block_network` applies.
-    """
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        return libc.unshare(CLONE_NEWNET) == 0
-    except (OSError, AttributeError):
-        return False
-
-
 def _block_network() -> None:
     """Make creating an internet socket, or resolving a host name, fail at once with a clear error.
 
-    A Python-level guard (code using the `_socket` C type directly, calling libc
-    through ctypes, or running a subprocess, is not stopped): enough to turn an accidental download into an immediate, named error.
+    Only a Python-level guard, for the message: the sandbox's network namespace and Landlock
+    (`sandbox.py`) are what stop raw sockets, C code and subprocesses.
     """
     import socket
 

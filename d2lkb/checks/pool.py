@@ -22,6 +22,9 @@ Time limits are designed so that a result does not depend on how busy the machin
   follow string hashes) and in a session of their own: a Ctrl-C in the terminal goes
   to the parent only, which kills them on its way out. A worker whose parent dies is
   killed by the kernel (PR_SET_PDEATHSIG).
+- A ```sympy block runs in a sandbox forked from the worker (``pool_worker.run_sandboxed``,
+  ``sandbox.py``): no network, the KB and notes out of reach, its own temporary folder,
+  a memory cap, and nothing it changes (SymPy itself included) reaches the next task.
 - Starting a worker (importing SymPy) may take ``startup_timeout`` (300 s) of wall time.
 - ``jobs`` defaults to the cores this process may run on (``available_cores()``).
 """
@@ -49,6 +52,7 @@ from typing import Any
 from d2lkb.checks.clock import wall_backstop
 from d2lkb.checks.formulas import FormulaResult
 from d2lkb.checks.pool_worker import failed as _failed
+from d2lkb.checks.sandbox import PARENT_ENV
 from d2lkb.model import CheckStatus
 
 KINDS = ("latex", "sympy")
@@ -383,6 +387,7 @@ class _Worker:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in [*sys.path, env.get("PYTHONPATH", "")] if p)
         env["PYTHONHASHSEED"] = "0"
+        env[PARENT_ENV] = str(os.getpid())  # the worker dies with this process
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-P", "-c", _WORKER_COMMAND, str(theirs.fileno())],

@@ -16,6 +16,7 @@ import os
 import signal
 from multiprocessing.connection import Connection
 
+from d2lkb.checks import sandbox
 from d2lkb.checks.formulas import FormulaResult
 from d2lkb.model import CheckStatus
 
@@ -31,7 +32,7 @@ def main(fd: int) -> None:
     from d2lkb.checks import clock, formulas
 
     conn = Connection(fd)
-    _die_with_parent()
+    sandbox.die_with_parent(int(os.environ.get(sandbox.PARENT_ENV) or 0) or None)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which kills us
     clock.install()
     try:
@@ -57,22 +58,91 @@ def main(fd: int) -> None:
         if message is None:
             return
         task_id, kind, source, timeout, seed = message
-        result = run_task(kind, source, timeout, seed)
+        result = run_sandboxed(source, timeout) if kind == "sympy" else run_task(kind, source, timeout, seed)
         try:
             conn.send((task_id, result))
         except (OSError, ValueError):
             return
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when its parent dies (best effort)."""
-    import ctypes
+SYMPY_MEMORY_MB = 2048  # address space a ```sympy block may add to the checker's
+RESULT_BYTES = 1 << 20  # the most a block's sandbox may send back
 
-    parent = os.getppid()
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # it died before we asked
-        os._exit(1)
+
+def run_sandboxed(source: str, timeout: float, limits: sandbox.Limits | None = None) -> FormulaResult:
+    """Run a ```sympy block in a forked sandbox (`sandbox.py`): its own temporary folder,
+    the KB and the notes out of reach, no network, this checker's state untouched (a block
+    cannot patch SymPy for the formulas after it, nor reach this process's connection)."""
+    import json
+    import shutil
+    import signal as signals
+    import tempfile
+
+    workdir = tempfile.mkdtemp(prefix="d2lkb-sympy-")
+    read_fd, write_fd = os.pipe()
+    pid = -1
+    try:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.close(read_fd)
+                layers = sandbox.enter(workdir, limits=limits or sandbox.Limits(), keep_fds=(write_fd,))
+                _settle_in(workdir)
+                result = run_task("sympy", source, timeout, 0)
+                notice = layers.notice()
+                detail = f"{result.detail}\n[{notice}]" if notice else result.detail
+                data = json.dumps({"status": result.status.value, "detail": detail, "method": result.method})
+                os.write(write_fd, data.encode()[:RESULT_BYTES])
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write_fd)
+        write_fd = -1
+        data = b""
+        while chunk := os.read(read_fd, 1 << 16):
+            if len(data) < RESULT_BYTES:
+                data += chunk
+        _, status = os.waitpid(pid, 0)
+    finally:
+        for end in (read_fd, write_fd):
+            with contextlib.suppress(OSError):
+                end >= 0 and os.close(end)
+        if pid > 0:
+            sandbox.cleanup(pid)
+        shutil.rmtree(workdir, ignore_errors=True)
+    try:
+        answer = json.loads(data)
+        return FormulaResult(CheckStatus(answer["status"]), str(answer["detail"]), str(answer.get("method", "")))
+    except (ValueError, KeyError, TypeError):
+        pass
+    if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signals.SIGXCPU:
+        return FormulaResult(CheckStatus.TIMEOUT, f"no result within {timeout:g} s of CPU time (the block's"
+                                                  " process was killed)")
+    how = f"killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit code {os.WEXITSTATUS(status)}"
+    return failed("sympy", f"the block's sandboxed process died ({how})")
+
+
+def _settle_in(workdir: str) -> None:
+    """In the sandbox: work in `workdir`, nothing read from or written to the checker's streams,
+    and a memory cap."""
+    import resource
+    import tempfile
+
+    os.chdir(workdir)
+    os.environ["TMPDIR"] = os.environ["HOME"] = workdir
+    tempfile.tempdir = None
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    with open("/proc/self/status") as status:
+        size = next((int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:")), 0)
+    limit = size + SYMPY_MEMORY_MB * 2**20
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
 def run_task(kind: str, source: str, timeout: float, seed: int) -> FormulaResult:

@@ -91,16 +91,22 @@ def read_paths() -> list[str]:
     """What sandboxed code may read: Python and its libraries, d2lkb's package, system dirs.
 
     A `sys.path` folder that holds the d2lkb package (its repository, where a notes folder
-    and a KB may live too) is allowed only for the package itself.
+    and a KB may live too) is allowed only for the package itself; `/` and the working
+    directory (and their like) never.
     """
     package = Path(__file__).resolve().parents[1]
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, str(package)}
     with contextlib.suppress(Exception):
         paths.update(site.getsitepackages())
         paths.add(site.getusersitepackages())
+    unsafe = {"/", *map(str, package.parents)}  # '/', and the package's repository and its parents
+    with contextlib.suppress(OSError):
+        cwd = Path.cwd().resolve()  # `python -m` puts it on sys.path: it may be the notes folder
+        unsafe |= {str(cwd), *map(str, cwd.parents)}
     for entry in sys.path:
-        if entry and os.path.isdir(entry) and not os.path.isdir(os.path.join(entry, "d2lkb")):
-            paths.add(entry)
+        real = os.path.realpath(entry) if entry else ""
+        if real and real not in unsafe and os.path.isdir(real) and not os.path.isdir(os.path.join(real, "d2lkb")):
+            paths.add(real)
     return sorted({os.path.realpath(p) for p in paths} | set(SYSTEM_READ))
 
 

@@ -486,7 +486,11 @@ def _load_all(files: list[_File], known: dict, parse, options: ParseOptions | No
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+    from d2lkb.checks.sandbox import die_with_parent
+
+    # the workers die with this process (`kill -9` of a sync left them waiting forever)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                             initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         yield from pool.map(_load_packed, jobs, chunksize=16)
 
 

@@ -1,0 +1,154 @@
+"""Hostile notes against the sandbox, run by tests/test_sandbox.py as root and as `nobody`.
+
+Each case gets a folder (readable and writable by everyone: DAC alone would let the
+code in, so what stops it is the sandbox) holding a real SQLite KB with a review log
+and stored check results, and a notes folder. Run as a script: `python -m
+tests.sandbox_cases CASE FOLDER` (what the unprivileged run does).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+from d2lkb.checks.pool import FormulaChecker
+from d2lkb.checks.sandbox import Limits
+from d2lkb.checks.snippets import SnippetRunner
+from d2lkb.model import CheckStatus, Snippet
+
+LIMITS = Limits(file_bytes=4 * 2**20, processes=48)
+
+
+def prepare(folder: Path) -> tuple[Path, Path]:
+    """A KB (review log, stored results) and a notes folder, open to every user."""
+    kb, vault = folder / "kb.sqlite", folder / "notes"
+    vault.mkdir()
+    (vault / "note.md").write_text("# Note\n")
+    with sqlite3.connect(kb) as db:
+        db.execute("CREATE TABLE reviewlog (id INTEGER PRIMARY KEY, rating INTEGER)")
+        db.execute("CREATE TABLE check_results (key TEXT PRIMARY KEY, status TEXT)")
+        db.executemany("INSERT INTO reviewlog (rating) VALUES (?)", [(3,), (4,)])
+        db.execute("INSERT INTO check_results VALUES ('k', 'refuted')")
+    for path in (vault, kb, vault / "note.md"):
+        path.chmod(0o777 if path.is_dir() else 0o666)
+    return kb, vault
+
+
+def attacks(kb: Path, vault: Path, parents: list[int], marker: str, port: int) -> list[str]:
+    """Python source of each attack; each prints what it achieved (for the failure messages)."""
+    return [
+        f"import sqlite3\ndb = sqlite3.connect({str(kb)!r})\ndb.execute('DELETE FROM reviewlog')\n"
+        "db.execute(\"UPDATE check_results SET status = 'verified'\")\ndb.commit()",
+        f"open({str(vault / 'evil.md')!r}, 'w').write('# planted')",
+        f"open({str(vault / 'note.md')!r}, 'a').write('changed')",
+        f"print(open({str(kb)!r}, 'rb').read(16))",
+        "import os, signal\nfor pid in [os.getppid(), *" + repr(parents) + "]:\n"
+        "    try:\n        os.kill(pid, signal.SIGKILL)\n        print('killed', pid)\n"
+        "    except OSError as e:\n        print('refused', pid, e.errno)",
+        f"import subprocess\nsubprocess.Popen(['setsid', 'sleep', {marker!r}])\n"
+        f"import os\nif os.fork() == 0:\n    os.setsid()\n    os.execvp('sleep', ['sleep', {marker!r}])",
+        f"import _socket\ns = _socket.socket(2, 1)\ns.settimeout(3)\ns.connect(('127.0.0.1', {port}))",
+        "import subprocess, sys\nsubprocess.run([sys.executable, '-c', 'import _socket; s = _socket.socket(2, 1);"
+        f" s.settimeout(3); s.connect((\"127.0.0.1\", {port}))'], check=True)",
+    ]
+
+
+def case_python(folder: Path) -> None:
+    kb, vault = prepare(folder)
+    marker = f"300.{os.getpid()}{time.monotonic_ns()}"
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    server.setblocking(False)
+    with SnippetRunner(device="cpu", timeout=60, limits=LIMITS) as runner:
+        zygote = runner._worker_status()["pid"]
+        parents = [zygote, os.getpid(), os.getppid()]
+        for code in attacks(kb, vault, parents, marker, server.getsockname()[1]):
+            [result] = runner.run_note([Snippet("python", code, 1, None)])
+            # (the note's own parent is its PID namespace's init, which ignores the SIGKILL)
+            assert not any(f"killed {pid}\n" in result.output for pid in parents), (code, result)
+            print(f"{result.status.value}: {result.detail.splitlines()[-1] if result.detail else ''} {result.output!r}")
+        assert runner._worker_status()["pid"] == zygote, "the snippet worker was killed"
+        # processes: capped; output: what is kept is capped, what is written is limited
+        fork = ("import subprocess\nps = []\ntry:\n    for _ in range(1000):\n"
+                "        ps.append(subprocess.Popen(['sleep', '60']))\nfinally:\n    print(len(ps))")
+        [forked] = runner.run_note([Snippet("python", fork, 1, None)])
+        assert forked.status is CheckStatus.ERROR and int(forked.output) < LIMITS.processes, forked
+        flood = "import sys\nwhile True:\n    sys.stdout.write('x' * 2**20)"
+        [flooded] = runner.run_note([Snippet("python", flood, 1, None)])
+        assert flooded.status is CheckStatus.ERROR and "File too large" in flooded.detail, flooded
+        assert len(flooded.output) < 1_100_000
+        [big] = runner.run_note([Snippet("python", "open('big', 'wb').write(bytes(8 * 2**20))", 1, None)])
+        assert "File too large" in big.detail, big
+        # torch still works inside
+        [torch] = runner.run_note([Snippet("python", "import torch\nx = torch.ones(3, 3)\nprint((x @ x).sum().item())", 1, None,
+                                           expected="27.0")])
+        assert torch.status is CheckStatus.PASSED, torch.detail
+    check_untouched(kb, vault, marker)
+    try:
+        server.accept()
+        raise AssertionError("a snippet reached a server on this machine")
+    except BlockingIOError:
+        pass
+
+
+def case_sympy(folder: Path) -> None:
+    kb, vault = prepare(folder)
+    marker = f"300.{os.getpid()}{time.monotonic_ns()}"
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    server.setblocking(False)
+    me = os.getpid()
+    with FormulaChecker(jobs=1, retries=0) as checker:
+        for code in attacks(kb, vault, [os.getpid(), os.getppid()], marker, server.getsockname()[1]):
+            result = checker.check("sympy", code + "\nassert True")
+            assert result.status is not CheckStatus.VERIFIED or "kill" in code or "setsid" in code, (code, result)
+            assert os.getpid() == me and checker.check("sympy", "assert True").status is CheckStatus.VERIFIED
+            print(f"{result.status.value}: {result.detail}")
+        leak = checker.check("sympy", "import sys\nprint('x' * 2**20)\nopen('big', 'wb').write(bytes(300 * 2**20))")
+        assert "File too large" in leak.detail, leak
+        assert checker.check("sympy", "x = Symbol('x')\nassert expand((x + 1)**2) == x**2 + 2*x + 1").status is CheckStatus.VERIFIED
+    check_untouched(kb, vault, marker)
+    try:
+        server.accept()
+        raise AssertionError("a block reached a server on this machine")
+    except BlockingIOError:
+        pass
+
+
+def check_untouched(kb: Path, vault: Path, marker: str) -> None:
+    with sqlite3.connect(kb) as db:
+        assert db.execute("SELECT count(*) FROM reviewlog").fetchone() == (2,), "the review log was changed"
+        assert db.execute("SELECT status FROM check_results").fetchone() == ("refuted",), "a stored result changed"
+    assert sorted(p.name for p in vault.iterdir()) == ["note.md"], "a note was planted"
+    assert (vault / "note.md").read_text() == "# Note\n", "a note was changed"
+    deadline = time.monotonic() + 60
+    while _running(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _running(marker), "a process started by the note outlived the run"
+
+
+def _running(marker: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                    text = cmdline.read()
+                with open(f"/proc/{entry}/stat") as stat:
+                    zombie = stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+            except OSError:
+                continue
+            if marker.encode() in text and not zombie:
+                found.append(int(entry))
+    return found
+
+
+if __name__ == "__main__":
+    {"python": case_python, "sympy": case_sympy}[sys.argv[1]](Path(sys.argv[2]))
+    print("case passed")

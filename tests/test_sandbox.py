@@ -1,0 +1,110 @@
+"""The sandbox against hostile ```python snippets and ```sympy blocks of a trusted folder
+(tests/sandbox_cases.py), as root and as an unprivileged user (`nobody`).
+
+Each case proves, on a real SQLite KB and a real notes folder that every user may write
+(so that only the sandbox stands in the way): the review log and stored results are
+untouched, no note is planted or changed, the KB cannot even be read, the checker and
+this process survive `kill` of every pid the code can name, nothing it starts outlives
+the run (`setsid` daemons included), the process count and file sizes are capped (a
+stdout flood ends with "File too large", what is kept stays small), no TCP connection
+reaches a server on this machine (raw `_socket`, subprocesses), and torch still runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from d2lkb.checks import sandbox
+from tests import sandbox_cases
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _folder() -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="d2lkb-sandbox-case-"))
+    folder.chmod(0o777)
+    return folder
+
+
+def _python_for_others() -> str | None:
+    """An interpreter of this Python version that an unprivileged user can run (this one
+    may live in /root); the virtualenv's packages come through PYTHONPATH."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    for candidate in (os.path.realpath(sys.executable), shutil.which(version, path="/usr/bin:/usr/local/bin")):
+        if candidate and all(os.stat(p).st_mode & 0o001 for p in [candidate, *map(str, Path(candidate).parents)]):
+            return candidate
+    return None
+
+
+@pytest.mark.parametrize("case", ["python", "sympy"])
+def test_hostile_code_as_root(case: str) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the root case needs the suite to run as root (it runs as an unprivileged user here)")
+    folder = _folder()
+    try:
+        getattr(sandbox_cases, f"case_{case}")(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.parametrize("case", ["python", "sympy"])
+def test_hostile_code_as_an_unprivileged_user(case: str) -> None:
+    if os.geteuid() != 0:  # this is the unprivileged user already
+        folder = _folder()
+        try:
+            getattr(sandbox_cases, f"case_{case}")(folder)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    python = _python_for_others()
+    if python is None:
+        pytest.skip("no interpreter of this Python version that `nobody` may run")
+    site = sysconfig.get_paths()["purelib"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), site]), "HOME": "/tmp"}
+
+    def drop() -> None:
+        os.setgroups([])
+        os.setgid(nobody.pw_gid)
+        os.setuid(nobody.pw_uid)
+
+    folder = _folder()
+    try:
+        done = subprocess.run([python, "-m", "tests.sandbox_cases", case, str(folder)], cwd="/", env=env,
+                              preexec_fn=drop, capture_output=True, text=True, timeout=600)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    assert done.returncode == 0 and "case passed" in done.stdout, done.stdout + done.stderr
+
+
+def test_no_layer_is_missing_on_this_kernel() -> None:
+    """Where the kernel offers them (user namespaces, Landlock >= 6), every layer is there;
+    elsewhere `Layers.missing` names what is not (printed with each result)."""
+    if sandbox.landlock.abi_version() < 6 or not Path("/proc/self/ns/user").exists():
+        pytest.skip("this kernel lacks Landlock ABI 6 or user namespaces: the results say so instead")
+    workdir = tempfile.mkdtemp()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        layers = sandbox.enter(workdir, keep_fds=(write,))
+        os.write(write, ("|".join(layers.missing) + "\n" + "|".join(layers.active)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as answer:
+        missing, active = answer.read().split("\n")
+    os.waitpid(pid, 0)
+    sandbox.cleanup(pid)
+    shutil.rmtree(workdir, ignore_errors=True)
+    assert missing == "", missing
+    assert "Landlock ABI" in active and "network" in active and "PID" in active

@@ -117,8 +117,8 @@ def run_sandboxed(source: str, timeout: float, limits: sandbox.Limits | None = N
     except (ValueError, KeyError, TypeError):
         pass
     if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signals.SIGXCPU:
-        return FormulaResult(CheckStatus.TIMEOUT, f"no result within {timeout:g} s of CPU time (the block's"
-                                                  " process was killed)")
+        return FormulaResult(CheckStatus.TIMEOUT, f"no result within {timeout:g} s of CPU time (the alarm could"
+                                                  " not interrupt it); the checker process was killed")
     how = f"killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit code {os.WEXITSTATUS(status)}"
     return failed("sympy", f"the block's sandboxed process died ({how})")
 

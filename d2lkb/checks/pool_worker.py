@@ -91,9 +91,9 @@ def run_sandboxed(source: str, timeout: float, limits: sandbox.Limits | None = N
                 _settle_in(workdir)
                 result = run_task("sympy", source, timeout, 0)
                 notice = layers.notice()
-                detail = f"{result.detail}\n[{notice}]" if notice else result.detail
-                data = json.dumps({"status": result.status.value, "detail": detail, "method": result.method})
-                os.write(write_fd, data.encode()[:RESULT_BYTES])
+                detail = result.detail[: RESULT_BYTES // 8] + (f"\n[{notice}]" if notice else "")
+                message = json.dumps({"status": result.status.value, "detail": detail, "method": result.method})
+                os.write(write_fd, message.encode())
                 code = 0
             finally:
                 os._exit(code)
@@ -107,7 +107,8 @@ def run_sandboxed(source: str, timeout: float, limits: sandbox.Limits | None = N
     finally:
         for end in (read_fd, write_fd):
             with contextlib.suppress(OSError):
-                end >= 0 and os.close(end)
+                if end >= 0:
+                    os.close(end)
         if pid > 0:
             sandbox.cleanup(pid)
         shutil.rmtree(workdir, ignore_errors=True)

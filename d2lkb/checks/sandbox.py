@@ -223,8 +223,8 @@ def _pids_cgroup(pid: int) -> str | None:
         return None
     v1 = [f"/sys/fs/cgroup/pids{path}" for _, names, path in lines if "pids" in names.split(",")]
     v2 = [f"/sys/fs/cgroup{path}" for num, _, path in lines if num == "0"]
-    base = (v1 or v2 or [None])[0]
-    return None if base is None else os.path.join(base, f"d2lkb-sandbox-{pid}")
+    bases = v1 or v2
+    return os.path.join(bases[0], f"d2lkb-sandbox-{pid}") if bases else None
 
 
 def _process_cgroup(processes: int, layers: Layers) -> None:

@@ -46,6 +46,10 @@ def attacks(kb: Path, vault: Path, parents: list[int], marker: str, port: int) -
         f"open({str(vault / 'evil.md')!r}, 'w').write('# planted')",
         f"open({str(vault / 'note.md')!r}, 'a').write('changed')",
         f"print(open({str(kb)!r}, 'rb').read(16))",
+        # through /proc: the KB as a descriptor of a process outside (here this test's), its cwd
+        "import os\nfor pid in " + repr(parents) + ":\n    for fd in os.listdir(f'/proc/{pid}/fd'):\n"
+        "        print(open(f'/proc/{pid}/fd/{fd}', 'rb').read(16))",
+        "import os\nfor pid in " + repr(parents) + ":\n    print(os.listdir(f'/proc/{pid}/cwd'))",
         "import os, signal\nfor pid in [os.getppid(), *" + repr(parents) + "]:\n"
         "    try:\n        os.kill(pid, signal.SIGKILL)\n        print('killed', pid)\n"
         "    except OSError as e:\n        print('refused', pid, e.errno)",
@@ -59,6 +63,7 @@ def attacks(kb: Path, vault: Path, parents: list[int], marker: str, port: int) -
 
 def case_python(folder: Path) -> None:
     kb, vault = prepare(folder)
+    held = open(kb, "rb")  # noqa: SIM115 - open during the attacks: /proc/PID/fd/N must not reach it
     marker = f"300.{os.getpid()}{time.monotonic_ns()}"
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
@@ -71,6 +76,7 @@ def case_python(folder: Path) -> None:
             [result] = runner.run_note([Snippet("python", code, 1, None)])
             # (the note's own parent is its PID namespace's init, which ignores the SIGKILL)
             assert not any(f"killed {pid}\n" in result.output for pid in parents), (code, result)
+            assert "SQLite" not in result.output, (code, result)  # the KB's header: it was read
             print(f"{result.status.value}: {result.detail.splitlines()[-1] if result.detail else ''} {result.output!r}")
         assert runner._worker_status()["pid"] == zygote, "the snippet worker was killed"
         # processes: capped; output: what is kept is capped, what is written is limited
@@ -88,6 +94,7 @@ def case_python(folder: Path) -> None:
         [torch] = runner.run_note([Snippet("python", "import torch\nx = torch.ones(3, 3)\nprint((x @ x).sum().item())", 1, None,
                                            expected="27.0")])
         assert torch.status is CheckStatus.PASSED, torch.detail
+    held.close()
     check_untouched(kb, vault, marker)
     try:
         server.accept()
@@ -105,7 +112,9 @@ def case_sympy(folder: Path) -> None:
     server.setblocking(False)
     me = os.getpid()
     with FormulaChecker(jobs=1, retries=0) as checker:
-        for code in attacks(kb, vault, [os.getpid(), os.getppid()], marker, server.getsockname()[1]):
+        assert checker.check("sympy", "assert True").status is CheckStatus.VERIFIED  # starts the worker
+        parents = [os.getpid(), os.getppid(), checker._workers[0].process.pid]
+        for code in attacks(kb, vault, parents, marker, server.getsockname()[1]):
             result = checker.check("sympy", code + "\nassert True")
             assert result.status is not CheckStatus.VERIFIED or "kill" in code or "setsid" in code, (code, result)
             assert os.getpid() == me and checker.check("sympy", "assert True").status is CheckStatus.VERIFIED

@@ -108,3 +108,51 @@ def test_no_layer_is_missing_on_this_kernel() -> None:
     shutil.rmtree(workdir, ignore_errors=True)
     assert missing == "", missing
     assert "Landlock ABI" in active and "network" in active and "PID" in active
+
+
+def test_a_kernel_without_namespaces_or_landlock_is_named_and_daemons_still_die(monkeypatch):
+    """The degraded path: `unshare` refused, no Landlock. Each missing layer is named (the
+    results carry that line), and the middle process, a subreaper, still kills what the
+    code left running (a `setsid` daemon)."""
+    import ctypes
+    import errno
+    import time
+
+    class NoUnshare:
+        def __init__(self, libc: ctypes.CDLL) -> None:
+            self.libc = libc
+
+        def unshare(self, flags: int) -> int:
+            ctypes.set_errno(errno.EPERM)
+            return -1
+
+        def __getattr__(self, name: str):
+            return getattr(self.libc, name)
+
+    real = sandbox._libc
+    monkeypatch.setattr(sandbox, "_libc", lambda: NoUnshare(real()))
+    monkeypatch.setattr(sandbox.landlock, "abi_version", lambda: 0)
+    marker = f"300.{os.getpid()}{time.monotonic_ns()}"
+    workdir = tempfile.mkdtemp()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read)
+            layers = sandbox.enter(workdir, keep_fds=(write,))
+            os.write(write, layers.notice().encode())
+            os.close(write)
+            subprocess.Popen(["setsid", "sleep", marker], start_new_session=True)
+            time.sleep(0.5)
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as answer:
+        notice = answer.read()
+    os.waitpid(pid, 0)
+    sandbox.cleanup(pid)
+    shutil.rmtree(workdir, ignore_errors=True)
+    assert notice.startswith("sandbox weaker here: no ")
+    for layer in ("network namespace", "PID namespace", "user namespace", "filesystem restriction"):
+        assert layer in notice, notice
+    assert not sandbox_cases._running(marker), "a daemon outlived the sandbox"

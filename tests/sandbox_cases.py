@@ -94,6 +94,13 @@ def case_python(folder: Path) -> None:
         [torch] = runner.run_note([Snippet("python", "import torch\nx = torch.ones(3, 3)\nprint((x @ x).sum().item())", 1, None,
                                            expected="27.0")])
         assert torch.status is CheckStatus.PASSED, torch.detail
+        loader = ("import torch\nfrom torch.utils.data import DataLoader, TensorDataset\n"
+                  "ds = TensorDataset(torch.arange(100.).reshape(50, 2), torch.arange(50))\n"
+                  "print(sum(x.sum().item() for x, _ in DataLoader(ds, batch_size=10, num_workers=2)))\n"
+                  f"_ = open('/dev/shm/{marker}', 'w').write('left behind?')")
+        [workers] = runner.run_note([Snippet("python", loader, 1, None, expected="4950.0")])
+        assert workers.status is CheckStatus.PASSED, workers.detail  # multiprocessing: a /dev/shm of its own
+    assert not os.path.exists(f"/dev/shm/{marker}"), "the sandbox wrote to the machine's /dev/shm"
     held.close()
     check_untouched(kb, vault, marker)
     try:

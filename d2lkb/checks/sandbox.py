@@ -12,7 +12,9 @@ only in a grandchild ("G") that runs the note's code:
    (no interface but a loopback that is down: no network from Python, C code or
    subprocesses), a PID namespace (G is its init: when G ends, the kernel kills
    everything left in it, `setsid` daemons included, and no process outside it, the
-   checker or d2lkb itself, has a pid inside it) and an IPC namespace.
+   checker or d2lkb itself, has a pid inside it), an IPC namespace, and a mount
+   namespace whose /dev/shm is a small tmpfs of its own (multiprocessing and torch's
+   DataLoader workers need one; it vanishes with the sandbox).
 3. **Landlock** (`landlock.py`): read-only access to Python, its libraries, the d2lkb
    package and the system directories; write access to `workdir` only; a few device
    files; no TCP; no signals to processes outside the sandbox. The KB and the notes
@@ -57,6 +59,7 @@ class Limits:
 
     file_bytes: int = 256 * 2**20
     processes: int = max(256, 4 * (os.cpu_count() or 1))
+    shm_bytes: int = 256 * 2**20  # the sandbox's own /dev/shm
 
 
 @dataclass
@@ -65,6 +68,7 @@ class Layers:
 
     active: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    writable: list[str] = field(default_factory=list)  # besides the run's folder
 
     def notice(self) -> str:
         """One line for a result's detail; empty when nothing is missing."""
@@ -134,14 +138,16 @@ def enter(
     layers = Layers()
     starter = os.getppid()
     if os.geteuid() == 0:
-        namespaces = _unshare(CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC, layers)
+        namespaces = _unshare(CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWNS, layers)
+        _private_shm(namespaces, limits, layers)
         if _others_can_read_python():
             _drop_root(workdir, layers)
         else:
             _process_cgroup(limits.processes, layers)
         namespaces |= _unshare(CLONE_NEWUSER, layers)
     else:
-        namespaces = _unshare(CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC, layers)
+        namespaces = _unshare(CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWNS, layers)
+        _private_shm(namespaces, limits, layers)
     die_with_parent(starter)  # again: a change of credentials cleared it
     pid_ns = CLONE_NEWPID in namespaces
     if not pid_ns:
@@ -195,7 +201,24 @@ def _drop_root(workdir: str, layers: Layers) -> None:
     layers.active.append(f"runs as uid {uid} (not root)")
 
 
-_NAMES = {CLONE_NEWUSER: "user", CLONE_NEWNET: "network", CLONE_NEWPID: "PID", CLONE_NEWIPC: "IPC"}
+_NAMES = {CLONE_NEWUSER: "user", CLONE_NEWNET: "network", CLONE_NEWPID: "PID", CLONE_NEWIPC: "IPC",
+          CLONE_NEWNS: "mount"}
+_MS_NOSUID, _MS_NODEV, _MS_REC, _MS_PRIVATE = 2, 4, 1 << 14, 1 << 18
+
+
+def _private_shm(namespaces: set[int], limits: Limits, layers: Layers) -> None:
+    """A /dev/shm of the sandbox's own (multiprocessing's semaphores, torch's DataLoader
+    workers), a tmpfs of `limits.shm_bytes` that ends with the sandbox; else it stays
+    unwritable (Landlock), and multiprocessing in notes fails."""
+    libc = _libc()
+    if CLONE_NEWNS in namespaces and libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None) == 0:
+        options = f"size={limits.shm_bytes},mode=1777".encode()
+        if libc.mount(b"tmpfs", b"/dev/shm", b"tmpfs", _MS_NOSUID | _MS_NODEV, options) == 0:
+            layers.active.append(f"a private /dev/shm of {limits.shm_bytes // 2**20} MiB")
+            layers.writable.append("/dev/shm")
+            return
+    why = os.strerror(ctypes.get_errno()) if CLONE_NEWNS in namespaces else "no mount namespace"
+    layers.missing.append(f"private /dev/shm ({why}: multiprocessing in notes fails)")
 
 
 def _others_can_read_python() -> bool:
@@ -312,7 +335,7 @@ def _limit(limits: Limits, layers: Layers) -> None:
 
 
 def _restrict(workdir: str, layers: Layers, *, tcp: bool) -> None:
-    done = landlock.restrict(read_paths(), [workdir], device_paths(), tcp=tcp)
+    done = landlock.restrict(read_paths(), [workdir, *layers.writable], device_paths(), tcp=tcp)
     if done.abi:
         layers.active.append(f"Landlock ABI {done.abi}")
     layers.missing += done.missing

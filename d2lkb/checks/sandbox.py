@@ -14,7 +14,9 @@ only in a grandchild ("G") that runs the note's code:
    everything left in it, `setsid` daemons included, and no process outside it, the
    checker or d2lkb itself, has a pid inside it), an IPC namespace, and a mount
    namespace whose /dev/shm is a small tmpfs of its own (multiprocessing and torch's
-   DataLoader workers need one; it vanishes with the sandbox).
+   DataLoader workers need one; it vanishes with the sandbox) and whose /tmp, /var/tmp
+   and /run are empty (the run's folder bound back): Landlock does not govern connecting
+   to a named unix socket (a tmux server, an ssh agent), so those places are hidden.
 3. **Landlock** (`landlock.py`): read-only access to Python, its libraries, the d2lkb
    package and the system directories; write access to `workdir` only; a few device
    files; no TCP; no signals to processes outside the sandbox. The KB and the notes
@@ -140,6 +142,7 @@ def enter(
     if os.geteuid() == 0:
         namespaces = _unshare(CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWNS, layers)
         _private_shm(namespaces, limits, layers)
+        _hide_sockets(namespaces, workdir, layers)
         if _others_can_read_python():
             _drop_root(workdir, layers)
         else:
@@ -148,6 +151,7 @@ def enter(
     else:
         namespaces = _unshare(CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWNS, layers)
         _private_shm(namespaces, limits, layers)
+        _hide_sockets(namespaces, workdir, layers)
     die_with_parent(starter)  # again: a change of credentials cleared it
     pid_ns = CLONE_NEWPID in namespaces
     if not pid_ns:
@@ -274,6 +278,38 @@ def cleanup(pid: int) -> None:
     if group is not None:
         with contextlib.suppress(OSError):
             os.rmdir(group)
+
+
+HIDDEN = ("/tmp", "/var/tmp", "/run")  # where servers keep their sockets (tmux, ssh-agent, X11, dbus, docker)
+_MS_BIND = 1 << 12
+
+
+def _hide_sockets(namespaces: set[int], workdir: str, layers: Layers) -> None:
+    """Cover `HIDDEN` with empty tmpfs mounts, the run's folder bound back in place: Landlock
+    (up to ABI 7) does not govern connecting to a named unix socket, so a server's socket
+    there (a tmux session, an ssh agent) would be a way out. Only in a mount namespace."""
+    if CLONE_NEWNS not in namespaces:
+        layers.missing.append("hiding of /tmp and /run (no mount namespace: named unix sockets there are reachable)")
+        return
+    libc = _libc()
+    keep = os.open(workdir, os.O_PATH | os.O_CLOEXEC)
+    try:
+        hidden = []
+        for folder in HIDDEN:
+            if os.path.islink(folder) or not os.path.isdir(folder):
+                continue
+            if libc.mount(b"tmpfs", folder.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, b"size=1m,mode=1777") != 0:
+                layers.missing.append(f"hiding of {folder} ({os.strerror(ctypes.get_errno())})")
+                continue
+            hidden.append(folder)
+            if workdir.startswith(folder.rstrip("/") + "/"):
+                os.makedirs(workdir, exist_ok=True)
+                if libc.mount(f"/proc/self/fd/{keep}".encode(), workdir.encode(), None, _MS_BIND, None) != 0:
+                    raise OSError(ctypes.get_errno(), f"cannot bind the run's folder back: {workdir}")
+        if hidden:
+            layers.active.append(f"{', '.join(hidden)} hidden")
+    finally:
+        os.close(keep)
 
 
 def _unshare(flags: int, layers: Layers) -> set[int]:

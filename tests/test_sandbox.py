@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from d2lkb.checks import sandbox
+from d2lkb.checks import sandbox, sandbox_ns
 from tests import sandbox_cases
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,8 +129,8 @@ def test_a_kernel_without_namespaces_or_landlock_is_named_and_daemons_still_die(
         def __getattr__(self, name: str):
             return getattr(self.libc, name)
 
-    real = sandbox._libc
-    monkeypatch.setattr(sandbox, "_libc", lambda: NoUnshare(real()))
+    real = sandbox_ns._libc
+    monkeypatch.setattr(sandbox_ns, "_libc", lambda: NoUnshare(real()))
     monkeypatch.setattr(sandbox.landlock, "abi_version", lambda: 0)
     marker = f"300.{os.getpid()}{time.monotonic_ns()}"
     workdir = tempfile.mkdtemp()

@@ -25,9 +25,11 @@ runner = CliRunner()
 
 
 def evil(marker: Path) -> str:
-    """A note whose code, if it ever ran, would leave `marker` behind (python and sympy alike)."""
-    return (f"# Evil\n\n```python\nopen({str(marker)!r}, 'a').write('python ran')\nprint('hi')\n```\n\n"
-            f"```output\nhi\n```\n\n```sympy\nopen({str(marker)!r}, 'a').write('sympy ran')\nassert True\n```\n")
+    """A note whose code tries to leave `marker` behind (python and sympy alike). Trusted, it
+    runs (passed, verified) but in the sandbox, which lets it write nothing outside."""
+    attempt = "exec(" + repr(f"import contextlib\nwith contextlib.suppress(OSError): open({str(marker)!r}, 'a').write('ran')") + ")\n"
+    return (f"# Evil\n\n```python\n{attempt}print('hi')\n```\n\n"
+            f"```output\nhi\n```\n\n```sympy\n{attempt}assert True\n```\n")
 
 
 GOOD = "# Good\n\n```python\nprint(6 * 7)\n```\n\n```output\n42\n```\n\n```sympy\nassert 2 + 2 == 4\n```\n"
@@ -70,7 +72,7 @@ def test_a_repo_shipped_config_trusting_everything_runs_nothing(tmp_path):
     assert load_trusted() == [str((repo / "notes").resolve())]
     done = cli("check", "--json", cwd=repo)
     assert sorted(r["status"] for r in json.loads(done.stdout)["results"]) == ["passed", "verified"]
-    assert marker.read_text() in ("python ransympy ran", "sympy ranpython ran")
+    assert not marker.exists()  # it ran, in the sandbox
 
 
 def test_symlinks_out_of_a_trusted_folder_are_untrusted(tmp_path):

@@ -82,6 +82,8 @@ def case_python(folder: Path) -> None:
             assert "SQLite" not in result.output, (code, result)  # the KB's header: it was read
             print(f"{result.status.value}: {result.detail.splitlines()[-1] if result.detail else ''} {result.output!r}")
         assert runner._worker_status()["pid"] == zygote, "the snippet worker was killed"
+        [who] = runner.run_note([Snippet("python", "import os\nprint(os.getuid())", 1, None)])
+        print(f"uid inside: {who.output.strip()}")
         # processes: capped; output: what is kept is capped, what is written is limited
         fork = ("import subprocess\nps = []\ntry:\n    for _ in range(1000):\n"
                 "        ps.append(subprocess.Popen(['sleep', '60']))\nfinally:\n    print(len(ps))")

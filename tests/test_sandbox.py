@@ -87,6 +87,27 @@ def test_hostile_code_as_an_unprivileged_user(case: str) -> None:
     assert done.returncode == 0 and "case passed" in done.stdout, done.stdout + done.stderr
 
 
+def test_root_with_a_python_others_can_read_drops_to_nobody() -> None:
+    """Root's other path: with a Python that `nobody` can read, the sandbox runs as nobody
+    (RLIMIT_NPROC then binds, in the sandbox's own user namespace)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs the suite to run as root")
+    python = _python_for_others()
+    if python is None:
+        pytest.skip("no interpreter of this Python version that `nobody` may run")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), sysconfig.get_paths()["purelib"]])}
+    folder = _folder()
+    try:
+        done = subprocess.run([python, "-m", "tests.sandbox_cases", "python", str(folder)], cwd="/", env=env,
+                              capture_output=True, text=True, timeout=600)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    assert done.returncode == 0 and "case passed" in done.stdout, done.stdout + done.stderr
+    import pwd
+
+    assert f"uid inside: {pwd.getpwnam('nobody').pw_uid}\n" in done.stdout, done.stdout
+
+
 def test_no_layer_is_missing_on_this_kernel() -> None:
     """Where the kernel offers them (user namespaces, Landlock >= 6), every layer is there;
     elsewhere `Layers.missing` names what is not (printed with each result)."""

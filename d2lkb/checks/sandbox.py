@@ -155,7 +155,7 @@ def enter(
         namespaces = unshare(CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWNS, layers)
         private_shm(namespaces, limits, layers)
         hide_sockets(namespaces, workdir, layers)
-        if others_can_read_python():
+        if others_can_read_python([p for p in read_paths() if p not in SYSTEM_READ]):
             drop_root(workdir, layers)
         else:
             process_cgroup(limits.processes, layers)

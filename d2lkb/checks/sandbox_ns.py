@@ -64,12 +64,14 @@ def private_shm(namespaces: set[int], limits: Limits, layers: Layers) -> None:
     layers.missing.append(f"private /dev/shm ({why}: multiprocessing in notes fails)")
 
 
-def others_can_read_python() -> bool:
-    """Whether a user other than root can read Python, its libraries and d2lkb (not so for a
-    Python installed in /root): then the sandbox can run as ``nobody``."""
-    package = Path(__file__).resolve().parents[1]
-    for path in {os.path.realpath(sys.executable), sys.prefix, sys.base_prefix, str(package)}:
+def others_can_read_python(paths: list[str]) -> bool:
+    """Whether a user other than root can reach and read Python, its libraries and d2lkb
+    (`paths`, those that exist; not so for a Python installed in /root): then the sandbox
+    can run as ``nobody``."""
+    for path in {os.path.realpath(sys.executable), *paths}:
         here = Path(os.path.realpath(path))
+        if not here.exists():
+            continue
         for folder in [here, *here.parents]:
             try:
                 mode = folder.stat().st_mode

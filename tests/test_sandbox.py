@@ -53,6 +53,11 @@ def test_hostile_code_as_root(case: str) -> None:
         getattr(sandbox_cases, f"case_{case}")(folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    group = sandbox_ns._pids_cgroup(0)  # root keeps uid 0 when Python is in /root: a pids cgroup per run
+    if group is not None and os.path.isdir(os.path.dirname(group)):
+        left = [name for name in os.listdir(os.path.dirname(group)) if name.startswith("d2lkb-sandbox-")
+                and not os.path.exists(f"/proc/{name.rsplit('-', 1)[1]}")]
+        assert not left, f"pids cgroups left behind: {left}"
 
 
 @pytest.mark.parametrize("case", ["python", "sympy"])

@@ -10,6 +10,7 @@ import contextlib
 import ctypes
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -114,11 +115,27 @@ def process_cgroup(processes: int, layers: Layers) -> None:
 
 
 def cleanup(pid: int) -> None:
-    """After the sandbox's first process `pid` has been reaped: remove its pids cgroup, if any."""
+    """After the sandbox's first process `pid` has been reaped: remove its pids cgroup, if any
+    (waiting up to 2 s for processes killed with it to go), and any other left by a sandbox
+    whose first process is gone (its parent was killed before it could clean up)."""
     group = _pids_cgroup(pid)
-    if group is not None:
-        with contextlib.suppress(OSError):
+    if group is None or not os.path.isdir(os.path.dirname(group)):
+        return
+    for _ in range(200):
+        try:
             os.rmdir(group)
+            break
+        except FileNotFoundError:
+            break
+        except OSError:
+            time.sleep(0.01)
+    base = os.path.dirname(group)
+    with contextlib.suppress(OSError):
+        for name in os.listdir(base):
+            owner = name.removeprefix("d2lkb-sandbox-")
+            if owner != name and owner.isdigit() and not os.path.exists(f"/proc/{owner}"):
+                with contextlib.suppress(OSError):
+                    os.rmdir(os.path.join(base, name))
 
 
 HIDDEN = ("/tmp", "/var/tmp", "/run")  # where servers keep their sockets (tmux, ssh-agent, X11, dbus, docker)

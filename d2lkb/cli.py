@@ -17,7 +17,7 @@ from d2lkb.completion import complete_device, complete_format, complete_note, co
 from d2lkb.config import FRAMEWORKS, Config, config_from_env
 from d2lkb.query import QueryError
 from d2lkb.store.db import KBError
-from d2lkb.store.search import HIGHLIGHT
+from d2lkb.store.search import COUNT_CAP, HIGHLIGHT, count_matches
 from d2lkb.terminal import SafeConsole, json_text, user_text
 from d2lkb.textsafe import printable
 
@@ -299,9 +299,10 @@ def search_cmd(
         try:
             resolved = kb.resolve_query(query)
             hits = kb.search(resolved.query or query, limit=limit + 1)
+            more = len(hits) > limit
+            total = count_matches(kb.conn, resolved.query or query, ctx=kb.search_context()) if more else len(hits)
         except QueryError as exc:
             fail(f"bad query: {exc}", code=2)
-    more = len(hits) > limit
     hits = hits[:limit]
     if as_json:
         print(json_text([h.to_dict() for h in hits]))
@@ -325,7 +326,8 @@ def search_cmd(
         table.add_row(h.kind, user_text(f"{h.path}:{h.line}"), match)
     console.print(table)
     if more:
-        console.print(f"[dim]showing the first {limit} matches; more with --limit N[/]", highlight=False)
+        shown = f"{COUNT_CAP:,}+" if total > COUNT_CAP else f"{total:,}"
+        console.print(f"[dim]showing {limit} of {shown} matches; more with --limit N[/]", highlight=False)
 
 
 @app.command("tags")

@@ -157,3 +157,69 @@ def test_any_string_is_safe(kb):
         except QueryError as exc:  # a parse error, never SQLite/FTS5 complaining
             assert not str(exc).startswith("search failed"), (query, exc)
     assert kb.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+# -- bounded ranking: many matches rank the title hits; few rank every match exactly ------------------
+def _exact(kb, query: str, limit: int) -> list[int]:
+    """Every match ranked by bm25, as the search did before it bounded the candidates."""
+    from d2lkb.query import parse_query
+    from d2lkb.store import search as s
+
+    driver, rest = s._split_driver(parse_query(query))
+    assert rest is None
+    return [r[0] for r in kb.conn.execute(f"SELECT rowid FROM fts WHERE fts MATCH ? ORDER BY {s.RANK} LIMIT ?",
+                                          (driver, limit))]
+
+
+@pytest.fixture
+def big(make_kb, notes_dir):
+    rng = random.Random(5)
+    filler = ["alpha", "beta", "gamma", "delta", "kappa", "sigma"]
+    for i in range(30):
+        lines = [f"# Note {i} #{'even' if i % 2 == 0 else 'odd'}", ""]
+        for j in range(6):
+            words = [rng.choice(filler) for _ in range(rng.randint(3, 30))]
+            words += ["gradient"] * rng.randint(0, 4)  # body hits of all strengths
+            rng.shuffle(words)
+            title = f"Gradient step {i}-{j}" if (i + j) % 5 == 0 else f"Step {i}-{j}"
+            lines += [f"## {title}", "", " ".join(words), ""]
+        write(notes_dir / f"n{i:02}.md", "\n".join(lines))
+    kb = make_kb()
+    kb.sync()
+    return kb
+
+
+def test_few_matches_are_ranked_exactly(big):
+    for query in ("gradient", "gradient #even", "gradient -#odd", "grad* (kappa OR sigma)", "#even gradient kappa"):
+        want = _exact(big, query, 15)
+        assert [h.doc_id for h in big.search(query, limit=15)] == want, query
+
+
+def test_many_matches_rank_the_title_hits(big, monkeypatch):
+    from d2lkb.store import search as s
+
+    total = s.count_matches(big.conn, "gradient", cap=100000)
+    titled = {r[0] for r in big.conn.execute("SELECT rowid FROM fts WHERE fts MATCH '{title} : \"gradient\"'")}
+    assert total > len(titled) >= 10
+    monkeypatch.setattr(s, "RANK_ALL", 20)
+    got = [h.doc_id for h in big.search("gradient", limit=10)]
+    assert set(got) <= titled  # the candidates are the title hits...
+    assert got == [i for i in _exact(big, "gradient", total) if i in titled][:10]  # ...in exact bm25 order
+    # the query's words in fewer titles than the limit: every match is ranked
+    assert [h.doc_id for h in big.search("gradient", limit=len(titled) + 1)] == _exact(big, "gradient", len(titled) + 1)
+    # a limit of RANK_ALL or more ranks every match, so membership never depends on the bound
+    assert {h.doc_id for h in big.search("gradient", limit=total)} == set(_exact(big, "gradient", total))
+    assert [h.doc_id for h in big.search("gradient #even", limit=5)] == [
+        i for i in _exact(big, "gradient #even", total) if i in titled][:5]
+    monkeypatch.setattr(s, "TITLE_CANDIDATES", 3)
+    assert len({h.doc_id for h in big.search("gradient", limit=10)}) == 3  # at most TITLE_CANDIDATES ranked
+
+
+def test_count_matches(big):
+    from d2lkb.store import search as s
+
+    total = s.count_matches(big.conn, "gradient", cap=100000)
+    assert total == len(big.search("gradient", limit=10000))
+    assert s.count_matches(big.conn, "gradient", cap=7) == 8  # "7+"
+    assert s.count_matches(big.conn, "path:n01 gradient", cap=100000) == len(big.search("path:n01 gradient", limit=999))
+    assert s.count_matches(big.conn, "zzz") == 0

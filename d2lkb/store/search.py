@@ -163,22 +163,118 @@ def _split_driver(node: Node) -> tuple[str | None, Node | None]:
     return None, node
 
 
+# Ranking cost: FTS5's bm25() reads every ranked row's sizes and positions, and neither
+# `ORDER BY rank` nor LIMIT avoids scoring every match. Searches therefore rank a bounded
+# candidate set: all the matches when there are at most RANK_ALL, otherwise the candidates that
+# `_ranked_ids` describes.
+RANK_ALL = 1000
+TITLE_CANDIDATES = 5000
+COUNT_CAP = 1000
+
+
+def _positive_texts(node: Node) -> list[Text]:
+    """The words and phrases that rank (not under a NOT), in query order."""
+    if isinstance(node, Text):
+        return [node]
+    if isinstance(node, And | Or):
+        return [t for i in node.items for t in _positive_texts(i)]
+    return []
+
+
+def _needs_text(node: Node) -> bool:
+    """Does every document the node matches contain one of its positive words or phrases?"""
+    if isinstance(node, Text):
+        return True
+    if isinstance(node, And):
+        return any(_needs_text(i) for i in node.items if not isinstance(i, Not))
+    if isinstance(node, Or):
+        return all(_needs_text(i) for i in node.items)
+    return False
+
+
+def _driving_node(node: Node) -> Node:
+    """The part of the node that `_split_driver` turns into the FTS expression."""
+    if fts_expression(node) is None and isinstance(node, And):
+        return And(tuple(i for i in node.items if not isinstance(i, Not) and fts_expression(i) is not None))
+    return node
+
+
+def _column_terms(texts: list[Text], columns: str) -> str:
+    return " OR ".join(_fts_term(t).replace(TEXT_COLUMNS, columns, 1) for t in texts)
+
+
+def _match_sql(rest: str | None, select: str) -> str:
+    if rest is None:
+        return f"SELECT {select} FROM fts WHERE fts MATCH :match"
+    return f"SELECT {select} FROM fts JOIN doc d ON d.id = fts.rowid WHERE fts MATCH :match AND {rest}"
+
+
+def _ranked_ids(conn: sqlite3.Connection, node: Node, driver: str, comp: _Compiler, rest: Node | None,
+                limit: int) -> tuple[list[int], str]:
+    """The best `limit` matches by bm25 among a bounded candidate set, and the expression to highlight.
+
+    The candidates are all the matches when the words, tags and kinds of the query match at most
+    RANK_ALL documents, or when `limit` is RANK_ALL or more: the result is then exactly the top of a
+    ranking of every match. With more matches, the candidates are the matches with one of the
+    query's words or phrases in their title (the title weighs 4x in bm25, so the best scores are
+    there), at most TITLE_CANDIDATES of them (the first in index order); when fewer than `limit`
+    matches have one in their title, all the matches are ranked. Each candidate gets its exact bm25
+    score; a match outside the candidates is not returned.
+    """
+    scoring = _driving_node(node)
+    texts = _positive_texts(scoring)
+    # Scored with the query's words alone when every match contains one: tags, kinds and NOTs add
+    # nothing to bm25 (the meta column weighs 0) but cost a walk over long lists per query.
+    score = _column_terms(texts, TEXT_COLUMNS) if _needs_text(scoring) else driver
+    rest_sql = None if rest is None else comp.sql(rest)
+    cands = _match_sql(rest_sql, "fts.rowid")
+    comp.params["cap"] = RANK_ALL
+    # counted on the FTS part alone: path:, status: and due: filters cost a row lookup per match
+    if limit < RANK_ALL and conn.execute("SELECT count(*) FROM (SELECT 1 FROM fts WHERE fts MATCH :match"
+                                         " LIMIT :cap + 1)", comp.params).fetchone()[0] > RANK_ALL:
+        comp.params["titled"] = f"({driver}) AND ({_column_terms(texts, '{title}')})"
+        titled = _match_sql(rest_sql, "fts.rowid").replace(":match", ":titled", 1)
+        if conn.execute(f"SELECT count(*) FROM ({titled} LIMIT :limit)", comp.params).fetchone()[0] >= limit:
+            comp.params["cap"] = TITLE_CANDIDATES
+            cands = f"{titled} LIMIT :cap"
+    if cands == _match_sql(None, "fts.rowid") and score == driver:  # every match, scored as it is matched
+        sql = f"SELECT rowid FROM fts WHERE fts MATCH :match ORDER BY {RANK} LIMIT :limit"
+    else:
+        sql = f"SELECT rowid FROM fts WHERE fts MATCH :score AND +rowid IN ({cands}) ORDER BY {RANK} LIMIT :limit"
+    return [r[0] for r in conn.execute(sql, comp.params | {"score": score})], score
+
+
 def _ids(conn: sqlite3.Connection, node: Node, ctx: SearchContext, limit: int) -> tuple[list[int], str | None]:
-    """Ids of the best `limit` documents, and the FTS expression used for snippets (if any)."""
+    """Ids of the best `limit` documents, and the FTS expression to highlight in snippets (if any)."""
     comp = _Compiler(ctx)
     driver, rest = _split_driver(node)
     comp.params["limit"] = max(1, int(limit))
-    order = RANK if _has_text(node) else "fts.rowid"
-    if driver is not None and rest is None:
+    if driver is not None:
         comp.params["match"] = driver
-        sql = f"SELECT fts.rowid FROM fts WHERE fts MATCH :match ORDER BY {order} LIMIT :limit"
-    elif driver is not None:
-        comp.params["match"] = driver
-        sql = (f"SELECT fts.rowid FROM fts JOIN doc d ON d.id = fts.rowid WHERE fts MATCH :match AND {comp.sql(rest)}"
-               f" ORDER BY {order} LIMIT :limit")
+        if _has_text(node):
+            return _ranked_ids(conn, node, driver, comp, rest, max(1, int(limit)))
+        sql = f"{_match_sql(None if rest is None else comp.sql(rest), 'fts.rowid')} ORDER BY fts.rowid LIMIT :limit"
     else:
         sql = f"SELECT d.id FROM doc d WHERE {comp.sql(node)} ORDER BY d.id LIMIT :limit"
     return [r[0] for r in conn.execute(sql, comp.params)], driver
+
+
+def count_matches(conn: sqlite3.Connection, query: str | Node, *, cap: int = COUNT_CAP,
+                  ctx: SearchContext | None = None) -> int:
+    """How many documents match, counted up to `cap` + 1 (more than `cap`: "cap+")."""
+    node = parse_query(query) if isinstance(query, str) else query
+    comp = _Compiler(ctx or SearchContext())
+    driver, rest = _split_driver(node)
+    comp.params["cap"] = max(0, int(cap))
+    if driver is not None:
+        comp.params["match"] = driver
+        inner = _match_sql(None if rest is None else comp.sql(rest), "1")
+    else:
+        inner = f"SELECT 1 FROM doc d WHERE {comp.sql(node)}"
+    try:
+        return conn.execute(f"SELECT count(*) FROM ({inner} LIMIT :cap + 1)", comp.params).fetchone()[0]
+    except sqlite3.OperationalError as exc:
+        raise QueryError(f"search failed: {exc}") from exc
 
 
 def search(conn: sqlite3.Connection, query: str | Node, *, limit: int = 20,
@@ -225,7 +321,8 @@ def _snippets(conn, ids: list[int], driver: str | None) -> dict[int, str]:
     out: dict[int, str] = {}
     if driver is not None:
         for rowid, snip in conn.execute(
-            f"SELECT rowid, snippet(fts, 1, ?, ?, '…', 16) FROM fts WHERE fts MATCH ? AND rowid IN ({marks})",
+            # `+rowid`: one pass over the matches; a rowid lookup would evaluate the query once per id
+            f"SELECT rowid, snippet(fts, 1, ?, ?, '…', 16) FROM fts WHERE fts MATCH ? AND +rowid IN ({marks})",
             (*HIGHLIGHT, driver, *ids),
         ):
             out[rowid] = join_cjk(" ".join(snip.split()))

@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
+from d2lkb.cliparams import install as _plain_params
 from d2lkb.completion import complete_device, complete_format, complete_note, complete_query
 from d2lkb.config import FRAMEWORKS, Config, config_from_env
 from d2lkb.query import QueryError
@@ -98,6 +99,7 @@ def _discard_new_kb(state) -> None:
             break
 
 
+_plain_params()  # str/int values without importing pydantic (Typer's own coercion for the rest)
 app = typer.Typer(
     cls=_Group,
     help="d2lkb: search, review (FSRS) and check your Markdown study notes. Run without a command for the TUI.",

@@ -14,7 +14,6 @@ torch or sympy).
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
 import os
 import re
@@ -94,6 +93,8 @@ class CheckReport:
 
 
 def torch_version() -> str:
+    import importlib.metadata  # ~20 ms (email, zipfile): only when checks run
+
     try:
         return importlib.metadata.version("torch")
     except importlib.metadata.PackageNotFoundError:
@@ -110,6 +111,8 @@ _RUNNER_VERSION = 2
 
 def environment_hash() -> str:
     """12 hex digits of sha256 over this interpreter's installed distributions (name==version)."""
+    import importlib.metadata
+
     names = sorted({f"{(d.name or '').lower()}=={d.version}" for d in importlib.metadata.distributions()})
     return hashlib.sha256("\n".join([sys.version, *names]).encode()).hexdigest()[:12]
 

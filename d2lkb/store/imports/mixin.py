@@ -10,8 +10,10 @@ from __future__ import annotations
 import sqlite3
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from d2lkb.store.imports.common import ImportReport
+if TYPE_CHECKING:  # the import code (and fsrs under it) loads only when a command imports
+    from d2lkb.store.imports.common import ImportReport
 
 UNDO_FLOOR_META_KEY = "undo_floor"  # reviewlog ids up to this one came with an import
 

@@ -187,6 +187,25 @@ def bench_search(db: Path, vault: Path, per_run: int = 50) -> None:
             cpu95s.append(percentile(cpu, .95))
         report(f"p95 {q}", p95s, unit=" ms", goal="goal <= 10 ms", before=before)
         report("    same, CPU time of the searching thread", cpu95s, unit=" ms", before=before)
+    # The bounded ranking (store/search.py: RANK_ALL, title candidates) against ranking every match.
+    from d2lkb.store import search as search_module
+    from d2lkb.store.search import count_matches
+
+    bound = search_module.RANK_ALL
+    same = hits = 0
+    for q in QUERIES:
+        got = [h.doc_id for h in search(conn, q)]
+        search_module.RANK_ALL = 10**9
+        try:
+            want = [h.doc_id for h in search(conn, q)]
+        finally:
+            search_module.RANK_ALL = bound
+        same += len(set(got) & set(want))
+        hits += len(want)
+        line(f"top 20 of {q} ({count_matches(conn, q, cap=10**9):,} matches)",
+             f"{len(set(got) & set(want))} of {len(want)} as with every match ranked", "(in the same order)"
+             if got == want else "")
+    line("top 20, all queries", f"{same} of {hits} as with every match ranked")
     report("p95, all queries together", [percentile(t, .95) for t in every], unit=" ms", goal="goal <= 10 ms")
     report("    same, CPU time", [percentile(t, .95) for t in every_cpu], unit=" ms")
     report("p50, all queries together", [percentile(t, .5) for t in every], unit=" ms")

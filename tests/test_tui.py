@@ -519,3 +519,21 @@ def test_snapshot_review(snap_compare, snapshot_kb):
 
 def test_snapshot_stats(snap_compare, snapshot_kb):
     assert _snap(snap_compare, D2lkbApp(snapshot_kb, start="stats"))
+
+
+async def test_browse_says_how_many_matched_past_its_limit(kb, monkeypatch):
+    from d2lkb.tui.screens import browse
+
+    total = len(kb.search("gradient", limit=1000))
+    assert total > 2
+    monkeypatch.setattr(browse, "LIMIT", 2)
+    app = D2lkbApp(kb)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("b")
+        await settle(pilot)
+        await pilot.press(*"gradient")
+        await pilot.pause(0.3)  # debounce
+        await settle(pilot)
+        assert len(app.screen.hits) == 2
+        assert f"2 of {total} result(s)" in static_text(app.screen.query_one("#search-status", Static))

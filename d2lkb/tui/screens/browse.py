@@ -95,15 +95,22 @@ class BrowseScreen(Screen):
             return
         try:
             hits = self.app.kb.search(query, limit=LIMIT)
+            total = len(hits)
+            if total >= LIMIT:  # how many in all ("200 of 1,234"), counted up to COUNT_CAP
+                from d2lkb.store.search import count_matches
+
+                kb = self.app.kb
+                with kb.lock:
+                    total = count_matches(kb.conn, query, ctx=kb.search_context())
         except QueryError as exc:
             self.app.call_later_safe(self.show_hits, query, [], str(exc))
             return
         except Exception as exc:  # noqa: BLE001 - never a traceback
             self.app.call_later_safe(self.show_hits, query, [], f"search failed: {exc}")
             return
-        self.app.call_later_safe(self.show_hits, query, hits, "")
+        self.app.call_later_safe(self.show_hits, query, hits, "", total)
 
-    def show_hits(self, query: str, hits: list[Hit], error: str) -> None:
+    def show_hits(self, query: str, hits: list[Hit], error: str, total: int | None = None) -> None:
         self.searched, self.hits, self.error = query, hits, error
         table = self.query_one("#results", DataTable)
         table.clear()
@@ -117,8 +124,11 @@ class BrowseScreen(Screen):
             self.query_one("#preview", Markdown).update("")
             return
         cards = sum(1 for h in hits if h.kind == "card")
-        more = "+" if len(hits) >= LIMIT else ""
-        self._status(f"{len(hits)}{more} result(s), {cards} card(s) · enter: review these · e: edit"
+        from d2lkb.store.search import COUNT_CAP
+
+        total = len(hits) if total is None else total
+        of = "" if total <= len(hits) else f" of {COUNT_CAP:,}+" if total > COUNT_CAP else f" of {total:,}"
+        self._status(f"{len(hits)}{of} result(s), {cards} card(s) · enter: review these · e: edit"
                      if hits else "no matches")
         self.fill_table()
         if hits:

@@ -223,3 +223,12 @@ def test_count_matches(big):
     assert s.count_matches(big.conn, "gradient", cap=7) == 8  # "7+"
     assert s.count_matches(big.conn, "path:n01 gradient", cap=100000) == len(big.search("path:n01 gradient", limit=999))
     assert s.count_matches(big.conn, "zzz") == 0
+
+
+def test_many_matches_when_the_driving_part_has_no_words(big, monkeypatch):
+    from d2lkb.store import search as s
+
+    monkeypatch.setattr(s, "RANK_ALL", 5)
+    # `#even` drives the search (FTS); the words sit in a part FTS cannot take (an OR with path:)
+    hits = big.search("#even (gradient OR path:n03)", limit=3)
+    assert len(hits) == 3 and all("even" in h.tags for h in hits)

@@ -230,7 +230,7 @@ def _ranked_ids(conn: sqlite3.Connection, node: Node, driver: str, comp: _Compil
     cands = _match_sql(rest_sql, "fts.rowid")
     comp.params["cap"] = RANK_ALL
     # counted on the FTS part alone: path:, status: and due: filters cost a row lookup per match
-    if limit < RANK_ALL and conn.execute("SELECT count(*) FROM (SELECT 1 FROM fts WHERE fts MATCH :match"
+    if texts and limit < RANK_ALL and conn.execute("SELECT count(*) FROM (SELECT 1 FROM fts WHERE fts MATCH :match"
                                          " LIMIT :cap + 1)", comp.params).fetchone()[0] > RANK_ALL:
         comp.params["titled"] = f"({driver}) AND ({_column_terms(texts, '{title}')})"
         titled = _match_sql(rest_sql, "fts.rowid").replace(":match", ":titled", 1)

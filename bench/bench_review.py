@@ -113,10 +113,10 @@ def _d2lkb_round(kb_dir: Path, vault: Path) -> tuple[float, list[float]]:
     kb.due_counts = timed_counts  # type: ignore[method-assign]
     fetch = _tui_fetch(kb)
     t0 = time.perf_counter()
-    card, _counts, _previews = fetch()  # ReviewScreen.load_next
+    card = fetch()[0]  # ReviewScreen.load_next
     for _ in range(N_ANSWERS):  # ReviewScreen.answer_card
         kb.answer(card.id, Grade.GOOD, duration_ms=1000)
-        card, _counts, _previews = fetch()
+        card = fetch()[0]
     seconds = time.perf_counter() - t0
     logged = kb.conn.execute("SELECT count(*) FROM reviewlog").fetchone()[0]
     kb.close()

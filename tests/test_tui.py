@@ -454,7 +454,7 @@ def test_heatmap_grid_and_levels():
 
 def test_cloze_answer_is_shown_in_its_context():
     from d2lkb.review.types import CardState, CardView
-    from d2lkb.tui.screens.review import card_markdown
+    from d2lkb.tui.session import card_markdown
 
     card = CardView(1, "cloze", "The [...] points uphill.", "gradient", "a.md", 3, "A", (), CardState.NEW, NOW)
     assert card_markdown(card) == ("The **[...]** points uphill.", "The **gradient** points uphill.")

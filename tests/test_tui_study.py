@@ -7,7 +7,7 @@ import time
 
 import pytest
 from test_tui import NOW, Clock, build_kb, settle, static_text
-from textual.widgets import Markdown, Static
+from textual.widgets import Static
 
 from d2lkb.review.types import Grade
 from d2lkb.tui.app import D2lkbApp
@@ -146,7 +146,7 @@ async def test_a_failed_snippet_card_shows_actual_against_expected(kb):
         screen = app.screen
         assert screen.card.id == card_id
         assert "✗ failed" in static_text(screen.query_one("#card-badge", Static))
-        check = screen.query_one("#card-check", Markdown)
+        check = screen.query_one("#card-check", Static)
         assert check.has_class("hidden")  # with the answer, not before
         await pilot.press("x")  # keyboard-reachable: shows the answer and scrolls to the check
         await settle(pilot)

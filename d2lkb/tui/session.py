@@ -13,6 +13,8 @@ from d2lkb.tui.formatting import FAILING, short
 from d2lkb.tui.mathtext import plain_math, prettify_math
 
 if TYPE_CHECKING:
+    from textual.content import Content
+
     from d2lkb.review.types import CardView
     from d2lkb.store.study import CheckResultView
 
@@ -59,6 +61,25 @@ def card_markdown(card: CardView) -> tuple[str, str]:
         back = front.replace(CLOZE_BLANK, f"**{back.strip()}**")
         front = front.replace(CLOZE_BLANK, f"**{CLOZE_BLANK}**")
     return prettify_math(front), prettify_math(back)
+
+
+@dataclass(frozen=True)
+class CardFaces:
+    """A card's question, answer and check findings, rendered for the review screen's Statics."""
+
+    front: Content
+    back: Content
+    check: Content
+
+
+def card_faces(card: CardView, check: str = "") -> CardFaces:
+    """The card rendered (math prettified, Markdown to `Content`); done in the worker that fetched it."""
+    from d2lkb.tui.cardtext import markdown_content
+
+    front, back = card_markdown(card)
+    # user text: control characters shown, never obeyed (`printable`), and never read as markup
+    return CardFaces(markdown_content(printable(front)), markdown_content(printable(back)),
+                     markdown_content(printable(check)))
 
 
 def check_markdown(card: CardView, result: CheckResultView | None) -> str:

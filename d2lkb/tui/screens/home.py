@@ -12,11 +12,12 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 from textual.widgets.data_table import ColumnKey
 
 from d2lkb.textsafe import printable
 from d2lkb.tui.formatting import plural, review_day, streak, themed
+from d2lkb.tui.widgets.footer import KeyFooter
 
 if TYPE_CHECKING:
     from d2lkb.review.types import DeckCount, DueCounts
@@ -55,7 +56,7 @@ class HomeScreen(Screen):
             table.add_column("Cards", key="cards", width=6)
             yield table
             yield Static("", id="home-notice", classes="hints hidden", markup=False)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#decks", DataTable).focus()

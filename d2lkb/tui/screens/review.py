@@ -17,13 +17,14 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Markdown, Rule, Static
+from textual.widgets import Header, Rule, Static
 
 from d2lkb.review.types import CardState, Grade
 from d2lkb.textsafe import printable
 from d2lkb.tui.formatting import FAILING, GRADE_LABELS, check_badge, compact_duration
 from d2lkb.tui.mathtext import plain_math
-from d2lkb.tui.session import MODES, Session, UndoStep, card_label, card_markdown, check_markdown
+from d2lkb.tui.session import MODES, CardFaces, Session, UndoStep, card_faces, card_label, check_markdown
+from d2lkb.tui.widgets.footer import KeyFooter
 
 if TYPE_CHECKING:
     from d2lkb.review.types import CardView, DueCounts
@@ -35,7 +36,7 @@ STATE_NAMES = {CardState.NEW: "new", CardState.LEARNING: "learning", CardState.R
 class ReviewScreen(Screen):
     BINDINGS = [
         Binding("space", "reveal", "Show answer"),
-        Binding("space", "scroll_answer", "Scroll"),
+        Binding("space", "scroll_answer", "Scroll down"),
         Binding("1", "grade(1)", "Again", show=False),
         Binding("2", "grade(2)", "Hard", show=False),
         Binding("3", "grade(3)", "Good", show=False),
@@ -84,12 +85,13 @@ class ReviewScreen(Screen):
             yield Static("", id="card-badge")
         yield Static("", id="card-tags", markup=False)
         with VerticalScroll(id="card-scroll"):
-            yield Markdown("", id="card-front")
+            # Statics updated in place with the card's Markdown, rendered in the worker (cardtext.py)
+            yield Static("", id="card-front", classes="card-text")
             yield Rule(id="card-divider", classes="hidden")
-            yield Markdown("", id="card-back", classes="hidden")
-            yield Markdown("", id="card-check", classes="hidden")
+            yield Static("", id="card-back", classes="card-text hidden")
+            yield Static("", id="card-check", classes="card-text hidden")
         yield Static("Loading…", id="grade-bar")
-        yield Footer()
+        yield KeyFooter()
 
     def _title(self) -> str:
         what = self.session.resolved or self.session.query or "all cards"
@@ -136,11 +138,12 @@ class ReviewScreen(Screen):
                                else kb.cram_card_ids(query))
         return True
 
-    def _fetch(self, card: CardView | None = None) -> tuple[CardView | None, DueCounts | int, dict, str]:
-        """(card, counts or cards left, previews, check Markdown): `card` or the next one. In a worker thread."""
+    def _fetch(self, card: CardView | None = None) -> tuple[CardView | None, DueCounts | int, dict, str, CardFaces | None]:
+        """(card, counts or cards left, previews, check Markdown, the card rendered): `card` or the next one.
+        In a worker thread: the UI thread only swaps texts."""
         kb = self.app.kb
         if not self._prepare():
-            return None, 0, {}, ""
+            return None, 0, {}, "", None
         query = self.session.resolved or self.session.query
         pending = self.session.pending
         if card is None and pending is not None:
@@ -161,7 +164,7 @@ class ReviewScreen(Screen):
         check = ""
         if card is not None and card.check_status in FAILING:
             check = check_markdown(card, kb.check_result(card.id))
-        return card, counts, previews, check
+        return card, counts, previews, check, card_faces(card, check) if card is not None else None
 
     @work(thread=True, exclusive=True, group="review", exit_on_error=False)
     def load_next(self) -> None:
@@ -316,11 +319,14 @@ class ReviewScreen(Screen):
             self.busy = False
 
     # -- showing -------------------------------------------------------------
-    def _answered(self, card: CardView | None, counts: DueCounts | int, previews: dict, check: str) -> None:
+    def _answered(self, card: CardView | None, counts: DueCounts | int, previews: dict, check: str,
+                  faces: CardFaces | None = None) -> None:
         self.session.answered += 1
-        self.show_card(card, counts, previews, check)
+        self.show_card(card, counts, previews, check, faces)
 
-    def show_card(self, card: CardView | None, counts: DueCounts | int, previews: dict, check: str = "") -> None:
+    def show_card(self, card: CardView | None, counts: DueCounts | int, previews: dict, check: str = "",
+                  faces: CardFaces | None = None) -> None:
+        """Show `card` (None: the session is over); `faces`, its text rendered by the worker (else rendered here)."""
         self.busy = False
         self.query_one("#review-deck", Static).update(Content(printable(self._title())))
         if card is None:
@@ -349,11 +355,12 @@ class ReviewScreen(Screen):
         badge.update(Content(label))
         badge.tooltip = Content(printable(card.check_detail)) if card.check_detail else None  # never markup
         self.query_one("#card-tags", Static).update(printable(" ".join("#" + t for t in card.tags)))
-        front, back = card_markdown(card)
-        self.query_one("#card-front", Markdown).update(front)
-        self.query_one("#card-back", Markdown).update(back)
+        if faces is None:
+            faces = card_faces(card, check)
+        self.query_one("#card-front", Static).update(faces.front)
+        self.query_one("#card-back", Static).update(faces.back)
         self.check_text = check
-        self.query_one("#card-check", Markdown).update(check)
+        self.query_one("#card-check", Static).update(faces.check)
         self._set_revealed(False)
         self.query_one("#card-scroll", VerticalScroll).scroll_home(animate=False)
         self.shown_at = time.monotonic()
@@ -361,6 +368,8 @@ class ReviewScreen(Screen):
     def _set_revealed(self, revealed: bool) -> None:
         self.revealed = revealed
         self.refresh_bindings()
+        # now, in the same frame as the card (the signal reaches the footer a frame or two later)
+        self.query_one(KeyFooter).bindings_changed(self)
         self.query_one("#card-divider").set_class(not revealed, "hidden")
         self.query_one("#card-back").set_class(not revealed, "hidden")
         self.query_one("#card-check").set_class(not (revealed and self.check_text), "hidden")

@@ -12,11 +12,12 @@ from textual.binding import Binding
 from textual.containers import Center, Vertical
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
 from d2lkb.review.types import Grade
 from d2lkb.textsafe import printable
 from d2lkb.tui.formatting import GRADE_LABELS, compact_duration, minutes_seconds, plural
+from d2lkb.tui.widgets.footer import KeyFooter
 
 if TYPE_CHECKING:
     from d2lkb.review.types import SessionSummary
@@ -65,7 +66,7 @@ class SummaryScreen(Screen):
                 f"Study more: [b $text-accent]a[/] review ahead 1 day · [b $text-accent]w[/] 7 days · "
                 f"[b $text-accent]c[/] cram (schedule untouched) · [b $text-accent]n[/] {EXTRA_NEW} more new cards today"),
                 id="summary-more", classes="hints")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "review · done"

@@ -484,3 +484,52 @@ async def test_key_hints_are_readable_in_the_light_theme(kb):
         assert variables["text-accent"].lower() in key.lower() or "text-accent" in key
         fg, bg = luminance(variables["text-accent"]), luminance(variables["background"])
         assert (max(fg, bg) + 0.05) / (min(fg, bg) + 0.05) >= 3.0  # was 1.6:1 with $accent
+
+
+# -- 10. small things: a cloze's answer reads without colour ---------------------------
+def _styled_segments(widget, word: str) -> list:
+    return [seg for y in range(widget.size.height) for seg in widget.render_line(y) if word in seg.text]
+
+
+async def test_a_cloze_answer_is_reverse_video_and_underlined(kb):
+    cloze = next(kb.card(c) for c in kb.card_ids("steepest") if kb.card(c).kind == "cloze"
+                 and kb.card(c).back.strip() == "gradient")
+    app = D2lkbApp(kb, query="steepest", start="review", sync_on_start=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        screen.show_card(cloze, kb.due_counts("steepest"), {})
+        await pilot.press("space")
+        await settle(pilot)
+        back = screen.query_one("#card-back", Static)
+        assert "The gradient points in the direction of" in str(back.render())
+        answer = _styled_segments(back, "gradient")
+        assert answer and all(s.style.reverse and s.style.underline and s.style.bold for s in answer)
+        context = _styled_segments(back, "points")  # the rest of the sentence is plain
+        assert context and not any(s.style.reverse or s.style.underline for s in context)
+        front = screen.query_one("#card-front", Static)
+        assert "[...]" in str(front.render()) and "gradient" not in str(front.render())
+
+
+# -- 9. instant feel: the next card updates widgets in place (timings: bench/bench_tui.py) ----------
+async def test_the_next_card_updates_widgets_in_place(kb):
+    from textual.widgets._footer import FooterKey
+
+    app = D2lkbApp(kb, start="review", sync_on_start=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        first = screen.card
+        widgets = {w.id: w for w in screen.query("#card-scroll Static")}
+        keys = list(screen.query(FooterKey))
+        assert [k.description for k in keys][0] == "Show answer"
+        await pilot.press("space")
+        await settle(pilot)
+        assert list(screen.query(FooterKey)) == keys and keys[0].description == "Scroll down"
+        await pilot.press("3")
+        await settle(pilot)
+        assert screen.card is not None and screen.card.id != first.id
+        # the same widgets and footer keys, updated: no remount per card
+        assert {w.id: w for w in screen.query("#card-scroll Static")} == widgets
+        assert list(screen.query(FooterKey)) == keys and keys[0].description == "Show answer"
+        assert screen.card.front.split()[0] in str(widgets["card-front"].render())

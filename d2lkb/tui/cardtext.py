@@ -8,7 +8,8 @@ worker thread that fetched the card; the UI thread only swaps the text of three 
 
 What cards hold is rendered: paragraphs, **strong**, *emphasis*, ~~strike~~, `code`,
 ==highlights== (the project's `==` plugin), links (their text), headings, lists, quotes,
-fenced and indented code (math laid out in 2-D comes as code: kept line for line), tables
+fenced and indented code (highlighted when the fence names its language; math laid out in
+2-D comes as code: kept line for line), tables
 (cells joined by `│`) and rules. Raw HTML is shown as written. Styles name theme variables,
 so light and dark themes both work. The text is never read as Textual markup.
 """
@@ -120,7 +121,13 @@ class _Renderer:
             self._skip("heading_close")
             return inline.stylize(HEADING + (" underline" if token.tag == "h1" else ""))
         if kind in ("fence", "code_block"):
-            return Content.styled(token.content.rstrip("\n"), CODE_BLOCK)
+            code = token.content.rstrip("\n")
+            language = token.info.split()[0] if kind == "fence" and token.info.strip() else ""
+            if language:  # syntax highlighting, with Textual's own highlighter (theme variables)
+                from textual.highlight import highlight
+
+                return highlight(code, language=language).stylize_before(CODE_BLOCK)
+            return Content.styled(code, CODE_BLOCK)
         if kind in ("html_block",):
             return Content(token.content.rstrip("\n"))
         if kind == "hr":

@@ -55,10 +55,12 @@ class Session:
 
 def card_markdown(card: CardView) -> tuple[str, str]:
     """(question, answer) as Markdown for display: math prettified, a cloze's blank in bold and its
-    answer shown in the context it was cut from."""
+    answer shown in the context it was cut from, as a `==highlight==` (reverse video, underlined,
+    bold: it reads without colour); bold when the answer itself holds `==`."""
     front, back = card.front, card.back
     if card.kind == "cloze" and front.count(CLOZE_BLANK) == 1 and "\n" not in back.strip():
-        back = front.replace(CLOZE_BLANK, f"**{back.strip()}**")
+        answer = back.strip()
+        back = front.replace(CLOZE_BLANK, f"**{answer}**" if "==" in answer else f"=={answer}==")
         front = front.replace(CLOZE_BLANK, f"**{CLOZE_BLANK}**")
     return prettify_math(front), prettify_math(back)
 

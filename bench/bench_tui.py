@@ -21,8 +21,10 @@ Beside it, in the same run and measured the same way: a bare Textual app whose k
 text of a `Static`, and one that swaps a `Markdown` widget's document.
 
 Start -> home: a fresh process (imports, opening the KB, the start-up sync of the vault,
-the home screen's deck counts) until the deck table is painted with its counts; beside it a
-fresh process running a bare Textual app with a `DataTable` until its first paint.
+the home screen's deck counts) until the deck table is painted with its counts, with
+`D2lkbApp` run directly and through the `d2lkb` command (Typer and the config first; the
+app it starts runs under Pilot); beside it a fresh process running a bare Textual app with a
+`DataTable` until its first paint.
 
 3 runs each, median [min-max], load before -> after, as `bench/README.md` describes.
 Never used by the tests.
@@ -277,28 +279,45 @@ async def _bare_loop(markdown: bool, answers: int) -> dict:
 
 # -- start -> home ------------------------------------------------------------------------------------
 HOME_PROBE = r"""
-import json, sys, time, asyncio
+import json, os, sys, time, asyncio
 t0 = time.perf_counter()
-from d2lkb.config import load_config
-from d2lkb.store.kb import KnowledgeBase
-from d2lkb.tui.app import D2lkbApp
-t_import = time.perf_counter() - t0
+kb_dir, vault, how = sys.argv[1:4]
+out = {}
 
-async def main():
-    kb = KnowledgeBase(load_config(sys.argv[1], sys.argv[2]))
-    app = D2lkbApp(kb, start="home", sync_on_start=sys.argv[3] == "sync")
+async def until_home(app):
     async with app.run_test(size=(120, 40)) as pilot:
         while not getattr(app.screen, "decks", None):
             await asyncio.sleep(0.001)
         for _ in range(3):
             await pilot._wait_for_screen()
         app.screen._on_timer_update()
-        seconds = time.perf_counter() - t0
-        decks = len(app.screen.decks)
+        out["seconds"] = time.perf_counter() - t0
+        out["decks"] = len(app.screen.decks)
         await app.workers.wait_for_complete()
-    print(json.dumps({"seconds": seconds, "imports": t_import, "decks": decks}))
 
-asyncio.run(main())
+if how == "cli":  # the `d2lkb` command: Typer, the config, then the TUI (run under Pilot here)
+    import d2lkb.tui.app as tui_app
+
+    def run_app(kb, query=None, start="home", **kwargs):
+        asyncio.run(until_home(tui_app.D2lkbApp(kb, query=query, start=start, **kwargs)))
+
+    tui_app.run_app = run_app
+    os.environ.update(D2LKB_KB=kb_dir, D2LKB_NOTES=vault)
+    from d2lkb.cli import main
+
+    sys.argv = ["d2lkb"]
+    try:
+        main()
+    except SystemExit:
+        pass
+else:
+    from d2lkb.config import load_config
+    from d2lkb.store.kb import KnowledgeBase
+    from d2lkb.tui.app import D2lkbApp
+    out["imports"] = time.perf_counter() - t0
+    kb = KnowledgeBase(load_config(kb_dir, vault))
+    asyncio.run(until_home(D2lkbApp(kb, start="home", sync_on_start=how == "sync")))
+print(json.dumps(out))
 """
 
 BARE_PROBE = r"""
@@ -339,17 +358,18 @@ def _probe(code: str, *args: str) -> dict:
 
 def bench_start(kb_dir: Path, vault: Path) -> None:
     print(f"\n== start -> home with deck counts (fresh processes, {RUNS} runs each, interleaved)")
-    runs: dict[str, list[dict]] = {"sync": [], "nosync": [], "bare": []}
+    runs: dict[str, list[dict]] = {"sync": [], "nosync": [], "cli": [], "bare": []}
     before = load()
     for _ in range(RUNS):
-        runs["sync"].append(_probe(HOME_PROBE, str(kb_dir), str(vault), "sync"))
-        runs["nosync"].append(_probe(HOME_PROBE, str(kb_dir), str(vault), "nosync"))
+        for how in ("sync", "nosync", "cli"):
+            runs[how].append(_probe(HOME_PROBE, str(kb_dir), str(vault), how))
         runs["bare"].append(_probe(BARE_PROBE))
     report("d2lkb start -> home painted with counts (start-up sync on)", [r["seconds"] for r in runs["sync"]],
            unit=" s", goal="goal <= 1 s", before=before)
-    report("d2lkb start -> home painted with counts (--no-sync)", [r["seconds"] for r in runs["nosync"]],
-           unit=" s", goal="goal <= 1 s", before=before)
     report("    of which imports (d2lkb.tui.app, kb)", [r["imports"] for r in runs["sync"]], unit=" s", before=before)
+    report("same, --no-sync", [r["seconds"] for r in runs["nosync"]], unit=" s", before=before)
+    report("same, through the `d2lkb` command (Typer, sync on)", [r["seconds"] for r in runs["cli"]], unit=" s",
+           goal="goal <= 1 s", before=before)
     report("bare Textual app start -> DataTable painted", [r["seconds"] for r in runs["bare"]], unit=" s",
            before=before)
     report("d2lkb (sync on) / bare", [a["seconds"] / b["seconds"] for a, b in zip(runs["sync"], runs["bare"], strict=True)],

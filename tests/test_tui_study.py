@@ -533,3 +533,23 @@ async def test_the_next_card_updates_widgets_in_place(kb):
         assert {w.id: w for w in screen.query("#card-scroll Static")} == widgets
         assert list(screen.query(FooterKey)) == keys and keys[0].description == "Show answer"
         assert screen.card.front.split()[0] in str(widgets["card-front"].render())
+
+
+async def test_home_counts_first_then_syncs_and_counts_again(kb, tmp_path):
+    from d2lkb.tui.screens.home import HomeScreen
+
+    notes = kb.config.notes_dir
+    (notes / "later.md").write_text("# Later #later\n\nA question :: an answer\n", encoding="utf-8")
+    calls: list[str] = []
+    deck_counts, sync = kb.deck_counts, kb.sync
+    kb.deck_counts = lambda *a, **k: (calls.append("counts"), deck_counts(*a, **k))[1]
+    kb.sync = lambda *a, **k: (calls.append("sync"), sync(*a, **k))[1]
+    app = D2lkbApp(kb)
+    async with app.run_test(size=(100, 30)) as pilot:
+        for _ in range(50):
+            await settle(pilot)
+            if app.synced.is_set() and any(d.tag == "later" for d in app.screen.decks):
+                break
+        assert isinstance(app.screen, HomeScreen)
+        assert calls[:3] == ["counts", "sync", "counts"]  # counted at once, synced, counted again
+        assert any(d.tag == "later" for d in app.screen.decks)

@@ -105,10 +105,12 @@ class HomeScreen(Screen):
             days = streak(kb.heatmap(days=365), today)
         except Exception as exc:  # noqa: BLE001
             app.notify(f"could not count due cards: {exc}", severity="error", markup=False)
+            app.call_later_safe(app.start_up_sync)
             return
         app.call_later_safe(self.show_counts, decks, total, days)
 
     def show_counts(self, decks: list[DeckCount], total: DueCounts, days: int) -> None:
+        self.app.start_up_sync()  # after the first counts (a no-op later)
         self.decks = decks
         self.query_one("#due-total", Static).update(Content.from_markup(
             "[b]Due today[/] [b $text-accent]$n[/]  ($new new · $learn learning · $review review)",

@@ -413,7 +413,7 @@ def review_cmd(
     cram: Annotated[bool, typer.Option("--cram", metavar="", help="Go through every card the query selects; the schedule "
                                        "is not touched.")] = False,
     extra_new: Annotated[int, typer.Option("--extra-new", min=0, max=10000, metavar="N",
-                                           help="Allow N more new cards today (this run only).")] = 0,
+                                           help="Allow N more new cards today (kept until the day ends).")] = 0,
 ) -> None:
     """Open the TUI straight into reviewing the due cards a query selects (all when omitted).
 

@@ -4,12 +4,15 @@ studying more (ahead, cram, extra new), 80x24 reveal, 2-D math cards (snapshots 
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 from test_tui import NOW, Clock, build_kb, settle, static_text
 from textual.widgets import Static
 
+from d2lkb.config import load_config
 from d2lkb.review.types import Grade
+from d2lkb.store.kb import KnowledgeBase
 from d2lkb.tui.app import D2lkbApp
 from d2lkb.tui.screens.review import ReviewScreen
 from d2lkb.tui.screens.summary import SummaryScreen
@@ -231,9 +234,17 @@ async def test_extra_new_cards_today(tmp_path):
             await settle(pilot)
             screen = app.screen
             assert isinstance(screen, ReviewScreen) and screen.card is not None and screen.card.state == 0
-            assert kb.config.review.new_per_day == 11
+            left = kb.due_counts().new
+            assert left > 0
     finally:
         kb.close()
+    # kept in the KB for the rest of the review day: a restart keeps it; the next day it is gone
+    config = load_config(tmp_path / "kb", tmp_path / "notes")
+    assert config.review.new_per_day == 1  # the config file is unchanged
+    with KnowledgeBase(config, clock=Clock(NOW)) as again:
+        assert again.due_counts().new == left
+    with KnowledgeBase(config, clock=Clock(NOW + timedelta(days=1))) as tomorrow:
+        assert tomorrow.due_counts().new == 1
 
 
 # -- 8. every size -------------------------------------------------------------------

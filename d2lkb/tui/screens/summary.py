@@ -159,5 +159,6 @@ class SummaryScreen(Screen):
 
     def action_extra_new(self) -> None:
         limit = self.app.kb.extra_new_today(EXTRA_NEW)
-        self.notify(f"New cards today: up to {limit} (for this run; the config file is unchanged).", timeout=4)
+        self.notify(f"New cards today: up to {limit} (kept until the day ends; the config file is unchanged).",
+                    timeout=4)
         self._review()

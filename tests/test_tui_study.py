@@ -218,6 +218,38 @@ async def test_review_ahead_reschedules_and_cram_leaves_the_schedule_alone(kb):
         assert {c: kb.card(c).due for c in due_before} == due_before  # nor rescheduled
 
 
+async def test_cram_that_reschedules_logs_and_reschedules_each_answer(kb):
+    app = D2lkbApp(kb, query="#python", start="review")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, ReviewScreen)
+        for _ in range(10):  # today's session first: then the summary offers to study more
+            if not isinstance(app.screen, ReviewScreen):
+                break
+            await pilot.press("space", "4")
+            await settle(pilot)
+        assert isinstance(app.screen, SummaryScreen)
+        await pilot.press("C")  # cram, answers reschedule
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ReviewScreen) and screen.session.mode == "cram" and screen.session.reschedule
+        assert "answers reschedule" in static_text(screen.query_one("#review-deck", Static))
+        total = len(screen.session.pending)
+        first = screen.card
+        logged, due = reviewlog_count(kb), kb.card(first.id).due
+        await pilot.press("space")
+        await settle(pilot)
+        assert "schedule untouched" not in screen.grade_text and "Again" in screen.grade_text
+        await pilot.press("1")  # Again: logged, rescheduled, and shown again at the end
+        await settle(pilot)
+        assert reviewlog_count(kb) == logged + 1 and kb.card(first.id).due != due
+        assert screen.session.pending[-1] == first.id and len(screen.session.pending) == total
+        await pilot.press("u")  # undo: the log row goes, and the card is first again (not also last)
+        await settle(pilot)
+        assert reviewlog_count(kb) == logged and kb.card(first.id).due == due
+        assert screen.card.id == first.id and screen.session.pending.count(first.id) == 1
+
+
 async def test_extra_new_cards_today(tmp_path):
     kb = build_kb(tmp_path, Clock(NOW), config="[review]\nfuzz = false\nnew_per_day = 1\n")
     try:

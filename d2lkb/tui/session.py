@@ -45,6 +45,7 @@ class Session:
     query: str | None
     mode: str = "due"
     days: int = 0
+    reschedule: bool = False  # cram: answers reschedule the cards (Anki's filtered decks' option)
     start: datetime | None = None
     answered: int = 0
     undo: list[UndoStep] = field(default_factory=list)

@@ -2,7 +2,8 @@
 
 Three kinds of session: today's due cards (`mode="due"`), cards due in the next N days
 reviewed ahead (`"ahead"`, rescheduled as usual), and a cram of every card a query selects
-(`"cram"`: the schedule is not touched; Again shows the card again at the end).
+(`"cram"`: the schedule is not touched, or with `reschedule` answered as usual, as Anki's
+filtered decks' "reschedule cards based on my answers"; Again shows the card again at the end).
 Undo goes back through this session's own actions, newest first, and never further."""
 
 from __future__ import annotations
@@ -51,11 +52,11 @@ class ReviewScreen(Screen):
     ]
 
     def __init__(self, query: str | None = None, *, session: Session | None = None, mode: str = "due",
-                 days: int = 0, undo_first: bool = False) -> None:
+                 days: int = 0, reschedule: bool = False, undo_first: bool = False) -> None:
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-        self.session = session or Session(query or None, mode=mode, days=days)
+        self.session = session or Session(query or None, mode=mode, days=days, reschedule=reschedule)
         self.undo_first = undo_first
         self.review_query = self.session.query
         self.card: CardView | None = None
@@ -98,7 +99,7 @@ class ReviewScreen(Screen):
         if self.session.mode == "ahead":
             return f"Review ahead {self.session.days}d · {what}"
         if self.session.mode == "cram":
-            return f"Cram (schedule untouched) · {what}"
+            return f"Cram ({'answers reschedule' if self.session.reschedule else 'schedule untouched'}) · {what}"
         return f"Review · {what}"
 
     def on_mount(self) -> None:
@@ -160,7 +161,7 @@ class ReviewScreen(Screen):
                 self.app.synced.wait(timeout=60)
                 card = kb.next_card(query)
         counts: DueCounts | int = len(pending) if pending is not None else kb.due_counts(query)
-        previews = kb.preview_intervals(card.id) if card is not None and self.session.mode != "cram" else {}
+        previews = kb.preview_intervals(card.id) if card is not None and self._rescheduling() else {}
         check = ""
         if card is not None and card.check_status in FAILING:
             check = check_markdown(card, kb.check_result(card.id))
@@ -181,7 +182,7 @@ class ReviewScreen(Screen):
         session = self.session
         label = card_label(card)
         try:
-            if session.mode == "cram":
+            if not self._rescheduling():
                 # The schedule is not touched: Again shows the card again at the end of the session.
                 pending = session.pending or []
                 position = pending.index(card.id) if card.id in pending else 0
@@ -195,6 +196,8 @@ class ReviewScreen(Screen):
                 session.undo.append(UndoStep("answer", card.id, label, log_id=kb.last_review_id(), grade=int(grade)))
                 if session.pending is not None and card.id in session.pending:
                     session.pending.remove(card.id)
+                if session.mode == "cram" and grade == Grade.AGAIN and session.pending is not None:
+                    session.pending.append(card.id)  # a rescheduling cram shows it again at the end
                 if result.leech:
                     self.app.notify("This card is a leech" + (" and was suspended" if result.suspended else "")
                                     + " (tagged #leech).", severity="warning")
@@ -227,6 +230,8 @@ class ReviewScreen(Screen):
                     return
                 session.answered = max(0, session.answered - 1)
                 if session.pending is not None:
+                    if step.grade == int(Grade.AGAIN) and session.pending and session.pending[-1] == step.card_id:
+                        session.pending.pop()
                     session.pending.insert(0, step.card_id)
                 message = f"Undone: answer {GRADE_LABELS[Grade(step.grade)]} on {step.label}"
             elif step.action == "cram":
@@ -387,11 +392,15 @@ class ReviewScreen(Screen):
                 "[b $text-accent]$key[/] $label [dim]$when[/]", key=str(int(grade)), label=GRADE_LABELS[grade],
                 when=compact_duration(interval) if interval is not None else ""))
         content = Content(" · ").join(parts)
-        if self.session.mode == "cram":
+        if not self._rescheduling():
             content = Content.from_markup("[dim](cram: schedule untouched)[/] ") + content
         bar.update(content)
         self.grade_text = content.plain
         bar.add_class("grading")
+
+    def _rescheduling(self) -> bool:
+        """Whether answers go to the scheduler (all sessions but a cram without `reschedule`)."""
+        return self.session.mode != "cram" or self.session.reschedule
 
     def finish(self) -> None:
         from d2lkb.tui.screens.summary import SummaryScreen

@@ -32,8 +32,9 @@ def test_code_is_kept_line_for_line_and_highlighted_with_a_language():
         r"$$\mathbf{A}^{-1} = \frac{1}{ad-bc}\begin{bmatrix} d & -b \\ -c & a\end{bmatrix}$$"))
     lines = math.plain.split("\n")
     assert len(lines) == 3 and "⎡ d   -b ⎤" in lines[1] and "⎣ -c  a  ⎦" in lines[2]
+    assert len({len(line) for line in lines}) == 1 and lines[1].startswith("  𝐀⁻¹")  # one box, lines aligned
     code = markdown_content("```python\nx = [1, 2]\nprint(sum(x))\n```\n")
-    assert code.plain == "x = [1, 2]\nprint(sum(x))"
+    assert code.plain == "  x = [1, 2]     \n  print(sum(x))  "
     assert len({s.style for s in code.spans}) > 2  # tokens coloured, not one style
 
 

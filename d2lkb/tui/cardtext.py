@@ -82,6 +82,14 @@ def _inline(children: Sequence[Token] | None) -> Content:
     return Content("").join(parts)
 
 
+def _code_box(code: Content) -> Content:
+    """Code on a tinted box two cells wider than its longest line on each side, lines kept as they are."""
+    lines = code.split("\n")
+    width = max((line.cell_length for line in lines), default=0)
+    boxed = [Content("  ") + line + Content(" " * (width - line.cell_length + 2)) for line in lines]
+    return Content("\n").join(boxed).stylize_before(CODE_BLOCK)
+
+
 def _styled(text: str, styles: list[str]) -> Content:
     return Content.styled(text, " ".join(styles)) if styles else Content(text)
 
@@ -126,8 +134,8 @@ class _Renderer:
             if language:  # syntax highlighting, with Textual's own highlighter (theme variables)
                 from textual.highlight import highlight
 
-                return highlight(code, language=language).stylize_before(CODE_BLOCK)
-            return Content.styled(code, CODE_BLOCK)
+                return _code_box(highlight(code, language=language))
+            return _code_box(Content(code))
         if kind in ("html_block",):
             return Content(token.content.rstrip("\n"))
         if kind == "hr":

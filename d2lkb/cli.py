@@ -112,6 +112,34 @@ app = typer.Typer(
 console = SafeConsole()
 err = SafeConsole(stderr=True)
 
+
+def _readable_help_names() -> None:
+    """Typer 0.29 prints a flag as `--help <bool>` and a required argument as `{QUERY}` (`{fmt}`);
+    print them as `--help` and `QUERY`, `FORMAT`: a flag takes no value, arguments in capitals,
+    optional ones in brackets (click's usual forms). Skipped if Typer's internals differ."""
+    from typer.core import TyperArgument, TyperOption
+
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None or not hasattr(TyperArgument, "_usage_display_name"):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag and self.metavar is None else shown(self, ctx)
+
+    def usage_name(self) -> str:
+        name = self.display_name_raw.upper()
+        return (name if self.required else f"[{name}]") + ("..." if self.nargs != 1 else "")
+
+    def row_name(self) -> str:
+        return self.display_name_raw.upper() + ("..." if self.metavar is None and self.nargs != 1 else "")
+
+    TyperOption.display_type_rich = display_type_rich
+    TyperArgument._usage_display_name = usage_name
+    TyperArgument._rich_display_name = row_name
+
+
+_readable_help_names()
+
 # metavar "": a flag takes no value, so its help shows none (Typer would print `<bool>`)
 JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="Print JSON instead of a table.")]
 
@@ -170,7 +198,7 @@ def main_callback(
 
 
 def _run_tui(state: State, query: str | None, start: str, mode: str = "due", days: int = 0,
-             extra_new: int = 0) -> None:
+             extra_new: int = 0, reschedule: bool = False) -> None:
     notes = state.config.notes_dir
     if not notes.is_dir():
         fail(f"notes folder not found: {notes} (set --notes, D2LKB_NOTES or `notes` in "
@@ -183,7 +211,7 @@ def _run_tui(state: State, query: str | None, start: str, mode: str = "due", day
     if extra_new:
         kb.extra_new_today(extra_new)
     try:
-        run_app(kb, query=query, start=start, mode=mode, days=days)
+        run_app(kb, query=query, start=start, mode=mode, days=days, reschedule=reschedule)
     finally:
         kb.close()
 
@@ -416,8 +444,10 @@ def review_cmd(
                                        help="Review cards due in the next DAYS days (rescheduled as usual).")] = 0,
     cram: Annotated[bool, typer.Option("--cram", metavar="", help="Go through every card the query selects; the schedule "
                                        "is not touched.")] = False,
+    reschedule: Annotated[bool, typer.Option("--reschedule", metavar="", help="With --cram: answers reschedule "
+                                             "the cards, as in review (Anki's filtered decks' option).")] = False,
     extra_new: Annotated[int, typer.Option("--extra-new", min=0, max=10000, metavar="N",
-                                           help="Allow N more new cards today (this run only).")] = 0,
+                                           help="Allow N more new cards today (kept until the day ends).")] = 0,
 ) -> None:
     """Open the TUI straight into reviewing the due cards a query selects (all when omitted).
 
@@ -426,8 +456,11 @@ def review_cmd(
         _check_query(query)
     if ahead and cram:
         fail("--ahead and --cram do not go together", code=2)
+    if reschedule and not cram:
+        fail("--reschedule goes with --cram (review and --ahead always reschedule)", code=2)
     mode = "ahead" if ahead else "cram" if cram else "due"
-    _run_tui(_state(ctx), query=query, start="review", mode=mode, days=ahead, extra_new=extra_new)
+    _run_tui(_state(ctx), query=query, start="review", mode=mode, days=ahead, extra_new=extra_new,
+             reschedule=reschedule)
 
 
 @app.command("stats")

@@ -178,3 +178,19 @@ def test_a_query_that_starts_with_a_dash_is_a_query(tmp_path, notes_dir):
         assert done.returncode == 0, done.stderr
         sections = {hit["path"] for hit in json.loads(done.stdout) if hit["kind"] == "section"}
         assert sections == {"b.md"}, (args, sections)
+
+
+def test_help_shows_plain_argument_names_and_no_flag_types():
+    for command in ([], ["search"], ["review"], ["export"], ["check"]):
+        result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "120"})
+        assert result.exit_code == 0, result.output
+        assert "<bool>" not in result.output and "{" not in result.output, result.output
+    usage = runner.invoke(app, ["search", "--help"], env={"COLUMNS": "120"}).output
+    assert "search [OPTIONS] QUERY" in usage
+    assert "review [OPTIONS] [QUERY]" in runner.invoke(app, ["review", "--help"], env={"COLUMNS": "120"}).output
+
+
+def test_reschedule_goes_with_cram(tmp_path):
+    (tmp_path / "notes").mkdir()
+    result = run(tmp_path, tmp_path / "notes", "review", "--reschedule")
+    assert result.exit_code == 2 and "--reschedule goes with --cram" in result.output

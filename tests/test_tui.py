@@ -454,10 +454,11 @@ def test_heatmap_grid_and_levels():
 
 def test_cloze_answer_is_shown_in_its_context():
     from d2lkb.review.types import CardState, CardView
-    from d2lkb.tui.screens.review import card_markdown
+    from d2lkb.tui.session import card_markdown
 
     card = CardView(1, "cloze", "The [...] points uphill.", "gradient", "a.md", 3, "A", (), CardState.NEW, NOW)
-    assert card_markdown(card) == ("The **[...]** points uphill.", "The **gradient** points uphill.")
+    assert card_markdown(card) == ("The **[...]** points uphill.", "The ==gradient== points uphill.")
+    assert card_markdown(replace(card, back="a == b"))[1] == "The **a == b** points uphill."
     basic = replace(card, kind="basic", front="Area of a circle?", back="$\\pi r^2$")
     assert card_markdown(basic) == ("Area of a circle?", "`π r²`")
 

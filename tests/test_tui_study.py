@@ -4,12 +4,15 @@ studying more (ahead, cram, extra new), 80x24 reveal, 2-D math cards (snapshots 
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 from test_tui import NOW, Clock, build_kb, settle, static_text
-from textual.widgets import Markdown, Static
+from textual.widgets import Static
 
+from d2lkb.config import load_config
 from d2lkb.review.types import Grade
+from d2lkb.store.kb import KnowledgeBase
 from d2lkb.tui.app import D2lkbApp
 from d2lkb.tui.screens.review import ReviewScreen
 from d2lkb.tui.screens.summary import SummaryScreen
@@ -146,7 +149,7 @@ async def test_a_failed_snippet_card_shows_actual_against_expected(kb):
         screen = app.screen
         assert screen.card.id == card_id
         assert "✗ failed" in static_text(screen.query_one("#card-badge", Static))
-        check = screen.query_one("#card-check", Markdown)
+        check = screen.query_one("#card-check", Static)
         assert check.has_class("hidden")  # with the answer, not before
         await pilot.press("x")  # keyboard-reachable: shows the answer and scrolls to the check
         await settle(pilot)
@@ -215,6 +218,38 @@ async def test_review_ahead_reschedules_and_cram_leaves_the_schedule_alone(kb):
         assert {c: kb.card(c).due for c in due_before} == due_before  # nor rescheduled
 
 
+async def test_cram_that_reschedules_logs_and_reschedules_each_answer(kb):
+    app = D2lkbApp(kb, query="#python", start="review")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, ReviewScreen)
+        for _ in range(10):  # today's session first: then the summary offers to study more
+            if not isinstance(app.screen, ReviewScreen):
+                break
+            await pilot.press("space", "4")
+            await settle(pilot)
+        assert isinstance(app.screen, SummaryScreen)
+        await pilot.press("C")  # cram, answers reschedule
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ReviewScreen) and screen.session.mode == "cram" and screen.session.reschedule
+        assert "answers reschedule" in static_text(screen.query_one("#review-deck", Static))
+        total = len(screen.session.pending)
+        first = screen.card
+        logged, due = reviewlog_count(kb), kb.card(first.id).due
+        await pilot.press("space")
+        await settle(pilot)
+        assert "schedule untouched" not in screen.grade_text and "Again" in screen.grade_text
+        await pilot.press("1")  # Again: logged, rescheduled, and shown again at the end
+        await settle(pilot)
+        assert reviewlog_count(kb) == logged + 1 and kb.card(first.id).due != due
+        assert screen.session.pending[-1] == first.id and len(screen.session.pending) == total
+        await pilot.press("u")  # undo: the log row goes, and the card is first again (not also last)
+        await settle(pilot)
+        assert reviewlog_count(kb) == logged and kb.card(first.id).due == due
+        assert screen.card.id == first.id and screen.session.pending.count(first.id) == 1
+
+
 async def test_extra_new_cards_today(tmp_path):
     kb = build_kb(tmp_path, Clock(NOW), config="[review]\nfuzz = false\nnew_per_day = 1\n")
     try:
@@ -231,9 +266,17 @@ async def test_extra_new_cards_today(tmp_path):
             await settle(pilot)
             screen = app.screen
             assert isinstance(screen, ReviewScreen) and screen.card is not None and screen.card.state == 0
-            assert kb.config.review.new_per_day == 11
+            left = kb.due_counts().new
+            assert left > 0
     finally:
         kb.close()
+    # kept in the KB for the rest of the review day: a restart keeps it; the next day it is gone
+    config = load_config(tmp_path / "kb", tmp_path / "notes")
+    assert config.review.new_per_day == 1  # the config file is unchanged
+    with KnowledgeBase(config, clock=Clock(NOW)) as again:
+        assert again.due_counts().new == left
+    with KnowledgeBase(config, clock=Clock(NOW + timedelta(days=1))) as tomorrow:
+        assert tomorrow.due_counts().new == 1
 
 
 # -- 8. every size -------------------------------------------------------------------
@@ -484,3 +527,72 @@ async def test_key_hints_are_readable_in_the_light_theme(kb):
         assert variables["text-accent"].lower() in key.lower() or "text-accent" in key
         fg, bg = luminance(variables["text-accent"]), luminance(variables["background"])
         assert (max(fg, bg) + 0.05) / (min(fg, bg) + 0.05) >= 3.0  # was 1.6:1 with $accent
+
+
+# -- 10. small things: a cloze's answer reads without colour ---------------------------
+def _styled_segments(widget, word: str) -> list:
+    return [seg for y in range(widget.size.height) for seg in widget.render_line(y) if word in seg.text]
+
+
+async def test_a_cloze_answer_is_reverse_video_and_underlined(kb):
+    cloze = next(kb.card(c) for c in kb.card_ids("steepest") if kb.card(c).kind == "cloze"
+                 and kb.card(c).back.strip() == "gradient")
+    app = D2lkbApp(kb, query="steepest", start="review", sync_on_start=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        screen.show_card(cloze, kb.due_counts("steepest"), {})
+        await pilot.press("space")
+        await settle(pilot)
+        back = screen.query_one("#card-back", Static)
+        assert "The gradient points in the direction of" in str(back.render())
+        answer = _styled_segments(back, "gradient")
+        assert answer and all(s.style.reverse and s.style.underline and s.style.bold for s in answer)
+        context = _styled_segments(back, "points")  # the rest of the sentence is plain
+        assert context and not any(s.style.reverse or s.style.underline for s in context)
+        front = screen.query_one("#card-front", Static)
+        assert "[...]" in str(front.render()) and "gradient" not in str(front.render())
+
+
+# -- 9. instant feel: the next card updates widgets in place (timings: bench/bench_tui.py) ----------
+async def test_the_next_card_updates_widgets_in_place(kb):
+    from textual.widgets._footer import FooterKey
+
+    app = D2lkbApp(kb, start="review", sync_on_start=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        first = screen.card
+        widgets = {w.id: w for w in screen.query("#card-scroll Static")}
+        keys = list(screen.query(FooterKey))
+        assert [k.description for k in keys][0] == "Show answer"
+        await pilot.press("space")
+        await settle(pilot)
+        assert list(screen.query(FooterKey)) == keys and keys[0].description == "Scroll down"
+        await pilot.press("3")
+        await settle(pilot)
+        assert screen.card is not None and screen.card.id != first.id
+        # the same widgets and footer keys, updated: no remount per card
+        assert {w.id: w for w in screen.query("#card-scroll Static")} == widgets
+        assert list(screen.query(FooterKey)) == keys and keys[0].description == "Show answer"
+        assert screen.card.front.split()[0] in str(widgets["card-front"].render())
+
+
+async def test_home_counts_first_then_syncs_and_counts_again(kb, tmp_path):
+    from d2lkb.tui.screens.home import HomeScreen
+
+    notes = kb.config.notes_dir
+    (notes / "later.md").write_text("# Later #later\n\nA question :: an answer\n", encoding="utf-8")
+    calls: list[str] = []
+    deck_counts, sync = kb.deck_counts, kb.sync
+    kb.deck_counts = lambda *a, **k: (calls.append("counts"), deck_counts(*a, **k))[1]
+    kb.sync = lambda *a, **k: (calls.append("sync"), sync(*a, **k))[1]
+    app = D2lkbApp(kb)
+    async with app.run_test(size=(100, 30)) as pilot:
+        for _ in range(50):
+            await settle(pilot)
+            if app.synced.is_set() and any(d.tag == "later" for d in app.screen.decks):
+                break
+        assert isinstance(app.screen, HomeScreen)
+        assert calls[:3] == ["counts", "sync", "counts"]  # counted at once, synced, counted again
+        assert any(d.tag == "later" for d in app.screen.decks)

@@ -93,6 +93,7 @@ class ReviewMixin:
     if TYPE_CHECKING:
         def now(self) -> datetime: ...
         def card_ids(self, query: str | None) -> list[int]: ...
+        def _extra_new(self, day: tuple[datetime, datetime]) -> int: ...  # StudyMixin: `extra_new_today`
 
     # -- helpers -----------------------------------------------------------
     def _now(self) -> datetime:
@@ -106,7 +107,7 @@ class ReviewMixin:
             "SELECT coalesce(sum(state_before = 0), 0), coalesce(sum(state_before = 2), 0) FROM reviewlog"
             " WHERE reviewed_at >= ?", (int(day[0].timestamp()),)).fetchone()
         cfg = self.config.review
-        return DayLimits(cfg.new_per_day, cfg.reviews_per_day, new_done, reviews_done)
+        return DayLimits(cfg.new_per_day + self._extra_new(day), cfg.reviews_per_day, new_done, reviews_done)
 
     def _parameters(self) -> list[float] | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (PARAMETERS_META_KEY,)).fetchone()

@@ -7,9 +7,10 @@ is due (review ahead, cram, extra new cards today).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from d2lkb.config import Config
 
 STUDY_LIMIT = 500  # cards in one ahead/cram session at most
+EXTRA_NEW_META_KEY = "extra_new_today"  # {"day": start of the review day (epoch s), "n": cards added}
 
 
 @dataclass(frozen=True)
@@ -102,10 +104,21 @@ class StudyMixin:
             return [r[0] for r in rows if allowed is None or r[0] in allowed][:STUDY_LIMIT]
 
     def extra_new_today(self, n: int) -> int:
-        """Raise today's new-card limit by `n` for this open knowledge base (the config file is left
-        as it is); returns the new limit."""
+        """Raise today's new-card limit by `n` (added to what was already added today), kept in the
+        KB until the review day ends: a restart keeps it, the config file is left as it is. Returns
+        today's limit. The kept queue and counts see the write and are rebuilt."""
         with self.lock:
-            review = replace(self.config.review, new_per_day=self.config.review.new_per_day + max(0, n))
-            self.config = replace(self.config, review=review)
-            self._head = None  # the cached queue head was built with the old limit
-            return review.new_per_day
+            day = self._day(self.now())
+            extra = self._extra_new(day) + max(0, n)
+            self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                              (EXTRA_NEW_META_KEY, json.dumps({"day": int(day[0].timestamp()), "n": extra})))
+            return self.config.review.new_per_day + extra
+
+    def _extra_new(self, day: tuple[datetime, datetime]) -> int:
+        """New cards added to today's limit (`extra_new_today`); 0 on another day."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (EXTRA_NEW_META_KEY,)).fetchone()
+        try:
+            saved = json.loads(row[0]) if row else {}
+            return max(0, int(saved["n"])) if saved.get("day") == int(day[0].timestamp()) else 0
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return 0

@@ -68,7 +68,7 @@ class D2lkbApp(App[None]):
     ]
 
     def __init__(self, kb: KnowledgeBase, *, query: str | None = None, start: str = "home",
-                 sync_on_start: bool = True, mode: str = "due", days: int = 0) -> None:
+                 sync_on_start: bool = True, mode: str = "due", days: int = 0, reschedule: bool = False) -> None:
         if start not in STARTS:
             raise ValueError(f"start must be one of {', '.join(STARTS)}, not {start!r}")
         super().__init__()
@@ -77,7 +77,9 @@ class D2lkbApp(App[None]):
         self.start = start
         self.sync_on_start = sync_on_start
         self.review_mode, self.review_days = mode, days  # `d2lkb review --ahead N / --cram`
+        self.review_reschedule = reschedule  # `--cram --reschedule`
         self.synced = threading.Event()  # set once the start-up sync is over (or skipped)
+        self._sync_started = False
         self.last_sync: SyncReport | None = None
         self._terminal_safe = TerminalSafe()
 
@@ -91,12 +93,18 @@ class D2lkbApp(App[None]):
     def on_mount(self) -> None:
         self._restore_theme()
         self.theme_changed_signal.subscribe(self, lambda theme: self._save_theme(theme.name))
-        if self.sync_on_start:
-            self.sync_notes()
-        else:
+        if not self.sync_on_start:
             self.synced.set()
+        elif self.start == "home":
+            # Home counts what the KB holds first (and again if the sync changes cards): the sync
+            # competing for the KB and the CPU made the first counts 3-5x slower. Started when they
+            # are shown, or after a second at the latest.
+            self.set_timer(1.0, self.start_up_sync)
+        else:
+            self.start_up_sync()
         if self.start == "review":
-            self.open_review(self.query, mode=self.review_mode, days=self.review_days)
+            self.open_review(self.query, mode=self.review_mode, days=self.review_days,
+                             reschedule=self.review_reschedule)
         elif self.start == "browse":
             self.open_browse(self.query)
         elif self.start == "cards":
@@ -105,6 +113,12 @@ class D2lkbApp(App[None]):
             self.open_stats(self.query)
         elif self.start == "checks":
             self.open_checks(self.query)
+
+    def start_up_sync(self) -> None:
+        """The start-up sync, once (home calls it when its first counts are shown)."""
+        if self.sync_on_start and not self._sync_started:
+            self._sync_started = True
+            self.sync_notes()
 
     @work(thread=True, exclusive=True, group="sync", exit_on_error=False)
     def sync_notes(self) -> None:
@@ -136,10 +150,11 @@ class D2lkbApp(App[None]):
             self.call_from_thread(callback, *args)
 
     # -- navigation --------------------------------------------------------
-    def open_review(self, query: str | None = None, *, mode: str = "due", days: int = 0) -> None:
+    def open_review(self, query: str | None = None, *, mode: str = "due", days: int = 0,
+                    reschedule: bool = False) -> None:
         from d2lkb.tui.screens.review import ReviewScreen
 
-        self.push_screen(ReviewScreen(query or None, mode=mode, days=days))
+        self.push_screen(ReviewScreen(query or None, mode=mode, days=days, reschedule=reschedule))
 
     def open_browse(self, query: str | None = None) -> None:
         from d2lkb.tui.screens.browse import BrowseScreen
@@ -188,7 +203,7 @@ class D2lkbApp(App[None]):
 
 
 def run_app(kb: KnowledgeBase, query: str | None = None, start: str = "home", *, mode: str = "due",
-            days: int = 0) -> None:
+            days: int = 0, reschedule: bool = False) -> None:
     """Run the TUI on `kb` until the user quits (`start`: home, review, browse, stats or checks;
-    `mode`: due, ahead (`days` ahead) or cram for a review start)."""
-    D2lkbApp(kb, query=query, start=start, mode=mode, days=days).run()
+    `mode`: due, ahead (`days` ahead) or cram (`reschedule`: answers reschedule) for a review start)."""
+    D2lkbApp(kb, query=query, start=start, mode=mode, days=days, reschedule=reschedule).run()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 
 from d2lkb.review.days import day_start
 from d2lkb.review.types import Grade
@@ -123,14 +124,33 @@ def themed(app, text: str, color: str | None = None, *, bold: bool = False, dim:
     """
     from rich.style import Style
     from rich.text import Text
-    from textual.color import Color
 
     rich_color = None
     if color:
-        value = app.theme_variables.get(color, "")
-        try:
-            rich_color = Color.parse(value).rich_color
-        except Exception:  # noqa: BLE001 - "auto 60%" and the like: fall back to dim text
+        rich_color = _rich_color(_theme_variables(app).get(color, ""))
+        if rich_color is None:  # "auto 60%" and the like: dim text
             dim = True
     return Text(printable(str(text)), style=Style(color=rich_color, bold=bold or None, dim=dim or None), no_wrap=True,
                 end="")
+
+
+@lru_cache(maxsize=256)
+def _rich_color(value: str):
+    """A theme variable's value as a Rich colour, None when it is not a plain colour (parsing
+    fails slowly: kept)."""
+    from textual.color import Color
+
+    try:
+        return Color.parse(value).rich_color
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _theme_variables(app) -> dict[str, str]:
+    """`app.theme_variables`, kept per theme: the property recomputes every variable (~1 ms), and a
+    table of 16 decks asks for 80 cells (a tenth of the start-up)."""
+    kept = getattr(app, "_d2lkb_theme_variables", None)
+    if kept is None or kept[0] != app.theme:
+        kept = (app.theme, app.theme_variables)
+        app._d2lkb_theme_variables = kept
+    return kept[1]

@@ -13,6 +13,8 @@ from d2lkb.tui.formatting import FAILING, short
 from d2lkb.tui.mathtext import plain_math, prettify_math
 
 if TYPE_CHECKING:
+    from textual.content import Content
+
     from d2lkb.review.types import CardView
     from d2lkb.store.study import CheckResultView
 
@@ -43,6 +45,7 @@ class Session:
     query: str | None
     mode: str = "due"
     days: int = 0
+    reschedule: bool = False  # cram: answers reschedule the cards (Anki's filtered decks' option)
     start: datetime | None = None
     answered: int = 0
     undo: list[UndoStep] = field(default_factory=list)
@@ -53,12 +56,33 @@ class Session:
 
 def card_markdown(card: CardView) -> tuple[str, str]:
     """(question, answer) as Markdown for display: math prettified, a cloze's blank in bold and its
-    answer shown in the context it was cut from."""
+    answer shown in the context it was cut from, as a `==highlight==` (reverse video, underlined,
+    bold: it reads without colour); bold when the answer itself holds `==`."""
     front, back = card.front, card.back
     if card.kind == "cloze" and front.count(CLOZE_BLANK) == 1 and "\n" not in back.strip():
-        back = front.replace(CLOZE_BLANK, f"**{back.strip()}**")
+        answer = back.strip()
+        back = front.replace(CLOZE_BLANK, f"**{answer}**" if "==" in answer else f"=={answer}==")
         front = front.replace(CLOZE_BLANK, f"**{CLOZE_BLANK}**")
     return prettify_math(front), prettify_math(back)
+
+
+@dataclass(frozen=True)
+class CardFaces:
+    """A card's question, answer and check findings, rendered for the review screen's Statics."""
+
+    front: Content
+    back: Content
+    check: Content
+
+
+def card_faces(card: CardView, check: str = "") -> CardFaces:
+    """The card rendered (math prettified, Markdown to `Content`); done in the worker that fetched it."""
+    from d2lkb.tui.cardtext import markdown_content
+
+    front, back = card_markdown(card)
+    # user text: control characters shown, never obeyed (`printable`), and never read as markup
+    return CardFaces(markdown_content(printable(front)), markdown_content(printable(back)),
+                     markdown_content(printable(check)))
 
 
 def check_markdown(card: CardView, result: CheckResultView | None) -> str:

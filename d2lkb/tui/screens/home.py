@@ -12,11 +12,12 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 from textual.widgets.data_table import ColumnKey
 
 from d2lkb.textsafe import printable
 from d2lkb.tui.formatting import plural, review_day, streak, themed
+from d2lkb.tui.widgets.footer import KeyFooter
 
 if TYPE_CHECKING:
     from d2lkb.review.types import DeckCount, DueCounts
@@ -55,7 +56,7 @@ class HomeScreen(Screen):
             table.add_column("Cards", key="cards", width=6)
             yield table
             yield Static("", id="home-notice", classes="hints hidden", markup=False)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#decks", DataTable).focus()
@@ -104,10 +105,12 @@ class HomeScreen(Screen):
             days = streak(kb.heatmap(days=365), today)
         except Exception as exc:  # noqa: BLE001
             app.notify(f"could not count due cards: {exc}", severity="error", markup=False)
+            app.call_later_safe(app.start_up_sync)
             return
         app.call_later_safe(self.show_counts, decks, total, days)
 
     def show_counts(self, decks: list[DeckCount], total: DueCounts, days: int) -> None:
+        self.app.start_up_sync()  # after the first counts (a no-op later)
         self.decks = decks
         self.query_one("#due-total", Static).update(Content.from_markup(
             "[b]Due today[/] [b $text-accent]$n[/]  ($new new · $learn learning · $review review)",

@@ -2,7 +2,8 @@
 
 Three kinds of session: today's due cards (`mode="due"`), cards due in the next N days
 reviewed ahead (`"ahead"`, rescheduled as usual), and a cram of every card a query selects
-(`"cram"`: the schedule is not touched; Again shows the card again at the end).
+(`"cram"`: the schedule is not touched, or with `reschedule` answered as usual, as Anki's
+filtered decks' "reschedule cards based on my answers"; Again shows the card again at the end).
 Undo goes back through this session's own actions, newest first, and never further."""
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Markdown, Rule, Static
+from textual.widgets import Header, Rule, Static
 
 from d2lkb.review.types import CardState, Grade
 from d2lkb.textsafe import printable
 from d2lkb.tui.formatting import FAILING, GRADE_LABELS, check_badge, compact_duration
 from d2lkb.tui.mathtext import plain_math
-from d2lkb.tui.session import MODES, Session, UndoStep, card_label, card_markdown, check_markdown
+from d2lkb.tui.session import MODES, CardFaces, Session, UndoStep, card_faces, card_label, check_markdown
+from d2lkb.tui.widgets.footer import KeyFooter
 
 if TYPE_CHECKING:
     from d2lkb.review.types import CardView, DueCounts
@@ -35,7 +37,7 @@ STATE_NAMES = {CardState.NEW: "new", CardState.LEARNING: "learning", CardState.R
 class ReviewScreen(Screen):
     BINDINGS = [
         Binding("space", "reveal", "Show answer"),
-        Binding("space", "scroll_answer", "Scroll"),
+        Binding("space", "scroll_answer", "Scroll down"),
         Binding("1", "grade(1)", "Again", show=False),
         Binding("2", "grade(2)", "Hard", show=False),
         Binding("3", "grade(3)", "Good", show=False),
@@ -50,11 +52,11 @@ class ReviewScreen(Screen):
     ]
 
     def __init__(self, query: str | None = None, *, session: Session | None = None, mode: str = "due",
-                 days: int = 0, undo_first: bool = False) -> None:
+                 days: int = 0, reschedule: bool = False, undo_first: bool = False) -> None:
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-        self.session = session or Session(query or None, mode=mode, days=days)
+        self.session = session or Session(query or None, mode=mode, days=days, reschedule=reschedule)
         self.undo_first = undo_first
         self.review_query = self.session.query
         self.card: CardView | None = None
@@ -84,19 +86,20 @@ class ReviewScreen(Screen):
             yield Static("", id="card-badge")
         yield Static("", id="card-tags", markup=False)
         with VerticalScroll(id="card-scroll"):
-            yield Markdown("", id="card-front")
+            # Statics updated in place with the card's Markdown, rendered in the worker (cardtext.py)
+            yield Static("", id="card-front", classes="card-text")
             yield Rule(id="card-divider", classes="hidden")
-            yield Markdown("", id="card-back", classes="hidden")
-            yield Markdown("", id="card-check", classes="hidden")
+            yield Static("", id="card-back", classes="card-text hidden")
+            yield Static("", id="card-check", classes="card-text hidden")
         yield Static("Loading…", id="grade-bar")
-        yield Footer()
+        yield KeyFooter()
 
     def _title(self) -> str:
         what = self.session.resolved or self.session.query or "all cards"
         if self.session.mode == "ahead":
             return f"Review ahead {self.session.days}d · {what}"
         if self.session.mode == "cram":
-            return f"Cram (schedule untouched) · {what}"
+            return f"Cram ({'answers reschedule' if self.session.reschedule else 'schedule untouched'}) · {what}"
         return f"Review · {what}"
 
     def on_mount(self) -> None:
@@ -136,11 +139,12 @@ class ReviewScreen(Screen):
                                else kb.cram_card_ids(query))
         return True
 
-    def _fetch(self, card: CardView | None = None) -> tuple[CardView | None, DueCounts | int, dict, str]:
-        """(card, counts or cards left, previews, check Markdown): `card` or the next one. In a worker thread."""
+    def _fetch(self, card: CardView | None = None) -> tuple[CardView | None, DueCounts | int, dict, str, CardFaces | None]:
+        """(card, counts or cards left, previews, check Markdown, the card rendered): `card` or the next one.
+        In a worker thread: the UI thread only swaps texts."""
         kb = self.app.kb
         if not self._prepare():
-            return None, 0, {}, ""
+            return None, 0, {}, "", None
         query = self.session.resolved or self.session.query
         pending = self.session.pending
         if card is None and pending is not None:
@@ -157,11 +161,11 @@ class ReviewScreen(Screen):
                 self.app.synced.wait(timeout=60)
                 card = kb.next_card(query)
         counts: DueCounts | int = len(pending) if pending is not None else kb.due_counts(query)
-        previews = kb.preview_intervals(card.id) if card is not None and self.session.mode != "cram" else {}
+        previews = kb.preview_intervals(card.id) if card is not None and self._rescheduling() else {}
         check = ""
         if card is not None and card.check_status in FAILING:
             check = check_markdown(card, kb.check_result(card.id))
-        return card, counts, previews, check
+        return card, counts, previews, check, card_faces(card, check) if card is not None else None
 
     @work(thread=True, exclusive=True, group="review", exit_on_error=False)
     def load_next(self) -> None:
@@ -178,7 +182,7 @@ class ReviewScreen(Screen):
         session = self.session
         label = card_label(card)
         try:
-            if session.mode == "cram":
+            if not self._rescheduling():
                 # The schedule is not touched: Again shows the card again at the end of the session.
                 pending = session.pending or []
                 position = pending.index(card.id) if card.id in pending else 0
@@ -192,6 +196,8 @@ class ReviewScreen(Screen):
                 session.undo.append(UndoStep("answer", card.id, label, log_id=kb.last_review_id(), grade=int(grade)))
                 if session.pending is not None and card.id in session.pending:
                     session.pending.remove(card.id)
+                if session.mode == "cram" and grade == Grade.AGAIN and session.pending is not None:
+                    session.pending.append(card.id)  # a rescheduling cram shows it again at the end
                 if result.leech:
                     self.app.notify("This card is a leech" + (" and was suspended" if result.suspended else "")
                                     + " (tagged #leech).", severity="warning")
@@ -224,6 +230,8 @@ class ReviewScreen(Screen):
                     return
                 session.answered = max(0, session.answered - 1)
                 if session.pending is not None:
+                    if step.grade == int(Grade.AGAIN) and session.pending and session.pending[-1] == step.card_id:
+                        session.pending.pop()
                     session.pending.insert(0, step.card_id)
                 message = f"Undone: answer {GRADE_LABELS[Grade(step.grade)]} on {step.label}"
             elif step.action == "cram":
@@ -316,11 +324,14 @@ class ReviewScreen(Screen):
             self.busy = False
 
     # -- showing -------------------------------------------------------------
-    def _answered(self, card: CardView | None, counts: DueCounts | int, previews: dict, check: str) -> None:
+    def _answered(self, card: CardView | None, counts: DueCounts | int, previews: dict, check: str,
+                  faces: CardFaces | None = None) -> None:
         self.session.answered += 1
-        self.show_card(card, counts, previews, check)
+        self.show_card(card, counts, previews, check, faces)
 
-    def show_card(self, card: CardView | None, counts: DueCounts | int, previews: dict, check: str = "") -> None:
+    def show_card(self, card: CardView | None, counts: DueCounts | int, previews: dict, check: str = "",
+                  faces: CardFaces | None = None) -> None:
+        """Show `card` (None: the session is over); `faces`, its text rendered by the worker (else rendered here)."""
         self.busy = False
         self.query_one("#review-deck", Static).update(Content(printable(self._title())))
         if card is None:
@@ -349,11 +360,12 @@ class ReviewScreen(Screen):
         badge.update(Content(label))
         badge.tooltip = Content(printable(card.check_detail)) if card.check_detail else None  # never markup
         self.query_one("#card-tags", Static).update(printable(" ".join("#" + t for t in card.tags)))
-        front, back = card_markdown(card)
-        self.query_one("#card-front", Markdown).update(front)
-        self.query_one("#card-back", Markdown).update(back)
+        if faces is None:
+            faces = card_faces(card, check)
+        self.query_one("#card-front", Static).update(faces.front)
+        self.query_one("#card-back", Static).update(faces.back)
         self.check_text = check
-        self.query_one("#card-check", Markdown).update(check)
+        self.query_one("#card-check", Static).update(faces.check)
         self._set_revealed(False)
         self.query_one("#card-scroll", VerticalScroll).scroll_home(animate=False)
         self.shown_at = time.monotonic()
@@ -361,6 +373,8 @@ class ReviewScreen(Screen):
     def _set_revealed(self, revealed: bool) -> None:
         self.revealed = revealed
         self.refresh_bindings()
+        # now, in the same frame as the card (the signal reaches the footer a frame or two later)
+        self.query_one(KeyFooter).bindings_changed(self)
         self.query_one("#card-divider").set_class(not revealed, "hidden")
         self.query_one("#card-back").set_class(not revealed, "hidden")
         self.query_one("#card-check").set_class(not (revealed and self.check_text), "hidden")
@@ -378,11 +392,15 @@ class ReviewScreen(Screen):
                 "[b $text-accent]$key[/] $label [dim]$when[/]", key=str(int(grade)), label=GRADE_LABELS[grade],
                 when=compact_duration(interval) if interval is not None else ""))
         content = Content(" · ").join(parts)
-        if self.session.mode == "cram":
+        if not self._rescheduling():
             content = Content.from_markup("[dim](cram: schedule untouched)[/] ") + content
         bar.update(content)
         self.grade_text = content.plain
         bar.add_class("grading")
+
+    def _rescheduling(self) -> bool:
+        """Whether answers go to the scheduler (all sessions but a cram without `reschedule`)."""
+        return self.session.mode != "cram" or self.session.reschedule
 
     def finish(self) -> None:
         from d2lkb.tui.screens.summary import SummaryScreen

@@ -12,11 +12,12 @@ from textual.binding import Binding
 from textual.containers import Center, Vertical
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
 from d2lkb.review.types import Grade
 from d2lkb.textsafe import printable
 from d2lkb.tui.formatting import GRADE_LABELS, compact_duration, minutes_seconds, plural
+from d2lkb.tui.widgets.footer import KeyFooter
 
 if TYPE_CHECKING:
     from d2lkb.review.types import SessionSummary
@@ -46,6 +47,7 @@ class SummaryScreen(Screen):
         Binding("a", "ahead(1)", "Ahead 1 day"),
         Binding("w", "ahead(7)", "Ahead 7 days"),
         Binding("c", "cram", "Cram"),
+        Binding("C", "cram(True)", "Cram, rescheduled", show=False),
         Binding("n", "extra_new", f"+{EXTRA_NEW} new"),
     ]
 
@@ -63,9 +65,10 @@ class SummaryScreen(Screen):
             yield Static("…", id="summary-body")
             yield Static(Content.from_markup(
                 f"Study more: [b $text-accent]a[/] review ahead 1 day · [b $text-accent]w[/] 7 days · "
-                f"[b $text-accent]c[/] cram (schedule untouched) · [b $text-accent]n[/] {EXTRA_NEW} more new cards today"),
+                f"[b $text-accent]c[/] cram (schedule untouched) · [b $text-accent]C[/] cram, answers reschedule · "
+                f"[b $text-accent]n[/] {EXTRA_NEW} more new cards today"),
                 id="summary-more", classes="hints")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "review · done"
@@ -138,8 +141,8 @@ class SummaryScreen(Screen):
 
         s = self.session
         # the same session goes on (its undo history too); an ahead/cram list is made afresh
-        fresh = Session(s.query, mode=s.mode, days=s.days, start=s.start, answered=s.answered, undo=s.undo,
-                        resolved=s.resolved, error=s.error)
+        fresh = Session(s.query, mode=s.mode, days=s.days, reschedule=s.reschedule, start=s.start,
+                        answered=s.answered, undo=s.undo, resolved=s.resolved, error=s.error)
         self.app.switch_screen(ReviewScreen(session=fresh))
 
     def action_undo(self) -> None:
@@ -153,10 +156,11 @@ class SummaryScreen(Screen):
     def action_ahead(self, days: int) -> None:
         self._review(mode="ahead", days=days)
 
-    def action_cram(self) -> None:
-        self._review(mode="cram")
+    def action_cram(self, reschedule: bool = False) -> None:
+        self._review(mode="cram", reschedule=reschedule)
 
     def action_extra_new(self) -> None:
         limit = self.app.kb.extra_new_today(EXTRA_NEW)
-        self.notify(f"New cards today: up to {limit} (for this run; the config file is unchanged).", timeout=4)
+        self.notify(f"New cards today: up to {limit} (kept until the day ends; the config file is unchanged).",
+                    timeout=4)
         self._review()

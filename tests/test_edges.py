@@ -186,7 +186,8 @@ def test_first_use_of_a_kb_by_five_processes_at_once(tmp_path):
         outcomes = [results.get(timeout=600) for _ in processes]
         for p in processes:
             p.join()
-        assert all(code == 0 for code, _, _ in outcomes), outcomes
+        failed = [o for o in outcomes if o[0] != 0]
+        assert not failed, f"round {round_}: {failed}"
         conn = sqlite3.connect(kb / "kb.sqlite")
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert conn.execute("SELECT count(*) FROM note").fetchone()[0] == 7

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 
 from d2lkb.model import CardKind, ParseWarning
@@ -17,10 +18,11 @@ from d2lkb.model import CardKind, ParseWarning
 # `key:: value` at line start: a Dataview/Logseq property, not a card (unless another
 # line of its paragraph is a card, as in a list of `Q:: A` lines).
 _PROPERTY = re.compile(r"[ \t]*[A-Za-z_][\w-]*$")
-# `[key:: value]` / `(key:: value)`: a Dataview inline field.
-_INLINE_FIELD = re.compile(r"[\[(][ \t]*[A-Za-z_][\w -]*$")
-_IDENT_END = re.compile(r"(\w+)$")
-_IDENT_START = re.compile(r"^\w+")
+# `[key:: value]` / `(key:: value)`: a Dataview inline field (see `_in_inline_field`).
+# What follows the `[`/`(` of a Dataview inline field, up to the separator.
+_FIELD_KEY = re.compile(r"[ \t]*([A-Za-z_])[\w -]*")
+_BRACKET = re.compile(r"[\[(]")
+_IDENT = re.compile(r"\w+")
 _BLOCK_ID = re.compile(r"[ \t]+\^[A-Za-z0-9-]+[ \t]*$", re.MULTILINE)
 CLOZE_GAP = "[...]"
 # Every cloze card repeats its paragraph: past this many characters in all, a
@@ -73,10 +75,28 @@ class ParagraphMarks:
     deletions: list[Deletion] = field(default_factory=list)  # outermost cloze deletions, in order
     markers: list[tuple[int, int]] = field(default_factory=list)  # (pos, length) of cloze markup
     comments: list[tuple[int, int]] = field(default_factory=list)  # (pos, length) of HTML comments
+    # Built on first use (each is one pass over the paragraph): offsets of its newlines, and
+    # the spans `_show` leaves out, sorted.
+    newlines: list[int] | None = None
+    hidden: dict[bool, tuple[list[tuple[int, int]], list[int]]] = field(default_factory=dict)
 
 
 def _line_of(marks: ParagraphMarks, pos: int) -> int:
-    return marks.first_line + marks.content.count("\n", 0, pos)
+    """The 1-based source line of content[pos] (a bisection: a paragraph of many cards stays linear)."""
+    if marks.newlines is None:
+        marks.newlines = newline_offsets(marks.content)
+    return marks.first_line + bisect_left(marks.newlines, pos)
+
+
+def newline_offsets(text: str) -> list[int]:
+    """The offsets of the newlines in `text`: `bisect_left(offsets, pos)` is
+    `text.count("\\n", 0, pos)` in O(log n)."""
+    found = []
+    at = text.find("\n")
+    while at >= 0:
+        found.append(at)
+        at = text.find("\n", at + 1)
+    return found
 
 
 def clean_side(text: str) -> str:
@@ -109,14 +129,27 @@ def _question_answer(
 
 def _show(marks: ParagraphMarks, start: int, end: int, *, markers: bool) -> str:
     """content[start:end] without HTML comments (and cloze markup when `markers`)."""
-    spans = marks.comments + marks.markers if markers else marks.comments
+    hidden = marks.hidden.get(markers)
+    if hidden is None:
+        spans = sorted(marks.comments + marks.markers if markers else marks.comments)
+        reach, furthest = [], -1  # reach[k]: the furthest end of spans[0..k]
+        for pos, length in spans:
+            furthest = max(furthest, pos + length)
+            reach.append(furthest)
+        hidden = marks.hidden[markers] = (spans, reach)
+    spans, reach = hidden
     if not spans:
         return marks.content[start:end]
     content = marks.content
     out = []
     prev = start
-    for pos, length in sorted(spans):
-        if pos + length <= start or pos >= end:
+    # Skip, by bisection, the spans that end before `start`: each card looks only at the
+    # spans near its own text, so a paragraph of many cards stays linear.
+    for k in range(bisect_right(reach, start), len(spans)):
+        pos, length = spans[k]
+        if pos >= end:
+            break
+        if pos + length <= start:
             continue
         out.append(content[prev : max(prev, pos)])
         prev = max(prev, pos + length)
@@ -124,16 +157,43 @@ def _show(marks: ParagraphMarks, start: int, end: int, *, markers: bool) -> str:
     return "".join(out)
 
 
-def _is_scope(before: str, after: str) -> bool:
-    """`std::vector`, `Foo::bar()`, `a::b::c`: a C++/Rust scope, not a card separator."""
-    left = _IDENT_END.search(before)
-    right = _IDENT_START.match(after)
-    if left is None or right is None:
+def _is_word(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"  # what `\w` matches
+
+
+def _is_scope(content: str, start: int, pos: int, after: int, end: int) -> bool:
+    """`std::vector`, `Foo::bar()`, `a::b::c`: a C++/Rust scope, not a card separator.
+    `pos`: the `::` in content[start:end]; `after`: the offset just after it.
+
+    Works on offsets, never on copies of the line: a long line of separators stays linear
+    (the identifiers looked at around each separator are disjoint)."""
+    left = pos
+    while left > start and _is_word(content[left - 1]):
+        left -= 1
+    right = _IDENT.match(content, after, end)
+    if left == pos or right is None:
         return False
-    if left.group(1) == "std" or before[: left.start(1)].endswith("::"):
+    if content[left:pos] == "std" or (left - 2 >= start and content.startswith("::", left - 2)):
         return True
-    rest = after[right.end() :]
-    return rest.startswith(("::", "(", "<"))
+    return content.startswith(("::", "(", "<"), right.end(), end)
+
+
+def _in_inline_field(content: str, brackets: list[int], keys: dict, pos: int) -> bool:
+    """Whether the separator at `pos` ends the key of a Dataview inline field (`[key:: value]`):
+    the text between the last `[`/`(` before it and `pos` is a key (`_FIELD_KEY`).
+    `brackets`: the offsets of `[`/`(` in the line; `keys` caches, per bracket, the span
+    that a key after it may end in (each bracket's run is read once)."""
+    k = bisect_left(brackets, pos) - 1
+    if k < 0:
+        return False
+    bracket = brackets[k]
+    if bracket not in keys:
+        match = _FIELD_KEY.match(content, bracket + 1, pos)
+        # the key's first letter .. the end of the run (later separators of the line see
+        # the same run, cut at the first separator's `:`)
+        keys[bracket] = (match.start(1) + 1, match.end()) if match else None
+    span = keys[bracket]
+    return span is not None and span[0] <= pos <= span[1]
 
 
 def _line_separator(marks: ParagraphMarks, seps: list[tuple[int, str]], start: int, end: int) -> tuple[int, str] | None:
@@ -142,12 +202,14 @@ def _line_separator(marks: ParagraphMarks, seps: list[tuple[int, str]], start: i
     content = marks.content
     usable = []
     scoped = False  # a line that uses `::` as a scope operator uses it so throughout
+    brackets: list[int] | None = None
+    keys: dict[int, tuple[int, int] | None] = {}
     for pos, markup in seps:
-        before = content[start:pos]
-        after = content[pos + len(markup) : end]
-        if _INLINE_FIELD.search(before):
+        if brackets is None:
+            brackets = [m.start() for m in _BRACKET.finditer(content, start, end)]
+        if _in_inline_field(content, brackets, keys, pos):
             continue
-        if markup == "::" and _is_scope(before, after):
+        if markup == "::" and _is_scope(content, start, pos, pos + len(markup), end):
             scoped = True
             continue
         usable.append((pos, markup))

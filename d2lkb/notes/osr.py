@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -107,8 +108,11 @@ def schedule_comments(text: str, path: str) -> list[ScheduleComment]:
                 schedules = tuple(_schedule(path, i + 1, column, g.strip()) for g in groups)
                 out.append(ScheduleComment(i + 1, offset + m.start(), offset + m.end(), schedules))
                 taken.append((m.start(), m.end()))
+            k = 0  # `taken` and the starts both come in order
             for m in _STARTS.finditer(line):
-                if not any(a <= m.start() < b for a, b in taken):
+                while k < len(taken) and taken[k][1] <= m.start():
+                    k += 1
+                if not (k < len(taken) and taken[k][0] <= m.start()):
                     raise OsrError(path, i + 1, m.start() + 1, "malformed OSR schedule comment (no closing `-->` or"
                                    " no `!YYYY-MM-DD,interval,ease` group)")
         offset += len(line) + 1
@@ -146,21 +150,42 @@ def assign(cards: Sequence[Card], comments: Sequence[ScheduleComment]) -> tuple[
     assigned: list[tuple[int, Sm2Schedule, ScheduleComment, int]] = []
     problems: list[tuple[int, str]] = []
     claimed: set[int] = set()
+    # Cards in source order (as a parsed note lists them): the nearest unclaimed card above a comment
+    # is found by bisection, skipping claimed ones through `free` (a union-find: free[k] == k while
+    # the k-th card is unclaimed, else a position below it), so a note of many cards stays linear.
+    order = sorted(range(len(cards)), key=lambda i: (cards[i].line, i))
+    position = {i: k for k, i in enumerate(order)}
+    lines = [cards[i].line for i in order]
+    free = list(range(len(order)))
+    by_key: dict[str, list[int]] = {}
+    for i, card in enumerate(cards):
+        if card.sibling_key:
+            by_key.setdefault(card.sibling_key, []).append(i)
+
+    def unclaimed_at_or_below(k: int) -> int:
+        root = k
+        while root >= 0 and free[root] != root:
+            root = free[root]
+        while k >= 0 and free[k] != k:
+            free[k], k = root, free[k]
+        return root
+
     for comment in comments:
-        above = [i for i, c in enumerate(cards) if c.line <= comment.line and i not in claimed]
-        if not above:
+        k = unclaimed_at_or_below(bisect_right(lines, comment.line) - 1)
+        if k < 0:
             problems.append((comment.line, "OSR schedule comment with no card above it; ignored"))
             continue
-        anchor = above[-1]
+        anchor = order[k]
         key = cards[anchor].sibling_key
-        group = [i for i, c in enumerate(cards) if key and c.sibling_key == key] if key else [anchor]
-        group = [i for i in group if i not in claimed] or [anchor]
+        group = [i for i in by_key[key] if i not in claimed] if key else [anchor]
         if len(comment.schedules) > len(group):
             problems.append((comment.line, f"OSR schedule comment has {len(comment.schedules)} schedules for"
                                             f" {len(group)} card(s); the extra ones are ignored"))
-        for k, (i, schedule) in enumerate(zip(group, comment.schedules, strict=False)):
-            assigned.append((i, schedule, comment, k))
+        for n, (i, schedule) in enumerate(zip(group, comment.schedules, strict=False)):
+            assigned.append((i, schedule, comment, n))
         claimed.update(group)
+        for i in group:
+            free[position[i]] = position[i] - 1
     return assigned, problems
 
 
@@ -176,8 +201,8 @@ def strip_schedule_data(text: str, path: str) -> str:
         while start > prev and text[start - 1] in " \t":
             start -= 1
         end = c.end
-        line_start = text.rfind("\n", 0, start) + 1
-        if start == line_start and (end == len(text) or text[end] == "\n"):
+        at_line_start = start == 0 or text[start - 1] == "\n"
+        if at_line_start and (end == len(text) or text[end] == "\n"):
             end = min(end + 1, len(text))
             if start > 0 and end == len(text):
                 start -= 1

@@ -12,7 +12,7 @@ before the tag/highlight/wikilink/separator rules could see them.
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,6 +44,7 @@ from d2lkb.notes.cards import (
     Deletion,
     ParagraphMarks,
     multiline_card,
+    newline_offsets,
     paragraph_cards,
     short_hash,
 )
@@ -343,9 +344,10 @@ class NoteCollector:
         self.current = index
         if opener.markup in ("-", "="):
             self._setext_warning(opener, inline)
+        tags_before = len(self.tags)
         title = " ".join(self._inline(inline, index, heading=True).split())
         if not title:  # a heading made only of tags
-            title = " ".join(f"#{tag.name}" for tag in self.tags if tag.section == index)
+            title = " ".join(f"#{tag.name}" for tag in self.tags[tags_before:] if tag.section == index)
         sections[index].title = title
         self.all_parts.append(title)
 
@@ -394,6 +396,7 @@ class NoteCollector:
         parts: list[str] = []
         seen = 0  # source offset up to which newlines are counted into `line`
         line = base
+        newlines: list[int] | None = None  # built if a token's position goes back
 
         # paragraph card material
         lines: list[tuple[int, int, str | None]] = []
@@ -443,7 +446,9 @@ class NoteCollector:
                 if pos >= seen:
                     line += content.count("\n", seen, pos)
                 else:
-                    line = base + content.count("\n", 0, pos)
+                    if newlines is None:
+                        newlines = newline_offsets(content)
+                    line = base + bisect_left(newlines, pos)
                 seen = pos
             at: int = pos if pos is not None else seen  # our plugins' tokens always carry `pos`
 
@@ -748,10 +753,14 @@ class NoteCollector:
                 rows = [Row(stripped, 0)] if stripped else []
             if not rows:
                 self.warnings.append(ParseWarning(draft.line, "empty display formula"))
+            counted, newlines = 0, 0  # rows come in source order: count each newline once
             for row in rows:
                 label = describe_row(row.latex)
                 # a row: its own line; a whole formula: the line of its opening delimiter
-                line = draft.line + draft.latex.count("\n", 0, row.offset) if aligned else draft.line
+                if aligned:
+                    newlines += draft.latex.count("\n", counted, row.offset)
+                    counted = row.offset
+                line = draft.line + newlines if aligned else draft.line
                 entries.append((draft, row.latex, line, label.name, label.labelled, label.shown))
                 if not label.labelled:
                     unlabelled[draft.section] = unlabelled.get(draft.section, 0) + 1
@@ -759,6 +768,7 @@ class NoteCollector:
         formulas: list[Formula] = []
         cards: list[CardDraft] = []
         blocks: dict[int, int] = {}  # id of a display draft -> its block number
+        keys: dict[int, str] = {}  # id of a display draft -> its rows' sibling key (hashed once)
         for draft, latex, line, name, labelled, shown in entries:
             section = draft.section
             if (
@@ -786,7 +796,7 @@ class NoteCollector:
                     section,
                     prompt=name,
                     context=latex,
-                    sibling_key="formula:" + short_hash(draft.latex),
+                    sibling_key=keys.get(id(draft)) or keys.setdefault(id(draft), "formula:" + short_hash(draft.latex)),
                     formula=index,
                 )
             )

@@ -10,7 +10,6 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable
-from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -63,13 +62,24 @@ class KnowledgeBase(ImportMixin, StudyMixin, CardsMixin, DeckStatsMixin, ReviewM
 
     # -- notes -> graph ----------------------------------------------------
     def sync(self, on_progress: Callable[[int, int], None] | None = None) -> SyncReport:
+        """Sync the notes folder. Inside a transaction of this KB's (an import) it is part of
+        it. Otherwise it runs on a connection of its own and without `self.lock`, so that reviews
+        answered meanwhile (the TUI syncs in a worker thread) wait only for its short write
+        transaction, never for its reading, parsing and matching; another process's sync goes
+        first (`sync_lock`)."""
         if self.read_only:
             raise KBError(f"{self.config.db_path}: read-only; cannot sync the notes into it")
-        # Another process's sync first (taken before `self.lock`, so this process's readers and answers
-        # go on meanwhile); inside an open transaction the SQLite write lock already orders them.
-        with nullcontext() if self.conn.in_transaction else sync_lock(self.config.db_path), self.lock:
-            return sync(self.conn, self.config.notes_dir, now=self.now().timestamp(), on_progress=on_progress,
-                        options=self.config.parse, follow_links=self.config.sync.follow_symlinks)
+        with self.lock:
+            if self.conn.in_transaction or str(self.config.db_path) == ":memory:":
+                return sync(self.conn, self.config.notes_dir, now=self.now().timestamp(), on_progress=on_progress,
+                            options=self.config.parse, follow_links=self.config.sync.follow_symlinks)
+        with sync_lock(self.config.db_path):
+            conn = connect(self.config.db_path)
+            try:
+                return sync(conn, self.config.notes_dir, now=self.now().timestamp(), on_progress=on_progress,
+                            options=self.config.parse, follow_links=self.config.sync.follow_symlinks)
+            finally:
+                conn.close()
 
     # -- queries -----------------------------------------------------------
     def search_context(self) -> SearchContext:

@@ -494,6 +494,9 @@ def _load_all(files: list[_File], known: dict, parse, options: ParseOptions | No
         yield from pool.map(_load_packed, jobs, chunksize=16)
 
 
+ATTEMPTS = 3  # optimistic rounds before a sync matches cards inside its write transaction
+
+
 def sync(
     conn: sqlite3.Connection,
     notes_dir: Path,
@@ -509,24 +512,49 @@ def sync(
     `options`: how notes are read (default: the defaults and the vault's `.d2lkb.toml`;
     `KnowledgeBase.sync` passes its config's). `workers`: processes that parse changed notes
     (default: one per core; 1 parses in this process). `follow_links`: read links that leave the
-    notes folder too (see `walk_notes`)."""
+    notes folder too (see `walk_notes`).
+
+    Reading, parsing and card matching happen before the write transaction, which holds the
+    database's write lock only for the writes: a review answered meanwhile (from another
+    connection) is not kept waiting for the parse. The write transaction first checks that
+    what the matching was based on (the notes' rows, the matched cards' identities) is still
+    what the KB holds; when another sync (or a purge) changed it, the sync starts again, and
+    the last of `ATTEMPTS` rounds matches inside the transaction."""
     started = time.perf_counter()
     if options is None and parse is None:
         from d2lkb.config import parse_options, vault_settings
 
         options = parse_options(vault_settings(notes_dir))
     now_i = int(now if now is not None else time.time())
-    report = SyncReport()
-    warnings = report.warnings
     notes_dir = Path(notes_dir)
     if not notes_dir.is_dir():
         raise FileNotFoundError(f"notes folder not found: {notes_dir}")
+    for attempt in range(1, ATTEMPTS + 1):
+        report = _sync_once(conn, notes_dir, now_i, on_progress, parse, options, workers, follow_links,
+                            locked_match=attempt == ATTEMPTS or conn.in_transaction)
+        if report is not None:
+            report.seconds = time.perf_counter() - started
+            return report
+    raise AssertionError("unreachable: the last attempt matches inside its transaction")
 
-    known = {path: (nid, size, mtime, digest) for nid, path, size, mtime, digest in
-             conn.execute("SELECT id, path, size, mtime_ns, hash FROM note")}
+
+def _note_rows(conn: sqlite3.Connection) -> list[tuple]:
+    return sorted(conn.execute("SELECT id, path, size, mtime_ns, hash FROM note"))
+
+
+def _sync_once(conn, notes_dir: Path, now_i: int, on_progress, parse, options, workers, follow_links: bool, *,
+               locked_match: bool) -> SyncReport | None:
+    """One round of `sync`; None when the KB changed under it (start again)."""
+    report = SyncReport()
+    warnings = report.warnings
+    # Another connection's commit changes `data_version`: read before anything else.
+    data_version = conn.execute("PRAGMA data_version").fetchone()[0]
+    note_rows = _note_rows(conn)
+    known = {path: (nid, size, mtime, digest) for nid, path, size, mtime, digest in note_rows}
     version = _parser_version(options)
     row = conn.execute("SELECT value FROM meta WHERE key = 'parser_version'").fetchone()
-    if known and (row is None or row[0] != version) and parse is None:
+    stored_version = row[0] if row is not None else None
+    if known and stored_version != version and parse is None:
         # This d2lkb reads notes differently from the one that built the KB: read every note
         # again (identity matching keeps every card's history).
         known = {path: (nid, -1, -1, "") for path, (nid, _size, _mtime, _digest) in known.items()}
@@ -548,6 +576,8 @@ def sync(
         # A first sync: no card has an identity to keep, so notes are written as they are parsed
         # (the pool parses the next files while this process writes).
         with transaction(conn):
+            if _note_rows(conn):
+                return None  # another sync made the first one meanwhile
             writer = _Writer(conn, now_i)
             for n, (f, outcome, digest, parsed, file_warnings) in enumerate(
                     _load_all(to_read, known, parse, options, workers), 1):
@@ -560,7 +590,6 @@ def sync(
             _resolve_links(conn)
             rebuild_decktotal(conn)
             _count(conn, report, version)
-        report.seconds = time.perf_counter() - started
         return report
 
     for n, (f, outcome, digest, parsed, file_warnings) in enumerate(_load_all(to_read, known, parse, options, workers), 1):
@@ -580,14 +609,23 @@ def sync(
     handled = {c[0].rel for c in changed} | {t[0].rel for t in touched} | keep
     removed.extend(f.rel for f in to_read if f.rel in known and f.rel not in handled)
 
+    plan = None
+    if (changed or removed) and not locked_match:
+        plan = _match(conn, known, changed, removed)  # outside the write lock
     with transaction(conn):
+        if not locked_match and conn.execute("PRAGMA data_version").fetchone()[0] != data_version:
+            # Another connection committed since the reads above: reviews leave what the
+            # matching used alone; another sync or a purge does not.
+            row = conn.execute("SELECT value FROM meta WHERE key = 'parser_version'").fetchone()
+            if (_note_rows(conn) != note_rows or (row[0] if row is not None else None) != stored_version
+                    or (plan is not None and _pool_rows(conn, plan.note_ids) != plan.rows)):
+                return None  # rolls back nothing: nothing was written yet
         for f, _digest in touched:
             conn.execute("UPDATE note SET size=?, mtime_ns=? WHERE path=?", (f.size, f.mtime_ns, f.rel))
         if changed or removed:
-            _apply(conn, known, changed, removed, now_i, report)
+            _apply(conn, known, changed, removed, now_i, report, plan or _match(conn, known, changed, removed))
             rebuild_decktotal(conn)
         _count(conn, report, version)
-    report.seconds = time.perf_counter() - started
     return report
 
 
@@ -609,20 +647,36 @@ def _count(conn: sqlite3.Connection, report: SyncReport, version: str = PARSER_V
     report.links = conn.execute("SELECT count(*) FROM link").fetchone()[0]
 
 
-def _apply(conn, known, changed, removed, now_i: int, report: SyncReport) -> None:
-    writer = _Writer(conn, now_i)
+@dataclass
+class _Plan:
+    """What card matching decided, and what it decided on (to check it is still so)."""
+
+    note_ids: list[int]  # notes whose cards were in the identity pool
+    rows: list[tuple]  # the pool's rows, as read (see `_pool_rows`)
+    old_active: set[int]  # pool cards that were not retired
+    matches: dict[int, int]  # index into the changed notes' cards -> old card id
+    spans: list[tuple[int, int]]  # per changed note: its cards' indexes
+
+
+def _pool_rows(conn: sqlite3.Connection, note_ids: list[int]) -> list[tuple]:
+    """The identity pool: cards of the given notes, and retired cards (sorted)."""
+    columns = "id, kind, reverse, prompt, context, path, retired_at, note_id"
+    rows = []
+    for chunk in range(0, len(note_ids), 500):
+        ids = note_ids[chunk:chunk + 500]
+        rows += conn.execute(f"SELECT {columns} FROM card WHERE note_id IN ({','.join('?' * len(ids))})", ids).fetchall()
+    rows += conn.execute(f"SELECT {columns} FROM card WHERE retired_at IS NOT NULL").fetchall()
+    return sorted(rows)
+
+
+def _match(conn, known, changed, removed) -> _Plan:
+    """Which card of the pool each card of the changed notes continues (`d2lkb.identity`)."""
     # Identity pool: cards of changed and removed notes, and retired cards.
-    pool_note_ids = [known[f.rel][0] for f, _, _ in changed if f.rel in known] + [known[p][0] for p in removed]
+    note_ids = [known[f.rel][0] for f, _, _ in changed if f.rel in known] + [known[p][0] for p in removed]
+    rows = _pool_rows(conn, note_ids)
     old: list[tuple[int, Fingerprint]] = []
     old_active: set[int] = set()
-    rows = []
-    for chunk in range(0, len(pool_note_ids), 500):
-        ids = pool_note_ids[chunk:chunk + 500]
-        rows += conn.execute(
-            f"SELECT id, kind, reverse, prompt, context, path, retired_at FROM card WHERE note_id IN ({','.join('?' * len(ids))})",
-            ids).fetchall()
-    rows += conn.execute("SELECT id, kind, reverse, prompt, context, path, retired_at FROM card WHERE retired_at IS NOT NULL").fetchall()
-    for cid, kind, reverse, prompt, context, path, retired_at in rows:
+    for cid, kind, reverse, prompt, context, path, retired_at, _note_id in rows:
         old.append((cid, Fingerprint(kind, bool(reverse), prompt, context, path)))
         if retired_at is None:
             old_active.add(cid)
@@ -633,6 +687,12 @@ def _apply(conn, known, changed, removed, now_i: int, report: SyncReport) -> Non
         new_fps.extend(_fingerprint(c, f.rel) for c in parsed.cards)
         spans.append((start, len(new_fps)))
     matches = match_cards(old, new_fps) if old else {}
+    return _Plan(note_ids, rows, old_active, matches, spans)
+
+
+def _apply(conn, known, changed, removed, now_i: int, report: SyncReport, plan: _Plan) -> None:
+    writer = _Writer(conn, now_i)
+    matches, old_active, spans = plan.matches, plan.old_active, plan.spans
     continued = set(matches.values())
     report.revived_cards = len(continued - old_active)
 

@@ -5,8 +5,9 @@
    Also a 5 MiB note of cloze paragraphs and a 5 MiB `aligned` block (one formula card
    per row), each against its own raw parse.
 2. Matching: a 1,000-note vault (bench/generate.py, 10 cards a note) synced, then every
-   note's questions reworded (basic and multi-line questions rewritten, cloze paragraphs
-   edited) and synced again; against a cold sync of the same reworded vault into a fresh KB.
+   note's questions and cloze deletions reworded (see `reword`: each such card reaches the
+   similarity stage) and synced again; against a cold sync of the same reworded vault into
+   a fresh KB.
    The matching stage alone (`d2lkb.identity.match_cards`) is timed too.
 
     python bench/bench_hostile.py                    # both, 3 runs each
@@ -64,16 +65,17 @@ def aligned_note(size: int) -> str:
 
 _QUESTION = re.compile(r"^What is (.+) number (\S+)\? ::", re.MULTILINE)
 _DEFINE = re.compile(r"^Define (\S+) (\S+)$", re.MULTILINE)
-_CLOZE = re.compile(r"^A (\S+) has ==behavior", re.MULTILINE)
+_CLOZE = re.compile(r"==behavior (\S+)== set by ==parameters (\S+)==", re.MULTILINE)
 
 
 def reword(text: str) -> str:
-    """Every question of a generated note said differently: `What is X number N?` ->
-    `Explain X (case N).`, `Define X N` -> `Give the meaning of X, N`, cloze paragraphs
-    edited around their deletions."""
-    text = _QUESTION.sub(r"Explain \1 (case \2). ::", text)
-    text = _DEFINE.sub(r"Give the meaning of \1, \2", text)
-    return _CLOZE.sub(r"Each \1 shows its ==behavior", text)
+    """Every card of a generated note said a little differently, so that every card goes
+    through the similarity stage of matching: `What is X number N?` -> `What exactly is X,
+    number N?`, `Define X N` -> `Define: X N`, the cloze deletions `behavior N` ->
+    `behaviour N` and `parameters N` -> `parameter values N`. Formula and code cards stay."""
+    text = _QUESTION.sub(r"What exactly is \1, number \2? ::", text)
+    text = _DEFINE.sub(r"Define: \1 \2", text)
+    return _CLOZE.sub(r"==behaviour \1== set by ==parameter values \2==", text)
 
 
 # -- 1. parse ----------------------------------------------------------------------------------------

@@ -283,7 +283,7 @@ def transaction(conn: sqlite3.Connection):
         else:
             conn.execute("RELEASE nested")
         return
-    conn.execute("BEGIN IMMEDIATE")
+    _begin(conn)
     try:
         yield conn
     except BaseException:
@@ -291,3 +291,19 @@ def transaction(conn: sqlite3.Connection):
         raise
     else:
         conn.execute("COMMIT")
+
+
+WRITE_WAIT_S = 300  # how long a write (an answer) waits for another's write transaction in all
+
+
+def _begin(conn: sqlite3.Connection) -> None:
+    """BEGIN IMMEDIATE, waiting for another connection's write transaction (a big sync's write
+    phase) past one `busy_timeout`, so that an answer is never refused because a sync runs."""
+    deadline = time.monotonic() + WRITE_WAIT_S
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                raise

@@ -255,13 +255,35 @@ def match_cards(old: Sequence[tuple[int, Fingerprint]], new: Sequence[Fingerprin
     context_index: dict[tuple, _Index] = {}
     prompt_grams = [_grams(o.prompt) for o in olds]
     prompt_sizes = [len(g) for g in prompt_grams]
-    context_sizes = [len(grams_of(o.context)) for o in olds]
+    context_sizes = [len(grams_of(o.context)) if o.kind == "cloze" else 0 for o in olds]
+    def fuzzy(c: _Old, n: _Old) -> tuple | None:
+        cloze = n.kind == "cloze"
+        if not _may_reach(n.prompt, c.prompt, CLOZE_PROMPT_SIMILARITY if cloze else PROMPT_SIMILARITY):
+            return None  # most candidates stop here, before difflib
+        ps = _similarity(n.prompt, c.prompt)
+        if ps >= PROMPT_SIMILARITY:
+            return (c.path == n.path, ps + _similarity(n.context, c.context))
+        if cloze and ps >= CLOZE_PROMPT_SIMILARITY and _may_reach(n.context, c.context, CLOZE_CONTEXT_SIMILARITY):
+            cs = _similarity(n.context, c.context)
+            if cs >= CLOZE_CONTEXT_SIMILARITY:
+                return (c.path == n.path, ps + cs)
+        return None
+
     for i, n in enumerate(news):
         if i in result:
             continue
         group = (n.kind, n.reverse)
         if group not in left:
             continue
+        score = lambda c, n=n: fuzzy(c, n)  # noqa: E731
+        own = per_file.get((n.kind, n.reverse, n.path), [])
+        if len(own) <= CANDIDATES:
+            # A small file: every card of it is compared, and one that passes wins over any
+            # card elsewhere (the same file first), so the index is not even asked.
+            found = best(own, score)
+            if found is not None:
+                take(i, found)
+                continue
         index = prompt_index.get(group)
         if index is None:
             index = prompt_index[group] = _Index((j, prompt_grams[j]) for j in left[group])
@@ -273,21 +295,7 @@ def match_cards(old: Sequence[tuple[int, Fingerprint]], new: Sequence[Fingerprin
                 index = context_index[group] = _Index((j, grams_of(olds[j].context)) for j in left[group])
             grams = grams_of(n.context)
             candidates += _closest(index.shared(grams, used), context_sizes, len(grams), olds, n.path)
-        own = per_file.get((n.kind, n.reverse, n.path), [])
-        if len(own) <= CANDIDATES:  # a small file: every card of it is compared
-            candidates += own
-
-        def fuzzy(c: _Old, p=n.path, pr=n.prompt, ctx=n.context, cloze=n.kind == "cloze"):
-            if not _may_reach(pr, c.prompt, CLOZE_PROMPT_SIMILARITY if cloze else PROMPT_SIMILARITY):
-                return None  # most candidates stop here, before difflib
-            ps = _similarity(pr, c.prompt)
-            if ps >= PROMPT_SIMILARITY:
-                return (c.path == p, ps + _similarity(ctx, c.context))
-            if cloze and ps >= CLOZE_PROMPT_SIMILARITY and _may_reach(ctx, c.context, CLOZE_CONTEXT_SIMILARITY):
-                cs = _similarity(ctx, c.context)
-                if cs >= CLOZE_CONTEXT_SIMILARITY:
-                    return (c.path == p, ps + cs)
-            return None
-
-        take(i, best(candidates, fuzzy))
+        mine = [j for j in candidates if olds[j].path == n.path]
+        found = best(mine, score)  # the same file first: a card of it that passes wins
+        take(i, found if found is not None else best([j for j in candidates if olds[j].path != n.path], score))
     return result

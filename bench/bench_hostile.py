@@ -38,6 +38,8 @@ sys.path.insert(0, str(HERE))
 from generate import generate  # noqa: E402
 from run import line, load, report, timed  # noqa: E402
 
+sys.path.insert(0, str(ROOT))  # run.py put this checkout first: the d2lkb measured is ROOT's
+
 
 # -- inputs ------------------------------------------------------------------------------------------
 def _fill(size: int, make, head: str = "#flashcards\n\n") -> str:
@@ -188,7 +190,9 @@ def main() -> None:
     only = set(args.only.split(","))
     import sqlite3
 
-    print(f"d2lkb hostile bench  {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  d2lkb from {ROOT}"
+    import d2lkb
+
+    print(f"d2lkb hostile bench  {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  d2lkb from {d2lkb.__file__}"
           f"  python {sys.version.split()[0]}  sqlite {sqlite3.sqlite_version}  cpus {os.cpu_count()}"
           f"  load {tuple(round(x, 1) for x in os.getloadavg())}")
     work = Path(tempfile.mkdtemp(prefix="d2lkb-hostile-"))

@@ -182,3 +182,27 @@ def test_a_kernel_without_namespaces_or_landlock_is_named_and_daemons_still_die(
     for layer in ("network namespace", "PID namespace", "user namespace", "filesystem restriction"):
         assert layer in notice, notice
     assert not sandbox_cases._running(marker), "a daemon outlived the sandbox"
+
+
+def test_a_checkout_under_tmp_still_runs_its_snippets(tmp_path: Path) -> None:
+    """/tmp is hidden inside the sandbox (servers' sockets): a d2lkb installed under it (a
+    clone in /tmp, as CI may make) must still be readable there, and a KB beside it must not."""
+    if not str(tmp_path).startswith(sandbox_ns.HIDDEN):
+        pytest.skip(f"the test's folder {tmp_path} is not under {sandbox_ns.HIDDEN}")
+    shutil.copytree(ROOT / "d2lkb", tmp_path / "d2lkb", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "site").mkdir()  # a library folder under /tmp (a virtualenv's site-packages), imported lazily
+    (tmp_path / "site" / "probe_module.py").write_text("WHERE = __file__\n")
+    (tmp_path / "kb.sqlite").write_bytes(b"SQLite format 3\x00" + bytes(100))
+    code = ("import d2lkb, probe_module\n"
+            f"print('ok' if d2lkb.__file__.startswith({str(tmp_path)!r}) else d2lkb.__file__)\n"
+            "try:\n    open(" + repr(str(tmp_path / "kb.sqlite")) + ", 'rb').read(16)\n    print('KB read')\n"
+            "except OSError as exc:\n    print('no KB:', type(exc).__name__)\n")
+    script = ("import sys\nfrom d2lkb.checks.snippets import SnippetRunner\nfrom d2lkb.model import Snippet\n"
+              "with SnippetRunner(device='cpu', timeout=60) as runner:\n"
+              f"    [r] = runner.run_note([Snippet('python', {code!r}, 1, None)])\n"
+              "print(r.status.value, repr(r.output), r.detail)\n")
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}:{tmp_path / 'site'}"}
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("passed 'ok\\nno KB:"), done.stdout + done.stderr

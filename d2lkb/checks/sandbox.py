@@ -154,7 +154,7 @@ def enter(
     if os.geteuid() == 0:
         namespaces = unshare(CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWNS, layers)
         private_shm(namespaces, limits, layers)
-        hide_sockets(namespaces, workdir, layers)
+        hide_sockets(namespaces, workdir, layers, read_paths())
         if others_can_read_python([p for p in read_paths() if p not in SYSTEM_READ]):
             drop_root(workdir, layers)
         else:
@@ -163,7 +163,7 @@ def enter(
     else:
         namespaces = unshare(CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWNS, layers)
         private_shm(namespaces, limits, layers)
-        hide_sockets(namespaces, workdir, layers)
+        hide_sockets(namespaces, workdir, layers, read_paths())
     die_with_parent(starter)  # again: a change of credentials cleared it
     pid_ns = CLONE_NEWPID in namespaces
     if not pid_ns:

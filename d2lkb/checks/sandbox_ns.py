@@ -11,6 +11,7 @@ import ctypes
 import os
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -142,15 +143,19 @@ HIDDEN = ("/tmp", "/var/tmp", "/run")  # where servers keep their sockets (tmux,
 _MS_BIND = 1 << 12
 
 
-def hide_sockets(namespaces: set[int], workdir: str, layers: Layers) -> None:
-    """Cover `HIDDEN` with empty tmpfs mounts, the run's folder bound back in place: Landlock
-    (up to ABI 7) does not govern connecting to a named unix socket, so a server's socket
-    there (a tmux session, an ssh agent) would be a way out. Only in a mount namespace."""
+def hide_sockets(namespaces: set[int], workdir: str, layers: Layers, keep: Iterable[str] = ()) -> None:
+    """Cover `HIDDEN` with empty tmpfs mounts, the run's folder and the folders in `keep` (what
+    the code may read: Python, its libraries, d2lkb's package, which may live under /tmp) bound
+    back in place: Landlock (up to ABI 7) does not govern connecting to a named unix socket, so
+    a server's socket there (a tmux session, an ssh agent) would be a way out. Only in a mount
+    namespace."""
     if CLONE_NEWNS not in namespaces:
         layers.missing.append("hiding of /tmp and /run (no mount namespace: named unix sockets there are reachable)")
         return
     libc = _libc()
-    keep = os.open(workdir, os.O_PATH | os.O_CLOEXEC)
+    wanted = sorted({workdir, *(p for p in keep if any(p.startswith(f + "/") for f in HIDDEN) and os.path.isdir(p))})
+    outer = [p for p in wanted if not any(p != q and p.startswith(q.rstrip("/") + "/") for q in wanted)]
+    fds = {path: os.open(path, os.O_PATH | os.O_CLOEXEC) for path in outer}
     try:
         hidden = []
         for folder in HIDDEN:
@@ -160,14 +165,16 @@ def hide_sockets(namespaces: set[int], workdir: str, layers: Layers) -> None:
                 layers.missing.append(f"hiding of {folder} ({os.strerror(ctypes.get_errno())})")
                 continue
             hidden.append(folder)
-            if workdir.startswith(folder.rstrip("/") + "/"):
-                os.makedirs(workdir, exist_ok=True)
-                if libc.mount(f"/proc/self/fd/{keep}".encode(), workdir.encode(), None, _MS_BIND, None) != 0:
-                    raise OSError(ctypes.get_errno(), f"cannot bind the run's folder back: {workdir}")
+            for path, fd in fds.items():
+                if path.startswith(folder.rstrip("/") + "/"):
+                    os.makedirs(path, exist_ok=True)
+                    if libc.mount(f"/proc/self/fd/{fd}".encode(), path.encode(), None, _MS_BIND, None) != 0:
+                        raise OSError(ctypes.get_errno(), f"cannot bind {path} back in place")
         if hidden:
             layers.active.append(f"{', '.join(hidden)} hidden")
     finally:
-        os.close(keep)
+        for fd in fds.values():
+            os.close(fd)
 
 
 def unshare(flags: int, layers: Layers) -> set[int]:

@@ -151,11 +151,12 @@ def enter(
     """
     layers = Layers()
     starter = os.getppid()
+    readable = read_paths()  # once: the mounts below hide /tmp, and the list costs a walk of sys.path
     if os.geteuid() == 0:
         namespaces = unshare(CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWNS, layers)
         private_shm(namespaces, limits, layers)
-        hide_sockets(namespaces, workdir, layers, read_paths())
-        if others_can_read_python([p for p in read_paths() if p not in SYSTEM_READ]):
+        hide_sockets(namespaces, workdir, layers, readable)
+        if others_can_read_python([p for p in readable if p not in SYSTEM_READ]):
             drop_root(workdir, layers)
         else:
             process_cgroup(limits.processes, layers)
@@ -163,7 +164,7 @@ def enter(
     else:
         namespaces = unshare(CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWNS, layers)
         private_shm(namespaces, limits, layers)
-        hide_sockets(namespaces, workdir, layers, read_paths())
+        hide_sockets(namespaces, workdir, layers, readable)
     die_with_parent(starter)  # again: a change of credentials cleared it
     pid_ns = CLONE_NEWPID in namespaces
     if not pid_ns:
@@ -178,7 +179,7 @@ def enter(
         die_with_parent(None if pid_ns else parent)
         os.setsid()
         _limit(limits, layers)
-        _restrict(workdir, layers, tcp=CLONE_NEWNET in namespaces)
+        _restrict(readable, workdir, layers, tcp=CLONE_NEWNET in namespaces)
         if pid_ns:  # this is the namespace's init: the code runs in a child of it
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             pid = os.fork()
@@ -220,8 +221,8 @@ def _limit(limits: Limits, layers: Layers) -> None:
     layers.active.append(f"files up to {limits.file_bytes // 2**20} MiB, {limits.processes} processes")
 
 
-def _restrict(workdir: str, layers: Layers, *, tcp: bool) -> None:
-    done = landlock.restrict(read_paths(), [workdir, *layers.writable], device_paths(), tcp=tcp)
+def _restrict(readable: list[str], workdir: str, layers: Layers, *, tcp: bool) -> None:
+    done = landlock.restrict(readable, [workdir, *layers.writable], device_paths(), tcp=tcp)
     if done.abi:
         layers.active.append(f"Landlock ABI {done.abi}")
     layers.missing += done.missing

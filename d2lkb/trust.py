@@ -20,6 +20,8 @@ import tomllib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from d2lkb.locks import file_lock
+
 ENV_VAR = "D2LKB_CONFIG_HOME"
 FILE_NAME = "trust.toml"
 _HEADER = (
@@ -114,17 +116,8 @@ def _locked() -> Iterator[Path]:
     """The trust file, with an exclusive lock held on its side file (one writer at a time)."""
     file = trust_file()
     file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(file.parent / (FILE_NAME + ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        try:
-            import fcntl
-
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except ImportError:  # pragma: no cover - not POSIX
-            pass
+    with file_lock(file.parent / (FILE_NAME + ".lock"), 0o600):
         yield file
-    finally:
-        os.close(fd)
 
 
 def _write(file: Path, folders: list[str]) -> None:

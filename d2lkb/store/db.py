@@ -11,9 +11,11 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from urllib.parse import quote
+
+from d2lkb.locks import file_lock
 
 
 class KBError(Exception):
@@ -251,18 +253,10 @@ def sync_lock(db_path: Path | str):
     once (several commands run on a new KB) would both add the same notes. Readers and answers
     never take this lock. Released by the OS if the process dies. Where the lock file cannot be
     made (a read-only folder), the sync goes on without it."""
-    import fcntl
-
-    try:
-        fd = os.open(f"{db_path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    except OSError:
+    with ExitStack() as stack:
+        with suppress(OSError):  # the lock file cannot be made: go on without it
+            stack.enter_context(file_lock(f"{db_path}.lock"))
         yield
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
 
 
 @contextmanager

@@ -180,6 +180,18 @@ def bench_match(work: Path, n_notes: int, runs: int) -> None:
     line("cards keeping their id / retired (last run)", f"{kept:,} / {retired:,} (revived {revived})")
 
 
+def _measured(package_file: str) -> str:
+    """Which d2lkb is measured: its checkout's commit, and whether it is this bench's checkout
+    (`D2LKB_BENCH_ROOT` points at another), without printing a machine's paths."""
+    import subprocess
+
+    root = Path(package_file).resolve().parents[1]
+    done = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    commit = done.stdout.strip() or "(not a git checkout)"
+    here = root == Path(__file__).resolve().parents[1]
+    return f"at {commit} ({'this checkout' if here else 'another checkout'})"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default="parse,match")
@@ -192,7 +204,7 @@ def main() -> None:
 
     import d2lkb
 
-    print(f"d2lkb hostile bench  {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  d2lkb from {d2lkb.__file__}"
+    print(f"d2lkb hostile bench  {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  d2lkb {_measured(d2lkb.__file__)}"
           f"  python {sys.version.split()[0]}  sqlite {sqlite3.sqlite_version}  cpus {os.cpu_count()}"
           f"  load {tuple(round(x, 1) for x in os.getloadavg())}")
     work = Path(tempfile.mkdtemp(prefix="d2lkb-hostile-"))

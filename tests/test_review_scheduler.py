@@ -118,6 +118,26 @@ def test_preview_equals_answer_without_fuzz(n):
         assert preview[g] == timedelta(seconds=scheduler.answer(s, g, at, NO_FUZZ).due - int(at.timestamp()))
 
 
+def test_kept_previews_equal_fsrs_for_any_card_at_any_time():
+    """`preview` keeps its results keyed on the schedule and the whole days since the last review:
+    at every time of day, late or early, and with other cards asked in between, what it returns is
+    what the scheduler gives a card answered then (fsrs reads time only as whole days)."""
+    rng = random.Random(12)
+    cards = [Schedule(due=int(T0.timestamp()))]
+    for grades in ([3], [1], [3, 3], [3, 3, 3], [3, 3, 3, 1], [2, 4, 3]):
+        cards.append(run_history(grades)[2][-1])
+    for _ in range(60):  # many `now`s share a key (same card, same whole days elapsed)
+        s = rng.choice(cards)
+        at = datetime.fromtimestamp(s.due, UTC) + timedelta(seconds=rng.randint(-3 * 86400, 40 * 86400))
+        got = scheduler.preview(s, at, NO_FUZZ)
+        for g in Grade:
+            assert got[g] == timedelta(seconds=scheduler.answer(s, g, at, NO_FUZZ).due - int(at.timestamp()))
+    other = ReviewConfig(fuzz=False, learning_steps=(timedelta(minutes=3),))  # another scheduler: its own entries
+    new = cards[0]
+    assert scheduler.preview(new, T0, other)[Grade.AGAIN] == timedelta(minutes=3)
+    assert scheduler.preview(new, T0, NO_FUZZ)[Grade.AGAIN] == timedelta(minutes=1)
+
+
 def test_preview_ignores_fuzz_and_fuzz_stays_near_it():
     *_, schedules = run_history(GOLDEN_GRADES[:4])  # a review card with a 46-day interval
     s = schedules[-1]

@@ -113,9 +113,12 @@ def build_scheduler(config: ReviewConfig, parameters: Sequence[float] | None = N
 
     `fuzz` overrides `config.fuzz` (previews use a fuzz-free scheduler).
     """
-    return _scheduler(tuple(parameters) if parameters is not None else None, config.desired_retention,
-                      tuple(config.learning_steps), tuple(config.relearning_steps), config.maximum_interval,
-                      config.fuzz if fuzz is None else fuzz)
+    return _scheduler(*_scheduler_key(config, parameters, config.fuzz if fuzz is None else fuzz))
+
+
+def _scheduler_key(config: ReviewConfig, parameters: Sequence[float] | None, fuzz: bool) -> tuple:
+    return (tuple(parameters) if parameters is not None else None, config.desired_retention,
+            tuple(config.learning_steps), tuple(config.relearning_steps), config.maximum_interval, fuzz)
 
 
 def answer(fields: Schedule, grade: Grade | int, now: datetime, config: ReviewConfig | None = None,
@@ -127,13 +130,26 @@ def answer(fields: Schedule, grade: Grade | int, now: datetime, config: ReviewCo
 def preview(fields: Schedule, now: datetime, config: ReviewConfig | None = None,
             parameters: Sequence[float] | None = None) -> dict[Grade, timedelta]:
     """Interval each grade would give at `now`, without fuzz (so it equals `answer` when fuzz is off)."""
-    scheduler = build_scheduler(config or ReviewConfig(), parameters, fuzz=False)
+    config = config or ReviewConfig()
     at = utc_seconds(now)
-    at_s = _ts(at)
-    card = fields.to_fsrs()  # review_card copies its input, so one card serves all four grades
-    return {g: timedelta(seconds=_ts(scheduler.review_card(card, _RATINGS[g], at)[0].due) - at_s) for g in Grade}
+    # fsrs reads the time only as whole days since the last review (`(now - last_review).days`)
+    # and adds the interval to `now`: the intervals are a function of these fields alone.
+    elapsed = None if fields.last_review is None else (_ts(at) - fields.last_review) // 86400
+    key = (_scheduler_key(config, parameters, False), fields.state, fields.step, fields.stability, fields.difficulty, elapsed)
+    found = _PREVIEWS.get(key)
+    if found is None:
+        scheduler = build_scheduler(config, parameters, fuzz=False)
+        at_s = _ts(at)
+        card = fields.to_fsrs()  # review_card copies its input, so one card serves all four grades
+        found = {g: timedelta(seconds=_ts(scheduler.review_card(card, _RATINGS[g], at)[0].due) - at_s) for g in Grade}
+        if len(_PREVIEWS) >= _PREVIEWS_KEPT:
+            _PREVIEWS.clear()
+        _PREVIEWS[key] = found
+    return dict(found)
 
 
+_PREVIEWS: dict[tuple, dict[Grade, timedelta]] = {}  # new cards all share one entry; most others are one-offs
+_PREVIEWS_KEPT = 4096
 _RATINGS = {g: Rating(int(g)) for g in Grade}
 
 

@@ -51,8 +51,14 @@ def _v4_decks_and_covering_indexes(conn: sqlite3.Connection) -> None:
     migrate_decks(conn)
 
 
+def _v5_one_index_of_review_days(conn: sqlite3.Connection) -> None:
+    """Version 5: the review log's index on `reviewed_at` alone goes; `ix_reviewlog_day` (reviewed_at,
+    state_before, rating) serves the same lookups, and each answer wrote both."""
+    conn.execute("DROP INDEX IF EXISTS ix_reviewlog_reviewed_at")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create_v1, _v2_import_log, _v3_formula_blocks,
-                                                          _v4_decks_and_covering_indexes]
+                                                          _v4_decks_and_covering_indexes, _v5_one_index_of_review_days]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -61,6 +67,7 @@ class KBConnection(sqlite3.Connection):
 
     read_only = False
     path: Path | None = None
+    on_commit: Callable[[], None] | None = None  # called after each `transaction()` commits
 
 
 def _pragmas(conn: sqlite3.Connection) -> None:
@@ -285,6 +292,9 @@ def transaction(conn: sqlite3.Connection):
         raise
     else:
         conn.execute("COMMIT")
+        hook = getattr(conn, "on_commit", None)
+        if hook is not None:
+            hook()
 
 
 WRITE_WAIT_S = 300  # how long a write (an answer) waits for another's write transaction in all

@@ -16,6 +16,7 @@ from pathlib import Path
 from d2lkb.config import Config
 from d2lkb.store import graph
 from d2lkb.store.cards import CardsMixin
+from d2lkb.store.checkpoint import BACKSTOP_PAGES, Checkpointer
 from d2lkb.store.checks import ChecksMixin
 from d2lkb.store.db import KBError, connect, sync_lock
 from d2lkb.store.deckstats import DeckStatsMixin
@@ -44,8 +45,16 @@ class KnowledgeBase(ImportMixin, StudyMixin, CardsMixin, DeckStatsMixin, ReviewM
         # sqlite3 connections may be shared across threads (check_same_thread=False) but not used
         # concurrently; the TUI's workers serialise on this lock.
         self.lock = threading.RLock()
+        # WAL checkpoints run on a thread of their own, not inside an answer's commit (checkpoint.py).
+        self.checkpointer: Checkpointer | None = None
+        if not self.read_only and str(config.db_path) != ":memory:":
+            self.checkpointer = Checkpointer(Path(config.db_path))
+            self.conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
+            self.conn.on_commit = self.checkpointer.committed
 
     def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.close()
         self.conn.close()
 
     def __enter__(self) -> KnowledgeBase:

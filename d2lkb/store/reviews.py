@@ -28,7 +28,6 @@ from d2lkb.review.queue import LEARN_AHEAD, Candidate, DayLimits, Queue, build_q
 from d2lkb.review.types import AnswerResult, CardState, CardView, DeckCount, DueCounts, Grade, SessionSummary
 from d2lkb.store.db import transaction
 from d2lkb.store.decks import set_tagset
-from d2lkb.store.graph import latest_status
 from d2lkb.store.sync import refresh_card_meta
 
 if TYPE_CHECKING:
@@ -82,9 +81,22 @@ def _utc(ts: int) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
+# A card as `ReviewMixin.card` shows it: the row, the note's title, the card document's check hash and
+# the latest result for it (status, detail: the newest row of `checkresult`, as `graph.latest_status`).
+_CARD_VIEW = (
+    "SELECT c.id, c.kind, c.front, c.back, c.path, c.line, coalesce(n.title, ''), c.state, c.due,"
+    " c.reps, c.lapses, c.suspended, c.buried_until, c.leech, c.retired_at, d.check_hash, r.status, r.detail"
+    " FROM card c LEFT JOIN note n ON n.id = c.note_id"
+    " LEFT JOIN doc d ON d.id = (SELECT id FROM doc WHERE kind = 'card' AND card_id = c.id LIMIT 1)"
+    " LEFT JOIN checkresult r ON r.id = (SELECT id FROM checkresult WHERE check_hash = d.check_hash"
+    " ORDER BY checked_at DESC, id DESC LIMIT 1)"
+    " WHERE c.id = ?")
+
+
 class ReviewMixin:
     conn: sqlite3.Connection
     config: Config
+    _day_kept: tuple | None = None  # the last `_day` asked for and its answer
     lock: AbstractContextManager
     # Time zone of the review day (None: the machine's local zone).
     review_tz: tzinfo | None = None
@@ -100,7 +112,13 @@ class ReviewMixin:
         return utc_seconds(self.now())
 
     def _day(self, now: datetime) -> tuple[datetime, datetime]:
-        return day_bounds(now, self.config.review.day_starts_at, self.review_tz)
+        key = (now, self.config.review.day_starts_at, self.review_tz)
+        kept = self._day_kept  # an answer asks several times for the same second
+        if kept is not None and kept[0] == key:
+            return kept[1]
+        bounds = day_bounds(now, self.config.review.day_starts_at, self.review_tz)
+        self._day_kept = (key, bounds)
+        return bounds
 
     def _limits(self, day: tuple[datetime, datetime]) -> DayLimits:
         new_done, reviews_done = self.conn.execute(
@@ -334,23 +352,19 @@ class ReviewMixin:
     def card(self, card_id: int) -> CardView:
         """A card as shown for review, with its note title, tags and latest check status."""
         with self.lock:
-            row = self.conn.execute(
-                "SELECT c.id, c.kind, c.front, c.back, c.path, c.line, coalesce(n.title, ''), c.state, c.due,"
-                " c.reps, c.lapses, c.suspended, c.buried_until, c.leech, c.retired_at"
-                " FROM card c LEFT JOIN note n ON n.id = c.note_id WHERE c.id = ?", (card_id,)).fetchone()
+            # One statement for the row, its note's title and its latest check (status and detail
+            # as two columns of the same result row: `_CARD_CHECK`), one for its tags.
+            row = self.conn.execute(_CARD_VIEW, (card_id,)).fetchone()
             if row is None:
                 raise ValueError(f"no card with id {card_id}")
             (cid, kind, front, back, path, line, title, state, due, reps, lapses, suspended, buried_until, leech,
-             retired_at) = row
+             retired_at, check_hash, checked_status, checked_detail) = row
             tags = tuple(r[0] for r in self.conn.execute(
                 "SELECT tag.display FROM cardtag JOIN tag ON tag.id = cardtag.tag_id WHERE cardtag.card_id = ?"
                 " ORDER BY tag.name", (cid,)))
             status, detail = None, ""
-            doc = self.conn.execute("SELECT check_hash FROM doc WHERE kind = 'card' AND card_id = ? LIMIT 1",
-                                    (cid,)).fetchone()
-            if doc and doc[0]:
-                found = latest_status(self.conn, doc[0])
-                status, detail = found if found else ("unchecked", "")
+            if check_hash:
+                status, detail = (checked_status, checked_detail) if checked_status is not None else ("unchecked", "")
             now = int(self._now().timestamp())
             return CardView(cid, kind, front, back, path, line, title, tags, CardState(state), _utc(due),
                             reps=reps, lapses=lapses, suspended=bool(suspended),

@@ -142,9 +142,15 @@ class ReviewScreen(Screen):
     def _fetch(self, card: CardView | None = None) -> tuple[CardView | None, DueCounts | int, dict, str, CardFaces | None]:
         """(card, counts or cards left, previews, check Markdown, the card rendered): `card` or the next one.
         In a worker thread: the UI thread only swaps texts."""
+        card, counts, previews, check = self._fetch_engine(card)
+        return card, counts, previews, check, card_faces(card, check) if card is not None else None
+
+    def _fetch_engine(self, card: CardView | None = None) -> tuple[CardView | None, DueCounts | int, dict, str]:
+        """What the KB says for `card` or the next one: (card, counts or cards left, interval previews,
+        check Markdown); `_fetch` without the rendering."""
         kb = self.app.kb
         if not self._prepare():
-            return None, 0, {}, "", None
+            return None, 0, {}, ""
         query = self.session.resolved or self.session.query
         pending = self.session.pending
         if card is None and pending is not None:
@@ -165,7 +171,7 @@ class ReviewScreen(Screen):
         check = ""
         if card is not None and card.check_status in FAILING:
             check = check_markdown(card, kb.check_result(card.id))
-        return card, counts, previews, check, card_faces(card, check) if card is not None else None
+        return card, counts, previews, check
 
     @work(thread=True, exclusive=True, group="review", exit_on_error=False)
     def load_next(self) -> None:

@@ -42,3 +42,17 @@ def test_text_is_never_read_as_markup():
     content = markdown_content("[bold]not markup[/bold] and $var and [link](x)")
     assert "[bold]not markup[/bold]" in content.plain and "$var" in content.plain
     assert markdown_content("").plain == "" and markdown_content("  \n").plain == ""
+
+
+def test_code_highlighting_is_textuals_own_with_the_lexer_kept():
+    """The kept lexers give exactly what `textual.highlight.highlight` gives, for a known language,
+    an unknown one (plain text) and tabs, also when asked again (the lexer reused)."""
+    from textual.highlight import highlight
+
+    from d2lkb.tui.cardtext import _highlight
+
+    cases = [("python", "import torch\nx = torch.ones(3)  # ones\nprint(x.sum())\n"),
+             ("bash", "echo $HOME | grep -c x"), ("no-such-language", "a\tb c"), ("python", "def f():\n\treturn 1")]
+    for language, code in cases * 2:
+        got, want = _highlight(code, language), highlight(code, language=language)
+        assert (got.plain, got.spans) == (want.plain, want.spans)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from functools import lru_cache
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
@@ -90,6 +91,41 @@ def _code_box(code: Content) -> Content:
     return Content("\n").join(boxed).stylize_before(CODE_BLOCK)
 
 
+@lru_cache(maxsize=64)
+def _lexer(language: str):
+    """Pygments' lexer for a fence's language (plain text if it knows none). Kept: looking one up
+    by name costs more than highlighting a card's code with it."""
+    from pygments.lexers import get_lexer_by_name
+    from pygments.util import ClassNotFound
+
+    try:
+        return get_lexer_by_name(language, stripnl=False, ensurenl=True, tabsize=8)
+    except ClassNotFound:
+        return get_lexer_by_name("text", stripnl=False, ensurenl=True, tabsize=8)
+
+
+def _highlight(code: str, language: str) -> Content:
+    """`code` highlighted as `textual.highlight.highlight` does (its theme's styles, theme
+    variables), with the lexer kept per language."""
+    from textual.content import Span
+    from textual.highlight import HighlightTheme
+
+    code = "\n".join(code.splitlines())
+    styles = HighlightTheme.STYLES
+    spans: list[Span] = []
+    start = 0
+    for token_type, text in _lexer(language).get_tokens(code):
+        end = start + len(text)
+        kind = token_type
+        while kind is not None:
+            if style := styles.get(kind):
+                spans.append(Span(start, end, style))
+                break
+            kind = kind.parent
+        start = end
+    return Content(code, spans=spans).stylize_before("$text")
+
+
 def _styled(text: str, styles: list[str]) -> Content:
     return Content.styled(text, " ".join(styles)) if styles else Content(text)
 
@@ -131,10 +167,8 @@ class _Renderer:
         if kind in ("fence", "code_block"):
             code = token.content.rstrip("\n")
             language = token.info.split()[0] if kind == "fence" and token.info.strip() else ""
-            if language:  # syntax highlighting, with Textual's own highlighter (theme variables)
-                from textual.highlight import highlight
-
-                return _code_box(highlight(code, language=language))
+            if language:
+                return _code_box(_highlight(code, language))
             return _code_box(Content(code))
         if kind in ("html_block",):
             return Content(token.content.rstrip("\n"))

@@ -18,6 +18,7 @@ import collections
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -60,6 +61,48 @@ def cause(detail: str) -> str:
     return detail[:90].strip(" (;")
 
 
+def measure(corpus: Path, runs: int = 3, jobs: int = 0,
+            cpu: list[float] | None = None) -> tuple[list[float], list[float], list[float], list[dict]]:
+    """`runs` times on a fresh KB over a copy of `corpus`: `d2lkb sync`, then `d2lkb check` cold and
+    again (cached). (cold seconds, cached seconds, load before each run, the last run's formula
+    rows); `cpu` gets the cold checks' CPU time (all the processes they ran)."""
+    cold, cached, loads = [], [], []
+    results: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="d2lkb-book-") as tmp:
+        notes = Path(tmp) / "book"
+        shutil.copytree(corpus, notes)
+        flags = ["-j", str(jobs)] if jobs else []
+        for run in range(runs):
+            kb = Path(tmp) / f"kb{run}"
+            _, synced = d2lkb(kb, notes, "sync", "--json")
+            if synced.returncode != 0:
+                raise RuntimeError(f"sync failed: {synced.stdout}{synced.stderr}")
+            loads.append(os.getloadavg()[0])
+            c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            seconds, first = d2lkb(kb, notes, "check", "--json", *flags)
+            c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            if cpu is not None:
+                cpu.append(c1.ru_utime - c0.ru_utime + c1.ru_stime - c0.ru_stime)
+            cold.append(seconds)
+            try:
+                report = json.loads(first.stdout)
+            except json.JSONDecodeError:
+                raise RuntimeError(f"run {run + 1}: check printed no JSON report (exit {first.returncode})\n"
+                                   f"{first.stderr[-2000:]}") from None
+            again_seconds, again = d2lkb(kb, notes, "check", "--json", *flags)
+            cached.append(again_seconds)
+            again_report = json.loads(again.stdout)
+            results = [r for r in report["results"] if r["kind"] == "formula"]
+            again_formulas = [r for r in again_report["results"] if r["kind"] == "formula"]
+            changed = sum(a["status"] != b["status"] for a, b in zip(
+                sorted(results, key=lambda r: (r["path"], r["line"])),
+                sorted(again_formulas, key=lambda r: (r["path"], r["line"])), strict=True))
+            counts = collections.Counter(r["status"] for r in results)
+            print(f"run {run + 1}: cold {seconds:.1f} s, cached {again_seconds:.2f} s, load {loads[-1]:.2f}, "
+                  f"exit {first.returncode}, {dict(counts)}, cached run changed {changed} statuses", flush=True)
+    return cold, cached, loads, results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
@@ -70,37 +113,11 @@ def main() -> int:
     if not args.corpus.is_dir():
         print(f"no corpus at {args.corpus}", file=sys.stderr)
         return 2
-    cold, cached, loads = [], [], []
-    results: list[dict] = []
-    with tempfile.TemporaryDirectory(prefix="d2lkb-book-") as tmp:
-        notes = Path(tmp) / "book"
-        shutil.copytree(args.corpus, notes)
-        jobs = ["-j", str(args.jobs)] if args.jobs else []
-        for run in range(args.runs):
-            kb = Path(tmp) / f"kb{run}"
-            _, synced = d2lkb(kb, notes, "sync", "--json")
-            if synced.returncode != 0:
-                print(synced.stdout, synced.stderr, file=sys.stderr)
-                return 1
-            loads.append(os.getloadavg()[0])
-            seconds, first = d2lkb(kb, notes, "check", "--json", *jobs)
-            cold.append(seconds)
-            try:
-                report = json.loads(first.stdout)
-            except json.JSONDecodeError:
-                print(f"run {run + 1}: check printed no JSON report (exit {first.returncode})\n{first.stderr[-2000:]}")
-                return 1
-            again_seconds, again = d2lkb(kb, notes, "check", "--json", *jobs)
-            cached.append(again_seconds)
-            again_report = json.loads(again.stdout)
-            results = [r for r in report["results"] if r["kind"] == "formula"]
-            again_formulas = [r for r in again_report["results"] if r["kind"] == "formula"]
-            changed = sum(a["status"] != b["status"] for a, b in zip(
-                sorted(results, key=lambda r: (r["path"], r["line"])),
-                sorted(again_formulas, key=lambda r: (r["path"], r["line"])), strict=True))
-            counts = collections.Counter(r["status"] for r in results)
-            print(f"run {run + 1}: cold {seconds:.1f} s, cached {again_seconds:.2f} s, load {loads[-1]:.2f}, "
-                  f"exit {first.returncode}, {dict(counts)}, cached run changed {changed} statuses")
+    try:
+        cold, cached, loads, results = measure(args.corpus, args.runs, args.jobs)
+    except RuntimeError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     total = len(results)
     counts = collections.Counter(r["status"] for r in results)
     print(f"\nD2L book ({_shown(args.corpus)}): {total} formula rows")

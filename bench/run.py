@@ -5,7 +5,7 @@ reader can tell the machine's speed apart from the code's. Wall-clock percentile
 machine include the time other processes held the cores: search also reports the CPU time
 of the searching thread.
 
-    python bench/run.py                       # sync, search, cli, review (about 20 min on 2 cores)
+    python bench/run.py                       # sync, search, cli, review, book (about 25 min on 2 cores)
     python bench/run.py --only sync,search --notes 2000
     python bench/run.py --only checks         # the check benchmarks (bench_checks.py)
 
@@ -244,10 +244,34 @@ def bench_cli(kb_dir: Path, vault: Path) -> None:
                [a / b for a, b in zip(cpu[label], helps_cpu, strict=True)], goal="goal <= 1.5", before=before)
 
 
+# -- the D2L book --------------------------------------------------------------------------------------
+def bench_book() -> None:
+    """The whole D2L book checked by the CLI, cold (fresh KB) and unchanged (cached), as
+    `book_report.py` does it; the formula rows' statuses beside the time."""
+    import collections
+
+    from book_report import DEFAULT_CORPUS, measure
+
+    if not DEFAULT_CORPUS.is_dir():
+        line("D2L book check", "skipped", f"(no corpus at {DEFAULT_CORPUS})")
+        return
+    print(f"\n== the D2L book: `d2lkb sync`, then `d2lkb check` cold and cached, {RUNS} fresh KBs")
+    before = load()
+    cpu: list[float] = []
+    cold, cached, _loads, rows = measure(DEFAULT_CORPUS, RUNS, cpu=cpu)
+    counts = collections.Counter(r["status"] for r in rows)
+    shown = ", ".join(f"{k} {v}" for k, v in counts.most_common())
+    report(f"D2L book check, cold ({len(rows)} formula rows: {shown})", cold, unit=" s", goal="goal <= 60 s",
+           before=before)
+    report("    same, CPU time of the processes", cpu, unit=" s", before=before)
+    report("D2L book check, unchanged (cached)", cached, unit=" s", before=before)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--notes", type=int, default=10_000, help="synthetic notes (10 cards each)")
-    ap.add_argument("--only", default="sync,search,cli,review")
+    ap.add_argument("--only", default="sync,search,cli,review,book",
+                    help="sections: sync, search, cli, review, book (the D2L book's check), checks")
     ap.add_argument("--keep", type=Path, help="keep the generated vaults and KBs in this folder")
     args = ap.parse_args()
     only = set(args.only.split(","))
@@ -273,6 +297,8 @@ def main() -> None:
             from bench_checks import bench_checks
 
             bench_checks(work)
+        if "book" in only:
+            bench_book()
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

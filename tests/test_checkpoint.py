@@ -1,5 +1,5 @@
 """WAL checkpoints on the KB's own thread (store/checkpoint.py): answers reach the database file
-itself, nothing is lost when the thread stops, and the review log's index migration (version 5)."""
+itself, nothing is lost when the thread stops; and schema version 5 (two indexes fewer per answer)."""
 
 from __future__ import annotations
 
@@ -62,18 +62,20 @@ def test_answers_between_checkpoints_stay_committed(make_kb, notes_dir, tmp_path
     assert _file_only(again.config.db_path, "SELECT count(*) FROM reviewlog") == 5  # the last close checkpointed
 
 
-def test_version_4_kb_loses_the_redundant_review_log_index(make_kb, notes_dir):
+def test_version_4_kb_loses_two_indexes_each_answer_wrote(make_kb, notes_dir):
     kb = _kb_with_cards(make_kb, notes_dir, n=2)
     path = kb.config.db_path
     kb.close()
     conn = sqlite3.connect(path)
     conn.execute("CREATE INDEX ix_reviewlog_reviewed_at ON reviewlog (reviewed_at)")
+    conn.execute("CREATE INDEX IF NOT EXISTS ix_card_due ON card (retired_at, suspended, due)")
     conn.execute("PRAGMA user_version = 4")
     conn.commit()
     conn.close()
     kb = make_kb(notes_dir)
     names = {r[0] for r in kb.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert "ix_reviewlog_reviewed_at" not in names and "ix_reviewlog_day" in names
+    assert "ix_card_due" not in names and "ix_card_sched" in names
     assert kb.conn.execute("PRAGMA user_version").fetchone()[0] == db.SCHEMA_VERSION >= 5
     kb.answer(kb.next_card().id, Grade.GOOD)  # the day's limits read the remaining index
     assert kb.due_counts().new == 1  # one new card answered today, one left

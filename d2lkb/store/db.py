@@ -51,14 +51,17 @@ def _v4_decks_and_covering_indexes(conn: sqlite3.Connection) -> None:
     migrate_decks(conn)
 
 
-def _v5_one_index_of_review_days(conn: sqlite3.Connection) -> None:
-    """Version 5: the review log's index on `reviewed_at` alone goes; `ix_reviewlog_day` (reviewed_at,
-    state_before, rating) serves the same lookups, and each answer wrote both."""
+def _v5_fewer_indexes_per_answer(conn: sqlite3.Connection) -> None:
+    """Version 5: two indexes every answer wrote go. `ix_reviewlog_day` (reviewed_at, state_before,
+    rating) serves the lookups of the review log's index on `reviewed_at` alone; the queue's index
+    `ix_card_sched` (state, due, ...) serves those of `ix_card_due` (retired_at, suspended, due),
+    whose entries an answer moved across the whole index (queries ask `state IN (...)`)."""
     conn.execute("DROP INDEX IF EXISTS ix_reviewlog_reviewed_at")
+    conn.execute("DROP INDEX IF EXISTS ix_card_due")
 
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create_v1, _v2_import_log, _v3_formula_blocks,
-                                                          _v4_decks_and_covering_indexes, _v5_one_index_of_review_days]
+                                                          _v4_decks_and_covering_indexes, _v5_fewer_indexes_per_answer]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -78,7 +78,7 @@ class DeckStatsMixin:
             stops = [int(s.timestamp()) for s in starts[1:]]
             counts = [0] * days
             for (due,) in self.conn.execute(
-                f"SELECT due FROM card WHERE {live} AND suspended = 0 AND state != 0 AND due < :end",
+                f"SELECT due FROM card WHERE state IN (1, 2, 3) AND due < :end AND {live} AND suspended = 0",
                 params | {"end": stops[-1]}):
                 counts[next(i for i, s in enumerate(stops) if due < s)] += 1
             out.forecast = [(s.date(), n) for s, n in zip(starts, counts, strict=False)]
@@ -108,7 +108,7 @@ class DeckStatsMixin:
             ivl = [0] * len(INTERVAL_BUCKETS)
             diff = [0] * len(DIFFICULTY_BUCKETS)
             for due, last, difficulty in self.conn.execute(
-                f"SELECT due, last_review, difficulty FROM card WHERE {live} AND state != 0 AND suspended = 0",
+                f"SELECT due, last_review, difficulty FROM card WHERE state IN (1, 2, 3) AND {live} AND suspended = 0",
                 params):
                 if last is not None:
                     days_ = (due - last) / 86400

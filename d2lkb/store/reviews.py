@@ -636,7 +636,7 @@ class ReviewMixin:
             stops = [int(s.timestamp()) for s in self._day_starts(1, days)]
             out = [0] * days
             for (due,) in self.conn.execute(
-                f"SELECT due FROM card WHERE {_LIVE} AND suspended = 0 AND state != 0 AND due < ?", (stops[-1],)
+                f"SELECT due FROM card WHERE state IN (1, 2, 3) AND due < ? AND {_LIVE} AND suspended = 0", (stops[-1],)
             ):
                 out[_index(stops, due)] += 1
             return out

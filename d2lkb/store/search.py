@@ -144,8 +144,9 @@ class _Compiler:
                       "week": end + timedelta(days=6)}.get(value)
             if cutoff is None:
                 cutoff = end + timedelta(days=int(value))
-            return (f"d.card_id IN (SELECT id FROM card WHERE retired_at IS NULL AND suspended = 0 "
-                    f"AND due < {self.bind(int(cutoff.timestamp()))})")
+            # `state IN (...)`: each state's range of the queue's index (ix_card_sched), which holds the rest
+            return (f"d.card_id IN (SELECT id FROM card WHERE state IN (0, 1, 2, 3) "
+                    f"AND due < {self.bind(int(cutoff.timestamp()))} AND retired_at IS NULL AND suspended = 0)")
         raise QueryError(f"unsupported field {key}:")
 
 

@@ -89,7 +89,7 @@ class StudyMixin:
             until = int((end + timedelta(days=max(0, days))).timestamp())
             allowed = None if not query or not query.strip() else set(self.card_ids(query))
             rows = self.conn.execute(
-                "SELECT id FROM card WHERE retired_at IS NULL AND suspended = 0 AND state != 0"
+                "SELECT id FROM card WHERE state IN (1, 2, 3) AND retired_at IS NULL AND suspended = 0"
                 " AND (buried_until IS NULL OR buried_until <= ?) AND due >= ? AND due < ? ORDER BY due, id",
                 (int(now.timestamp()), int(end.timestamp()), until)).fetchall()
             return [r[0] for r in rows if allowed is None or r[0] in allowed][:STUDY_LIMIT]

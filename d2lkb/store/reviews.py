@@ -442,11 +442,17 @@ class ReviewMixin:
                                       [(int(day[1].timestamp()), sid) for sid, _ in buried])
             leech_tagged = self._add_leech_tag(card_id) if leech_event else False
 
-            self.conn.execute(
-                "UPDATE card SET state=?, step=?, stability=?, difficulty=?, due=?, last_review=?, reps=?, lapses=?,"
-                " leech=?, suspended=?, buried_until=NULL WHERE id=?",
-                (int(after.state), after.step, after.stability, after.difficulty, after.due, after.last_review,
-                 reps + 1, lapses_after, leech_after, suspended_after, card_id))
+            new = {"state": int(after.state), "step": after.step, "stability": after.stability,
+                   "difficulty": after.difficulty, "due": after.due, "last_review": after.last_review,
+                   "reps": reps + 1, "lapses": lapses_after, "leech": leech_after, "suspended": suspended_after,
+                   "buried_until": None}
+            old = dict(zip(new, (state, step, stability, difficulty, due, last_review, reps, lapses, leech,
+                                 suspended, buried_until), strict=True))
+            # Only the columns that change: SQLite rewrites the entries of every index holding a column
+            # the statement sets, changed or not (a review card keeps its state: three indexes fewer).
+            changed = [k for k in new if new[k] != old[k]]
+            self.conn.execute(f"UPDATE card SET {', '.join(f'{k} = ?' for k in changed)} WHERE id = ?",
+                              (*(new[k] for k in changed), card_id))
             self.conn.execute(
                 "INSERT INTO reviewlog (card_id, rating, reviewed_at, duration_ms,"
                 " state_before, state_after, step_before, step_after, stability_before, stability_after,"

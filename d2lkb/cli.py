@@ -218,13 +218,11 @@ def _run_tui(state: State, query: str | None, start: str, mode: str = "due", day
 
 def _sync(kb, quiet: bool = False):
     """Sync with a progress bar when there is a lot to read (a read-only KB: a notice, no sync)."""
-    from d2lkb.store.sync import SyncReport
+    from d2lkb.store.vaultscan import SyncReport
 
     if kb.read_only:
         err.print(user_text(f"KB is read-only: not syncing ({kb.config.db_path})", style="dim"), soft_wrap=True)
         return SyncReport()
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     progress = None
     task = None
 
@@ -233,6 +231,8 @@ def _sync(kb, quiet: bool = False):
         if quiet or total < 200 or not err.is_terminal:
             return
         if progress is None:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
             progress = Progress(TextColumn("syncing notes"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                                 console=err, transient=True)
             progress.start()

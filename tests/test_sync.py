@@ -8,6 +8,7 @@ import sqlite3
 import pytest
 
 from d2lkb.store import sync as sync_mod
+from d2lkb.store import vaultscan
 from tests.conftest import write
 
 NOTE = """---
@@ -255,7 +256,7 @@ def test_a_new_parser_version_rereads_unchanged_notes_and_keeps_history(make_kb,
     cid = card_ids(kb)["basic:What is the derivative of x^2?:0"]
     add_review(kb, cid)
     assert kb.sync().updated == 0
-    monkeypatch.setattr(sync_mod, "PARSER_VERSION", "test-next")
+    monkeypatch.setattr(vaultscan, "PARSER_VERSION", "test-next")
     r = kb.sync()
     assert (r.updated, r.added, r.removed, r.unchanged) == (1, 0, 0, 0)
     assert history(kb, cid) == (2, 1, 86400, None, 1)

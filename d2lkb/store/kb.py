@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,8 +25,8 @@ from d2lkb.store.imports.mixin import ImportMixin
 from d2lkb.store.reviews import ReviewMixin
 from d2lkb.store.search import Hit, SearchContext, matching_card_ids, search
 from d2lkb.store.study import StudyMixin
-from d2lkb.store.sync import SyncReport, sync
 from d2lkb.store.tagquery import Resolved, resolve_tags
+from d2lkb.store.vaultscan import SyncReport, scan
 
 
 def bundled_notes_dir() -> Path:
@@ -75,20 +76,33 @@ class KnowledgeBase(ImportMixin, StudyMixin, CardsMixin, DeckStatsMixin, ReviewM
         it. Otherwise it runs on a connection of its own and without `self.lock`, so that reviews
         answered meanwhile (the TUI syncs in a worker thread) wait only for its short write
         transaction, never for its reading, parsing and matching; another process's sync goes
-        first (`sync_lock`)."""
+        first (`sync_lock`). When no note changed since the last sync, the walk of the notes
+        folder is all it does (`d2lkb.store.sync`, which reads and writes notes, is not loaded)."""
         if self.read_only:
             raise KBError(f"{self.config.db_path}: read-only; cannot sync the notes into it")
         with self.lock:
             if self.conn.in_transaction or str(self.config.db_path) == ":memory:":
-                return sync(self.conn, self.config.notes_dir, now=self.now().timestamp(), on_progress=on_progress,
-                            options=self.config.parse, follow_links=self.config.sync.follow_symlinks)
+                return self._sync_on(self.conn, on_progress)
         with sync_lock(self.config.db_path):
             conn = connect(self.config.db_path)
             try:
-                return sync(conn, self.config.notes_dir, now=self.now().timestamp(), on_progress=on_progress,
-                            options=self.config.parse, follow_links=self.config.sync.follow_symlinks)
+                return self._sync_on(conn, on_progress)
             finally:
                 conn.close()
+
+    def _sync_on(self, conn: sqlite3.Connection, on_progress) -> SyncReport:
+        started = time.perf_counter()
+        walked = scan(conn, self.config.notes_dir, self.config.parse, follow_links=self.config.sync.follow_symlinks)
+        report = walked.unchanged()
+        if report is not None:
+            report.seconds = time.perf_counter() - started
+            return report
+        from d2lkb.store.sync import sync
+
+        report = sync(conn, self.config.notes_dir, now=self.now().timestamp(), on_progress=on_progress,
+                      options=self.config.parse, follow_links=self.config.sync.follow_symlinks, walked=walked)
+        report.seconds = time.perf_counter() - started
+        return report
 
     # -- queries -----------------------------------------------------------
     def search_context(self) -> SearchContext:

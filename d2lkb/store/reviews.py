@@ -28,7 +28,7 @@ from d2lkb.review.queue import LEARN_AHEAD, Candidate, DayLimits, Queue, build_q
 from d2lkb.review.types import AnswerResult, CardState, CardView, DeckCount, DueCounts, Grade, SessionSummary
 from d2lkb.store.db import transaction
 from d2lkb.store.decks import set_tagset
-from d2lkb.store.sync import refresh_card_meta
+from d2lkb.store.docmeta import refresh_card_meta
 
 if TYPE_CHECKING:
     from d2lkb.config import Config

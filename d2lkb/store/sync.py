@@ -1,7 +1,8 @@
 """Incremental sync: the notes folder -> the SQLite knowledge graph.
 
 Unchanged files cost one stat (size + mtime), a changed mtime is confirmed by the
-content hash, changed files are re-parsed, removed files are retired. Everything
+content hash, changed files are re-parsed, removed files are retired. When no note's
+stat changed since the last complete sync, that is all it costs (`vaultscan`). Everything
 a sync writes happens in one transaction: a crash or Ctrl-C leaves the previous
 state intact. Files that cannot be read or parsed are reported and keep what the
 KB already had for them.
@@ -14,11 +15,10 @@ import json
 import os
 import posixpath
 import sqlite3
-import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from d2lkb.identity import Fingerprint, match_cards
@@ -26,131 +26,26 @@ from d2lkb.model import CardKind, ParsedNote
 from d2lkb.notes.options import ParseOptions
 from d2lkb.store.db import transaction
 from d2lkb.store.decks import rebuild_decktotal, tagset_of
-from d2lkb.textutil import kind_token, split_cjk, tag_tokens
+from d2lkb.store.docmeta import doc_meta, refresh_card_meta  # noqa: F401 - refresh_card_meta re-exported
 
-NOTE_SUFFIXES = (".md", ".markdown")
-MAX_NOTE_BYTES = 5 * 1024 * 1024  # larger files are reported and skipped
-SKIP_DIRS = {".git", ".hg", ".svn", ".obsidian", ".trash", ".logseq", "node_modules", ".venv", "__pycache__"}
-
-
-@dataclass(frozen=True, slots=True)
-class SyncWarning:
-    path: str
-    line: int
-    message: str
-
-    def to_dict(self) -> dict:
-        return {"path": self.path, "line": self.line, "message": self.message}
-
-
-@dataclass
-class SyncReport:
-    notes: int = 0
-    cards: int = 0
-    tags: int = 0
-    formulas: int = 0
-    snippets: int = 0
-    links: int = 0
-    added: int = 0
-    updated: int = 0
-    removed: int = 0
-    unchanged: int = 0
-    retired_cards: int = 0
-    revived_cards: int = 0
-    seconds: float = 0.0
-    warnings: list[SyncWarning] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        out = {k: getattr(self, k) for k in (
-            "notes", "cards", "tags", "formulas", "snippets", "links", "added", "updated",
-            "removed", "unchanged", "retired_cards", "revived_cards")}
-        out["seconds"] = round(self.seconds, 4)
-        out["warnings"] = [w.to_dict() for w in self.warnings]
-        return out
-
-
-@dataclass(slots=True)
-class _File:
-    rel: str
-    abs: str
-    size: int
-    mtime_ns: int
-
-
-def shown_name(name: str) -> str:
-    """A file name as text: bytes that are not UTF-8 (kept by Python as surrogates) written `\\xff`."""
-    return os.fsencode(name).decode("utf-8", "backslashreplace")
-
-
-def _inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-
-def walk_notes(root: Path, warnings: list[SyncWarning], *, follow_links: bool = False) -> Iterator[_File]:
-    """Every Markdown file under `root`, following links inside it (never in a loop).
-
-    A link (to a folder or a note) whose real path is outside `root` is skipped with a warning
-    unless `follow_links` (`[sync] follow_symlinks` of the KB's config). A file or folder whose name
-    is not valid UTF-8 is skipped with a warning naming it (its path cannot be stored as text)."""
-    root_str = os.fspath(root)
-    root_real = os.path.realpath(root_str)
-    seen_dirs: set[tuple[int, int]] = set()
-    stack = [(root_str, "")]
-    while stack:
-        directory, rel_dir = stack.pop()
-        try:
-            st = os.stat(directory)
-            key = (st.st_dev, st.st_ino)
-            if key in seen_dirs:
-                warnings.append(SyncWarning(rel_dir or ".", 0, "symlink loop: directory already visited, skipped"))
-                continue
-            seen_dirs.add(key)
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
-        except OSError as exc:
-            warnings.append(SyncWarning(rel_dir or ".", 0, f"cannot read directory: {exc.strerror or exc}"))
-            continue
-        subdirs = []
-        for entry in entries:
-            name = entry.name
-            rel = f"{rel_dir}/{name}" if rel_dir else name
-            try:
-                is_dir = entry.is_dir()  # follows links
-                if is_dir:
-                    if name in SKIP_DIRS or name.startswith("."):
-                        continue
-                elif not name.lower().endswith(NOTE_SUFFIXES) or name.startswith("."):
-                    continue
-                what = "folder" if is_dir else "note"
-                if not name.isprintable() and not _utf8(name):
-                    warnings.append(SyncWarning(shown_name(rel), 0, f"{what} name is not valid UTF-8; skipped "
-                                                                    "(rename it to read it)"))
-                    continue
-                if entry.is_symlink() and not follow_links:
-                    target = os.path.realpath(entry.path)
-                    if not _inside(target, root_real):
-                        warnings.append(SyncWarning(rel, 0, f"link to a {what} outside the notes folder "
-                                                            f"({shown_name(target)}); not followed (set "
-                                                            "`follow_symlinks = true` under [sync] in the KB's "
-                                                            "config.toml to read it)"))
-                        continue
-                if is_dir:
-                    subdirs.append((entry.path, rel))
-                    continue
-                st = entry.stat()  # follows links
-            except OSError as exc:
-                warnings.append(SyncWarning(shown_name(rel), 0, f"cannot stat: {exc.strerror or exc}"))
-                continue
-            if stat.S_ISREG(st.st_mode):
-                yield _File(rel, entry.path, st.st_size, st.st_mtime_ns)
-        stack.extend(reversed(subdirs))
-
-
-def _utf8(name: str) -> bool:
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+# The walk and the no-change check live in `vaultscan` (a command whose notes have not changed
+# loads only that); their names stay importable from here.
+from d2lkb.store.vaultscan import (  # noqa: F401 - re-exported
+    MAX_NOTE_BYTES,
+    NOTE_SUFFIXES,
+    SKIP_DIRS,
+    NoteFile,
+    Scan,
+    SyncReport,
+    SyncWarning,
+    parser_version,
+    record_scan,
+    scan,
+    scan_key,
+    shown_name,
+    walk_notes,
+)
+from d2lkb.textutil import split_cjk
 
 
 def decode_note(data: bytes, rel: str, warnings: list[SyncWarning]) -> str:
@@ -279,7 +174,7 @@ class _Writer:
         key = (kind, card_kind, tuple(tag_ids))
         meta = self.metas.get(key)
         if meta is None:
-            meta = self.metas[key] = _meta(kind, card_kind, (self.names[t] for t in tag_ids))
+            meta = self.metas[key] = doc_meta(kind, card_kind, (self.names[t] for t in tag_ids))
         self.fts.append((doc_id, split_cjk(title), split_cjk(body), meta))
         self.doctags.extend((t, doc_id) for t in dict.fromkeys(tag_ids))
 
@@ -300,7 +195,7 @@ class _Writer:
         for table in ("doc", "section", "link", "formula", "snippet", "notetag"):
             self.conn.execute(f"DELETE FROM {table} WHERE note_id = ?", (note_id,))
 
-    def write_note(self, note_id: int | None, f: _File, digest: str, parsed: ParsedNote, card_ids: list[int | None]) -> int:
+    def write_note(self, note_id: int | None, f: NoteFile, digest: str, parsed: ParsedNote, card_ids: list[int | None]) -> int:
         conn, path = self.conn, f.rel
         fm = json.dumps(parsed.front_matter, default=str, ensure_ascii=False)
         if note_id is None:
@@ -403,33 +298,14 @@ class _Writer:
             "SELECT tag_id FROM cardtag JOIN tag ON tag.id = tag_id WHERE card_id = ? AND tag.name = 'leech'", (card_id,))]
 
 
-def _meta(kind: str, card_kind: str, tag_names) -> str:
-    """The FTS `meta` column: kind tokens and tag tokens (see textutil)."""
-    kinds = kind_token(kind) + (" " + kind_token(card_kind) if card_kind in ("basic", "cloze") else "")
-    return kinds + " " + tag_tokens(tag_names)
-
-
-def refresh_card_meta(conn: sqlite3.Connection, card_id: int) -> None:
-    """Re-derive the FTS `meta` tokens of a card's search document from its `doctag` rows
-    (after the review layer adds or removes the `leech` tag)."""
-    card_kind = conn.execute("SELECT kind FROM card WHERE id = ?", (card_id,)).fetchone()[0]
-    for doc_id, kind in conn.execute("SELECT id, kind FROM doc WHERE kind = 'card' AND card_id = ?", (card_id,)).fetchall():
-        names = [r[0] for r in conn.execute(
-            "SELECT tag.name FROM doctag JOIN tag ON tag.id = doctag.tag_id WHERE doctag.doc_id = ?", (doc_id,))]
-        conn.execute("UPDATE fts SET meta = ? WHERE rowid = ?", (_meta(kind, card_kind, names), doc_id))
-
-
 def _fingerprint(card, path: str) -> Fingerprint:
     return Fingerprint(card.kind.value, bool(card.reverse), card.prompt, card.context, path)
 
 
-# Bump when parsing changes what a note yields (cards, text, tags): KBs built before re-read
-# every note once.
-PARSER_VERSION = "6"
 PARALLEL_MIN_FILES = 64  # below this a process pool costs more than it saves
 
 
-def _load_one(f: _File, known_digest: str | None, parse=None, options: ParseOptions | None = None) -> tuple:
+def _load_one(f: NoteFile, known_digest: str | None, parse=None, options: ParseOptions | None = None) -> tuple:
     """Read, hash, decode and parse one file: (file, outcome, digest, parsed, warnings).
 
     outcome: "keep" (could not read or parse: the KB keeps what it had), "touched" (same
@@ -470,7 +346,7 @@ def _load_packed(args: tuple) -> tuple:
     return _load_one(*args)
 
 
-def _load_all(files: list[_File], known: dict, parse, options: ParseOptions | None = None,
+def _load_all(files: list[NoteFile], known: dict, parse, options: ParseOptions | None = None,
               workers: int | None = None) -> Iterator[tuple]:
     """`_load_one` over every file, in order; parsed in a process pool when it pays off.
 
@@ -507,12 +383,18 @@ def sync(
     options: ParseOptions | None = None,
     workers: int | None = None,
     follow_links: bool = False,
+    walked: Scan | None = None,
 ) -> SyncReport:
     """Bring the KB in line with `notes_dir`. Returns counts and every warning.
     `options`: how notes are read (default: the defaults and the vault's `.d2lkb.toml`;
     `KnowledgeBase.sync` passes its config's). `workers`: processes that parse changed notes
     (default: one per core; 1 parses in this process). `follow_links`: read links that leave the
-    notes folder too (see `walk_notes`).
+    notes folder too (see `walk_notes`). `walked`: a `vaultscan.scan` of `notes_dir` just made on
+    `conn` with the same options (`KnowledgeBase.sync` looks before it loads this module).
+
+    When the walk is the one the KB's last complete sync was made from (every note's path, size
+    and mtime, the parser and its options: `vaultscan`), there is nothing to do: no note is
+    read and nothing is written.
 
     Reading, parsing and card matching happen before the write transaction, which holds the
     database's write lock only for the writes: a review answered meanwhile (from another
@@ -527,11 +409,17 @@ def sync(
         options = parse_options(vault_settings(notes_dir))
     now_i = int(now if now is not None else time.time())
     notes_dir = Path(notes_dir)
-    if not notes_dir.is_dir():
-        raise FileNotFoundError(f"notes folder not found: {notes_dir}")
+    if walked is None:
+        walked = scan(conn, notes_dir, options, follow_links=follow_links)
+    if parse is None:  # (a custom parser's notes are not what the KB's key stands for)
+        report = walked.unchanged()
+        if report is not None:
+            report.seconds = time.perf_counter() - started
+            return report
     for attempt in range(1, ATTEMPTS + 1):
         report = _sync_once(conn, notes_dir, now_i, on_progress, parse, options, workers, follow_links,
-                            locked_match=attempt == ATTEMPTS or conn.in_transaction)
+                            locked_match=attempt == ATTEMPTS or conn.in_transaction,
+                            walked=walked if attempt == 1 else None)
         if report is not None:
             report.seconds = time.perf_counter() - started
             return report
@@ -543,26 +431,33 @@ def _note_rows(conn: sqlite3.Connection) -> list[tuple]:
 
 
 def _sync_once(conn, notes_dir: Path, now_i: int, on_progress, parse, options, workers, follow_links: bool, *,
-               locked_match: bool) -> SyncReport | None:
-    """One round of `sync`; None when the KB changed under it (start again)."""
+               locked_match: bool, walked: Scan | None = None) -> SyncReport | None:
+    """One round of `sync`; None when the KB changed under it (start again). `walked`: the notes
+    folder as walked just before (the walk is made again when it is None)."""
     report = SyncReport()
     warnings = report.warnings
-    # Another connection's commit changes `data_version`: read before anything else.
-    data_version = conn.execute("PRAGMA data_version").fetchone()[0]
+    # Another connection's commit changes `data_version`: read before anything else (a given walk
+    # read it before walking).
+    data_version = walked.data_version if walked is not None else conn.execute("PRAGMA data_version").fetchone()[0]
     note_rows = _note_rows(conn)
     known = {path: (nid, size, mtime, digest) for nid, path, size, mtime, digest in note_rows}
-    version = _parser_version(options)
+    version = parser_version(options)
     row = conn.execute("SELECT value FROM meta WHERE key = 'parser_version'").fetchone()
     stored_version = row[0] if row is not None else None
     if known and stored_version != version and parse is None:
         # This d2lkb reads notes differently from the one that built the KB: read every note
         # again (identity matching keeps every card's history).
         known = {path: (nid, -1, -1, "") for path, (nid, _size, _mtime, _digest) in known.items()}
-    files = list(walk_notes(notes_dir, warnings, follow_links=follow_links))
+    if walked is None:
+        files = list(walk_notes(notes_dir, warnings, follow_links=follow_links))
+        key = scan_key(notes_dir, version, follow_links, files)
+    else:
+        files, key = walked.files, walked.key
+        warnings.extend(walked.warnings)
     seen: set[str] = set()
     keep: set[str] = set()  # unreadable/unparseable files: keep their previous state
-    touched: list[tuple[_File, str]] = []  # (file, digest) whose stat changed but content did not
-    changed: list[tuple[_File, str, ParsedNote]] = []
+    touched: list[tuple[NoteFile, str]] = []  # (file, digest) whose stat changed but content did not
+    changed: list[tuple[NoteFile, str, ParsedNote]] = []
     to_read = []
     for f in files:
         seen.add(f.rel)
@@ -587,9 +482,12 @@ def _sync_once(conn, notes_dir: Path, now_i: int, on_progress, parse, options, w
                 if outcome == "changed":
                     writer.write_note(None, f, digest, parsed, [None] * len(parsed.cards))
                     report.added += 1
+                elif outcome == "keep":
+                    keep.add(f.rel)
             _resolve_links(conn)
             rebuild_decktotal(conn)
             _count(conn, report, version)
+            record_scan(conn, key if parse is None and not keep else None, report)
         return report
 
     for n, (f, outcome, digest, parsed, file_warnings) in enumerate(_load_all(to_read, known, parse, options, workers), 1):
@@ -614,6 +512,8 @@ def _sync_once(conn, notes_dir: Path, now_i: int, on_progress, parse, options, w
         plan = _match(conn, known, changed, removed)  # outside the write lock
     with transaction(conn):
         if not locked_match and conn.execute("PRAGMA data_version").fetchone()[0] != data_version:
+            if walked is not None:
+                return None  # the walk may be older than what another sync wrote: walk again
             # Another connection committed since the reads above: reviews leave what the
             # matching used alone; another sync or a purge does not.
             row = conn.execute("SELECT value FROM meta WHERE key = 'parser_version'").fetchone()
@@ -626,18 +526,11 @@ def _sync_once(conn, notes_dir: Path, now_i: int, on_progress, parse, options, w
             _apply(conn, known, changed, removed, now_i, report, plan or _match(conn, known, changed, removed))
             rebuild_decktotal(conn)
         _count(conn, report, version)
+        record_scan(conn, key if parse is None and not keep else None, report)
     return report
 
 
-def _parser_version(options: ParseOptions | None) -> str:
-    """PARSER_VERSION, plus the vault's parse options when they are not the defaults
-    (changing them re-reads every note, as a new parser does)."""
-    if options is None or options == ParseOptions():
-        return PARSER_VERSION
-    return f"{PARSER_VERSION}+{options.fingerprint()}"
-
-
-def _count(conn: sqlite3.Connection, report: SyncReport, version: str = PARSER_VERSION) -> None:
+def _count(conn: sqlite3.Connection, report: SyncReport, version: str) -> None:
     conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('parser_version', ?)", (version,))
     report.notes = conn.execute("SELECT count(*) FROM note").fetchone()[0]
     report.cards = conn.execute("SELECT count(*) FROM card WHERE retired_at IS NULL").fetchone()[0]

@@ -160,15 +160,20 @@ class State:
                 fail(str(exc))
         return self._config
 
-    def open(self):
-        from d2lkb.store.kb import KnowledgeBase
+    def open(self, *, full: bool = True):
+        """The KB; `full=False`: a `KBCore` (sync, search, graph, trust, maintenance), for the commands
+        that need no more: they do not load the review, study, import and check code."""
+        if full:
+            from d2lkb.store.kb import KnowledgeBase as kb_class
+        else:
+            from d2lkb.store.kbcore import KBCore as kb_class
 
         path = self.config.db_path
         if self.created is None and not path.exists():
             folders = [p for p in [path.parent, *path.parent.parents] if not p.exists()]
             self.created = (path, folders)
         try:
-            kb = KnowledgeBase(self.config)
+            kb = kb_class(self.config)
         except KBError as exc:
             fail(str(exc))
         for notice in kb.trust_notices():  # old places that no longer grant trust
@@ -253,7 +258,7 @@ def _sync(kb, quiet: bool = False):
 @app.command("sync")
 def sync_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Read the notes folder into the knowledge base (incremental)."""
-    kb = _state(ctx).open()
+    kb = _state(ctx).open(full=False)
     with kb:
         if kb.read_only:
             fail(f"{kb.config.db_path}: read-only; cannot sync the notes into it")
@@ -279,9 +284,9 @@ def sync_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
 
 @contextmanager
-def _synced(ctx: typer.Context):
+def _synced(ctx: typer.Context, *, full: bool = True):
     """The KB, synced quietly first (query commands always answer from the current notes)."""
-    kb = _state(ctx).open()
+    kb = _state(ctx).open(full=full)
     with kb:
         _sync(kb, quiet=True)
         yield kb
@@ -320,7 +325,7 @@ def search_cmd(
     due:today|tomorrow|overdue|N, AND / OR / NOT / -x, parentheses.
     """
     _check_query(query)  # fail fast, before touching the KB
-    kb = _state(ctx).open()
+    kb = _state(ctx).open(full=False)
     with kb:
         if not no_sync:
             report = _sync(kb, quiet=True)
@@ -363,7 +368,7 @@ def search_cmd(
 @app.command("tags")
 def tags_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """The tag tree with counts of notes and cards (nested tags include their children)."""
-    with _synced(ctx) as kb:
+    with _synced(ctx, full=False) as kb:
         tags = kb.tags()
     if as_json:
         print(json_text([t.to_dict() for t in tags]))
@@ -386,7 +391,7 @@ def show_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """One note: sections, tags, cards, formulas, snippets, links, backlinks and related notes."""
-    with _synced(ctx) as kb:
+    with _synced(ctx, full=False) as kb:
         found = kb.find_note(note)
         if not found:
             fail(f"no note matches {note!r} (try `d2lkb search {note}`)")
@@ -679,7 +684,7 @@ def _short(text: str, n: int) -> str:
 @app.command("orphans")
 def orphans_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Notes with no links in or out (candidates for linking into the rest of your notes)."""
-    with _synced(ctx) as kb:
+    with _synced(ctx, full=False) as kb:
         paths = kb.orphans()
     if as_json:
         print(json_text(paths))
@@ -721,7 +726,7 @@ def trust_cmd(
     if path is None:
         fail("give a folder (or --list)", code=2)
         return
-    kb = _state(ctx).open()
+    kb = _state(ctx).open(full=False)
     with kb:
         try:
             if remove:
@@ -745,7 +750,7 @@ def suspend_cmd(
 ) -> None:
     """Suspend the cards a query selects (or unsuspend them with --undo, e.g. `suspend status:suspended --undo`)."""
     _check_query(query)
-    with _synced(ctx) as kb:
+    with _synced(ctx, full=False) as kb:
         n = kb.set_suspended(query, not undo)
     console.print(f"{'unsuspended' if undo else 'suspended'} {n} card(s)")
 
@@ -756,7 +761,7 @@ def backup_cmd(
     dest: Annotated[Path | None, typer.Argument(help="File to write (default: kb/backups/kb-DATE-TIME.sqlite).")] = None,
 ) -> None:
     """Write a consistent copy of the knowledge base (review history included)."""
-    kb = _state(ctx).open()
+    kb = _state(ctx).open(full=False)
     with kb:
         try:
             path = kb.backup(dest)
@@ -779,7 +784,7 @@ def export_cmd(
     if query:
         _check_query(query)
     dest = output or Path(f"d2lkb.{fmt}")
-    with _synced(ctx) as kb:
+    with _synced(ctx, full=False) as kb:
         try:
             n = kb.export(fmt, dest, query)
         except OSError as exc:
@@ -876,7 +881,7 @@ def retired_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """List cards whose text disappeared from the notes (history kept), or purge them."""
-    with _synced(ctx) as kb:
+    with _synced(ctx, full=False) as kb:
         cards = kb.retired_cards()
         if purge:
             if cards and not yes and not typer.confirm(f"Delete {len(cards)} retired card(s) and their history?"):

@@ -15,8 +15,10 @@ import json
 import os
 import sqlite3
 import stat
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 
 from d2lkb.notes.options import ParseOptions
@@ -95,6 +97,7 @@ def _utf8(name: str) -> bool:
 
 
 _BY_FD = os.scandir in os.supports_fd and hasattr(os, "O_DIRECTORY")
+_BY_NAME = attrgetter("name")
 
 
 def walk_notes(root: Path, warnings: list[SyncWarning], *, follow_links: bool = False) -> Iterator[NoteFile]:
@@ -123,21 +126,32 @@ def walk_notes(root: Path, warnings: list[SyncWarning], *, follow_links: bool = 
                 warnings.append(SyncWarning(rel_dir or ".", 0, "symlink loop: directory already visited, skipped"))
                 continue
             seen_dirs.add(key)
-            entries = sorted(os.scandir(directory if fd is None else fd), key=_name)
+            entries = sorted(os.scandir(directory if fd is None else fd), key=_BY_NAME)
             prefix = directory if directory.endswith(os.sep) else directory + os.sep
+            rel_prefix = f"{rel_dir}/" if rel_dir else ""
             subdirs = []
             for entry in entries:
                 name = entry.name
                 if name[0] == ".":
                     continue  # hidden files and folders
                 try:
+                    if entry.is_file(follow_symlinks=False):  # the usual case: a plain file (no stat yet)
+                        if not name.lower().endswith(NOTE_SUFFIXES):
+                            continue
+                        if not name.isprintable() and not _utf8(name):
+                            warnings.append(SyncWarning(shown_name(rel_prefix + name), 0, "note name is not valid "
+                                                        "UTF-8; skipped (rename it to read it)"))
+                            continue
+                        st = entry.stat(follow_symlinks=False)
+                        yield NoteFile(rel_prefix + name, prefix + name, st.st_size, st.st_mtime_ns)
+                        continue
                     is_dir = entry.is_dir()  # follows links
                     if is_dir:
                         if name in SKIP_DIRS:
                             continue
                     elif not name.lower().endswith(NOTE_SUFFIXES):
                         continue
-                    rel = f"{rel_dir}/{name}" if rel_dir else name
+                    rel = rel_prefix + name
                     what = "folder" if is_dir else "note"
                     if not name.isprintable() and not _utf8(name):
                         warnings.append(SyncWarning(shown_name(rel), 0, f"{what} name is not valid UTF-8; skipped "
@@ -156,21 +170,16 @@ def walk_notes(root: Path, warnings: list[SyncWarning], *, follow_links: bool = 
                         continue
                     st = entry.stat()  # follows links; relative to `fd`
                 except OSError as exc:
-                    warnings.append(SyncWarning(shown_name(f"{rel_dir}/{name}" if rel_dir else name), 0,
-                                                f"cannot stat: {exc.strerror or exc}"))
+                    warnings.append(SyncWarning(shown_name(rel_prefix + name), 0, f"cannot stat: {exc.strerror or exc}"))
                     continue
                 if stat.S_ISREG(st.st_mode):
-                    yield NoteFile(rel, prefix + name, st.st_size, st.st_mtime_ns)
+                    yield NoteFile(rel_prefix + name, prefix + name, st.st_size, st.st_mtime_ns)
             stack.extend(reversed(subdirs))
         except OSError as exc:
             warnings.append(SyncWarning(rel_dir or ".", 0, f"cannot read directory: {exc.strerror or exc}"))
         finally:
             if fd is not None:
                 os.close(fd)
-
-
-def _name(entry: os.DirEntry) -> str:
-    return entry.name
 
 
 def parser_version(options: ParseOptions | None) -> str:
@@ -185,9 +194,14 @@ def scan_key(notes_dir: Path, version: str, follow_links: bool, files: list[Note
     """What a sync of these files reads is decided by: the folder, how notes are read, and
     every note's path, size and mtime (as the per-note check of a sync compares them)."""
     h = hashlib.blake2b(digest_size=16)
-    head = f"{os.path.realpath(notes_dir)}\0{version}\0{int(follow_links)}\n"
+    head = f"{os.path.realpath(notes_dir)}\0{version}\0{int(follow_links)}\0{len(files)}\n"
     h.update(head.encode("utf-8", "surrogateescape"))
-    h.update("\n".join([f"{f.rel}\0{f.size}\0{f.mtime_ns}" for f in files]).encode("utf-8", "surrogateescape"))
+    h.update("\0".join([f.rel for f in files]).encode("utf-8", "surrogateescape"))
+    try:
+        h.update(array("q", [f.size for f in files]).tobytes())
+        h.update(array("q", [f.mtime_ns for f in files]).tobytes())
+    except OverflowError:  # pragma: no cover - an mtime after the year 2262
+        h.update(repr([(f.size, f.mtime_ns) for f in files]).encode())
     return h.hexdigest()
 
 

@@ -220,22 +220,3 @@ def test_a_search_of_unchanged_notes_loads_no_sync_review_or_check_code(tmp_path
     mods, out = loaded("search", "mango")
     assert "d2lkb.store.sync" in mods and "a.md" in out
 
-
-def test_related_notes_weigh_shared_tags_by_rarity_and_links(make_kb, notes_dir):
-    """`show`'s related notes: a shared tag scores 1 / (its other notes), a link either way 1."""
-    write(notes_dir / "a.md", "# A #common #rare\n\nSee [[d]].\n")
-    write(notes_dir / "b.md", "# B #common #rare\n")
-    write(notes_dir / "c.md", "# C #common\n")
-    write(notes_dir / "d.md", "# D\n")
-    write(notes_dir / "e.md", "# E #common\n\nSee [[a]].\n")
-    kb = make_kb()
-    kb.sync()
-    view = kb.note(kb.find_note("a.md")[0][0])
-    got = [(r["path"], r["score"], r["because"]) for r in view.related]
-    assert [score for _, score, _ in got] == sorted((score for _, score, _ in got), reverse=True)  # best first
-    assert sorted(got, key=lambda r: (-r[1], r[0])) == [
-        ("b.md", 1.333, ["#common", "#rare"]),  # #common: 3 other notes -> 1/3; #rare: 1 other note -> 1
-        ("e.md", 1.333, ["#common", "link"]),  # a link (either way) -> 1
-        ("d.md", 1.0, ["link"]),
-        ("c.md", 0.333, ["#common"]),
-    ]

@@ -219,9 +219,16 @@ def bench_search(db: Path, vault: Path, per_run: int = 50) -> None:
 def bench_cli(kb_dir: Path, vault: Path) -> None:
     """Wall time of whole `d2lkb` processes: `--help` against a search (with and without its sync)."""
     env = os.environ | {"D2LKB_KB": str(kb_dir), "D2LKB_NOTES": str(vault), "PYTHONPATH": str(ROOT)}
+    # As installed: compiled modules are cached (`__pycache__`), written by one warm-up run of each
+    # command (a machine that sets PYTHONDONTWRITEBYTECODE would recompile d2lkb in every process).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     commands = {"d2lkb --help": ["--help"], "d2lkb search gradient (syncs first)": ["search", "gradient"],
                 "d2lkb search --no-sync gradient": ["search", "--no-sync", "gradient"]}
-    print(f"\n== command line (fresh processes, {RUNS} runs each, interleaved; KB of the search section)")
+    for args in commands.values():
+        subprocess.run([sys.executable, "-m", "d2lkb.cli", *args], env=env, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, check=True)
+    print(f"\n== command line (fresh processes, {RUNS} runs each, interleaved, after a warm-up run each;"
+          " KB of the search section)")
     times: dict[str, list[float]] = {k: [] for k in commands}
     cpu: dict[str, list[float]] = {k: [] for k in commands}
     before = load()

@@ -173,6 +173,74 @@ def test_round_trip_into_an_empty_folder_keeps_cards_schedule_and_history(review
         back.close()
 
 
+RULES = """# Rules
+
+$$
+\\begin{aligned}
+(C f)' & = C f' && \\textrm{Constant rule} \\\\
+(f + g)' & = f' + g' && \\textrm{Sum rule} \\\\
+(f g)' & = f' g + f g' && \\textrm{Product rule}
+\\end{aligned}
+$$
+
+Gradient of $x^2$ :: $2x$
+"""
+
+
+def _sibling_groups(kb) -> set[frozenset[str]]:
+    groups: dict[str, set[str]] = {}
+    for front, key in kb.conn.execute("SELECT front, sibling_key FROM card WHERE retired_at IS NULL"):
+        groups.setdefault(key or front, set()).add(front)
+    return {frozenset(g) for g in groups.values()}
+
+
+def test_round_trip_keeps_the_rows_of_one_formula_block_siblings(tmp_path, make_kb, notes_dir, clock):
+    """The named rows of one display are siblings (one of them a day, as Anki buries a note's cards):
+    a round trip through an Anki package keeps them one block, so today's queue is the same. Each
+    row came back as a display of its own before, and today's new cards counted all three."""
+    write(notes_dir / "rules.md", RULES)
+    kb = make_kb()
+    kb.sync()
+    assert frozenset({"Constant rule", "Sum rule", "Product rule"}) in _sibling_groups(kb)
+    (sum_rule,) = kb.conn.execute("SELECT id FROM card WHERE front = 'Sum rule'").fetchone()
+    kb.answer(sum_rule, Grade.GOOD)
+    clock.advance(days=1)  # the siblings it buried are back
+    out = tmp_path / "rules.apkg"
+    kb.export("apkg", out)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    from d2lkb.config import load_config
+    from d2lkb.store.kb import KnowledgeBase
+
+    back = KnowledgeBase(load_config(tmp_path / "kb2", empty), clock=clock)
+    try:
+        report = import_apkg(back, out)
+        assert report.problems == []
+        assert _sibling_groups(back) == _sibling_groups(kb)
+        # Each row keeps its own schedule and history (the answered row is the one that was answered).
+        q = "SELECT front, state, reps FROM card ORDER BY front"
+        assert back.conn.execute(q).fetchall() == kb.conn.execute(q).fetchall()
+        assert ("Sum rule", 1, 1) in kb.conn.execute(q).fetchall()
+        assert back.conn.execute("SELECT count(*) FROM reviewlog").fetchone()[0] == 1
+        import genanki
+
+        (guid,) = back.conn.execute("SELECT json_extract(i.detail, '$.guid') FROM importlog i JOIN card c"
+                                    " ON c.id = i.card_id WHERE c.front = 'Sum rule' AND i.source = 'apkg'").fetchone()
+        assert guid == genanki.guid_for("d2lkb", sum_rule)  # the row's own Anki note
+        assert back.due_counts().total == kb.due_counts().total == 2  # one of the three rules, and the gradient
+        assert back.review_stats() == kb.review_stats()
+        # Importing what comes back again (its own Anki package) keeps them too.
+        again = tmp_path / "again.apkg"
+        back.export("apkg", again)
+        third = tmp_path / "third"
+        third.mkdir()
+        with KnowledgeBase(load_config(tmp_path / "kb3", third), clock=clock) as kb3:
+            import_apkg(kb3, again)
+            assert _sibling_groups(kb3) == _sibling_groups(kb)
+    finally:
+        back.close()
+
+
 def _anki_built_package(tmp_path: Path, legacy: bool) -> tuple[Path, dict]:
     """A deck made with Anki itself: a cloze (with MathJax), a reversed card, an image, reviews."""
     work = tmp_path / "anki-src"
@@ -407,3 +475,70 @@ def test_ctrl_c_mid_import_leaves_notes_folder_and_kb_as_they_were(tmp_path, mak
     assert kb.conn.execute("SELECT count(*) FROM importlog").fetchone()[0] == 0
     monkeypatch.undo()
     assert kb.import_apkg(package).imported >= 1  # and then it goes through
+
+
+def _reset_card_package(tmp_path: Path) -> Path:
+    """A deck made with Anki: one card reviewed twice, then reset to new (its history kept)."""
+    work = tmp_path / "anki-reset"
+    work.mkdir()
+    col = Collection(str(work / "collection.anki2"))
+    try:
+        note = col.new_note(col.models.by_name("Basic"))
+        note["Front"], note["Back"] = "Capital of France", "Paris"
+        col.add_note(note, col.decks.id("Geo"))
+        col.decks.select(col.decks.id("Geo"))
+        for _ in range(2):
+            card = col.sched.getCard()
+            col.sched.answerCard(card, 3)
+        col.sched.schedule_cards_as_new([note.cards()[0].id])
+        out = tmp_path / "reset.apkg"
+        col.export_anki_package(out_path=str(out), limit=None, options=anki_collection.ExportAnkiPackageOptions(
+            with_scheduling=True, with_deck_configs=False, with_media=False, legacy=False))
+    finally:
+        col.close()
+    return out
+
+
+def test_a_card_reset_to_new_in_anki_is_new_as_of_the_kbs_clock(tmp_path, make_kb, notes_dir, clock):
+    """The import takes its time from the KB's clock, never the machine's (which an imported day number
+    cannot avoid: see the next test). The fixed clock here is months away from the real one."""
+    package = _reset_card_package(tmp_path)
+    kb = make_kb()
+    report = import_apkg(kb, package)
+    assert report.reviews == 2
+    assert kb.conn.execute("SELECT state, due FROM card").fetchall() == [(0, int(clock.now.timestamp()))]
+
+
+def test_a_day_rollover_while_anki_imports_the_package_imports_it_again(tmp_path, monkeypatch):
+    """Anki's engine shifts review cards' day numbers by the days between the package's collection
+    and the new one, both counted to the clock's today: a rollover in between would move them by a
+    day, so the package is imported again, into a fresh collection."""
+    from anki.scheduler.base import SchedulerBase
+
+    from d2lkb.store.anki import read
+
+    package, expected = _anki_built_package(tmp_path, legacy=False)
+    real_today = SchedulerBase.today
+    asked: list[int] = []
+
+    def today(sched) -> int:  # the first collection sees the day roll over during its import
+        asked.append(1)
+        return real_today.fget(sched) + (1 if len(asked) == 2 else 0)
+
+    opened: list[str] = []
+    real_collection = anki_collection.Collection
+
+    def collection(path, *args, **kwargs):
+        opened.append(path)
+        return real_collection(path, *args, **kwargs)
+
+    monkeypatch.setattr(SchedulerBase, "today", property(today))
+    monkeypatch.setattr(anki_collection, "Collection", collection)
+    pkg = read.read_package(package)
+    try:
+        assert len(opened) == 2 and not Path(opened[0]).exists()  # the first one is gone
+        cards = [c for n in pkg.notes for c in n.cards]
+        review_days = sorted(c.due - pkg.today for c in cards if c.queue == 2)
+        assert review_days == expected["review_days"]
+    finally:
+        pkg.tmp.cleanup()

@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 
 from d2lkb.notes.cards import CLOZE_GAP
+from d2lkb.notes.latex import describe_row, split_rows
 from d2lkb.review.days import day_start
 from d2lkb.store.anki.html import to_anki
 
@@ -49,6 +50,25 @@ class _Group:
     kind: str  # basic | reversed | cloze
     cards: list[dict] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
+    display: str = ""  # a formula row's whole display (its sibling rows'), kept as its Markdown (see `_groups`)
+
+
+def formula_display(rows: list[dict]) -> str:
+    """One display (`aligned`) that makes these formula rows again, or "" when a row's name does not
+    come from its own label (a section's title), which a display of its own would not keep."""
+    if len(rows) < 2 or any(describe_row(r["context"]).name != r["front"] for r in rows):
+        return ""
+    body = " \\\\\n".join(r["context"].strip() for r in rows)
+    return f"$$\n\\begin{{aligned}}\n{body}\n\\end{{aligned}}\n$$"
+
+
+def display_rows(markdown: str) -> int:
+    """How many named rows a Markdown block that is one `formula_display` holds (0 for any other block)."""
+    text = markdown.strip()
+    if not (text.startswith("$$\n\\begin{aligned}") and text.endswith("\\end{aligned}\n$$")):
+        return 0
+    rows = split_rows(text[2:-2]) or []
+    return sum(describe_row(r.latex).name is not None for r in rows)
 
 
 def card_markdown(kind: str, cards: list[dict]) -> str:
@@ -123,6 +143,17 @@ def _groups(conn: sqlite3.Connection, card_ids: list[int] | None) -> list[_Group
             group.cards.append(c)
         else:
             groups.append(_Group("basic", [c], tags.get(c["id"], [])))
+    # The named rows of one display are siblings in d2lkb. Anki has one card per Basic note, so each
+    # row stays a note of its own, but each carries the whole display as its Markdown: the import
+    # writes that display once for the run of notes, and the rows come back as siblings.
+    rows: dict[str, list[_Group]] = {}
+    for g in groups:
+        if g.kind == "basic" and g.cards[0]["kind"] == "formula" and g.cards[0]["sibling_key"]:
+            rows.setdefault(g.cards[0]["sibling_key"], []).append(g)
+    for run in rows.values():
+        display = formula_display([g.cards[0] for g in run])
+        for g in run:
+            g.display = display
     for g in groups:
         if g.kind == "reversed":
             g.cards.sort(key=lambda c: c["reverse"])
@@ -152,7 +183,7 @@ def _models():
 def _note_fields(group: _Group) -> list[str]:
     first = group.cards[0]
     source = html.escape(f"{first['path']}:{first['line']}")
-    markdown = html.escape(card_markdown(group.kind, group.cards), quote=False)
+    markdown = html.escape(group.display or card_markdown(group.kind, group.cards), quote=False)
     if group.kind == "cloze":
         text = cloze_markdown(group.cards, marker=(lambda i: f"{{{{c{i + 1}::", "}}"))
         return [to_anki(text), "", source, markdown]

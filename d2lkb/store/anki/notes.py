@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from d2lkb.store.anki.export import MARKDOWN_FIELD, MODEL_NAMES
+from d2lkb.store.anki.export import MARKDOWN_FIELD, MODEL_NAMES, display_rows
 from d2lkb.store.anki.html import CLOZE, has_sound, to_markdown
 from d2lkb.store.anki.read import AnkiCard, AnkiNote, AnkiPackage
 from d2lkb.store.imports.common import Problem
@@ -34,6 +34,13 @@ class Block:
     cards: list[AnkiCard]  # in the order the parser will make cards from `markdown`
     kind: str = ""  # the card kind expected from `markdown` ("": d2lkb's own Markdown, any kind)
     line: int = 0  # first line in the file, once placed
+    notes: list[AnkiNote] = field(default_factory=list)  # the notes of `cards` (more than `note`: see `_joins`)
+
+    def __post_init__(self) -> None:
+        self.notes = self.notes or [self.note]
+
+    def note_of(self, card: AnkiCard) -> AnkiNote:
+        return next((n for n in self.notes if any(c.id == card.id for c in n.cards)), self.note)
 
 
 @dataclass
@@ -137,6 +144,15 @@ def _block(note: AnkiNote, media: dict[str, str], problems: list[Problem]) -> Bl
     return Block(note, _question_answer(front, back, reversed_), cards, "basic")
 
 
+def _joins(previous: Block, block: Block) -> bool:
+    """Whether `block` is the next row of `previous`'s formula display: d2lkb exports each named
+    row of a display as a Basic note of its own, all carrying the whole display as their Markdown;
+    written once, the display makes the rows again, as siblings."""
+    own = [b.note.notetype in MODEL_NAMES and not b.note.is_cloze and not b.kind for b in (previous, block)]
+    return (all(own) and block.markdown == previous.markdown and block.note.tags == previous.note.tags
+            and len(previous.notes) < display_rows(previous.markdown))
+
+
 def _media_map(package: AnkiPackage, notes_dir: Path, files: list[DeckFile]) -> dict[str, dict[str, str]]:
     """Anki media name -> path relative to each deck file (`attachments/` at the notes root)."""
     names = sorted(p.name for p in package.media_dir.iterdir()) if package.media_dir.is_dir() else []
@@ -160,7 +176,11 @@ def layout(package: AnkiPackage, notes_dir: Path, problems: list[Problem]) -> tu
             block = _block(note, media[f.rel], problems)
             if block is None:
                 continue
-            f.blocks.append(block)
+            if f.blocks and _joins(f.blocks[-1], block):
+                f.blocks[-1].cards += block.cards
+                f.blocks[-1].notes.append(note)
+            else:
+                f.blocks.append(block)
             used_media.update(n for n in media[f.rel] if any(n in v for _, v in note.fields))
         f.text = _file_text(f)
     return files, sorted(used_media)

@@ -13,6 +13,7 @@ import sqlite3
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from d2lkb.store.imports.common import ImportFailed
@@ -57,6 +58,7 @@ class AnkiPackage:
     path: Path
     notes: list[AnkiNote]
     today: int  # the collection's day number of today (review cards' `due` counts in these days)
+    day_zero: date  # the date of the collection's day 0 (day N is `day_zero` + N days)
     media_dir: Path
     tmp: tempfile.TemporaryDirectory
 
@@ -106,6 +108,16 @@ def _check_legacy(path: Path, member: str, db: Path) -> None:
         raise ImportFailed(problems)
 
 
+def _day_zero(col) -> date:
+    """The local date of the collection's day 0: its creation date, in the UTC offset it was created
+    with (Anki's engine counts the days since then by date, so day N is that date + N days). Read
+    from the collection, not from the clock: the day numbers mean the same dates whenever they are
+    converted (a conversion against the clock is off by one when the day rolls over in between)."""
+    minutes_west = col.get_config("creationOffset", None)
+    zone = timezone(timedelta(minutes=-minutes_west)) if isinstance(minutes_west, int) else None
+    return datetime.fromtimestamp(col.crt, zone).date()
+
+
 def read_package(path: Path) -> AnkiPackage:
     """Everything the package holds, read through a temporary collection (call `.tmp.cleanup()` after)."""
     path = Path(path)
@@ -117,15 +129,29 @@ def read_package(path: Path) -> AnkiPackage:
         raise ImportFailed([f"{path}: reading Anki packages needs Anki's engine: pip install 'd2lkb[anki]'"
                             " (PyPI `anki`)"]) from None
 
-    tmp = tempfile.TemporaryDirectory(prefix="d2lkb-apkg-")
-    col = Collection(str(Path(tmp.name) / "collection.anki2"))
-    try:
+    # The engine moves review cards' day numbers by how many days the package's collection is
+    # ahead of the new one, each counted up to today on the clock: should the day roll over while it
+    # imports (between the two counts), the package is imported again into a fresh collection (once:
+    # the next rollover is a day away).
+    for attempt in (1, 2):
+        tmp = tempfile.TemporaryDirectory(prefix="d2lkb-apkg-")
+        col = Collection(str(Path(tmp.name) / "collection.anki2"))
         try:
+            today = col.sched.today
             col.import_anki_package(ImportAnkiPackageRequest(
                 package_path=str(path.resolve()),
                 options=ImportAnkiPackageOptions(with_scheduling=True, with_deck_configs=False)))
-        except AnkiException as exc:
-            raise ImportFailed([f"{path}: Anki could not read it: {exc}"]) from None
+        except BaseException as exc:
+            col.close()
+            tmp.cleanup()
+            if isinstance(exc, AnkiException):
+                raise ImportFailed([f"{path}: Anki could not read it: {exc}"]) from None
+            raise
+        if col.sched.today == today or attempt == 2:
+            break
+        col.close()
+        tmp.cleanup()
+    try:
         decks = {d["id"]: d["name"] for d in col.decks.all()}
         models = {}
         for m in col.models.all():
@@ -151,7 +177,7 @@ def read_package(path: Path) -> AnkiPackage:
             values = flds.split("\x1f")
             notes.append(AnkiNote(nid, guid, name, is_cloze, list(zip(field_names, values, strict=False)), templates,
                                   tags.split(), cards.get(nid, [])))
-        return AnkiPackage(path, notes, col.sched.today, Path(col.media.dir()), tmp)
+        return AnkiPackage(path, notes, col.sched.today, _day_zero(col), Path(col.media.dir()), tmp)
     except BaseException:
         col.close()
         tmp.cleanup()

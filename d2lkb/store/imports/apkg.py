@@ -47,17 +47,16 @@ class _Plan:
 
 
 def _anki_day(package: AnkiPackage, day_number: int, hour: int, tz) -> int:
-    """Start of the review day Anki numbers `day_number` (its `today` was computed by the engine from
-    the real clock, hence `datetime.now` here, not the KB's injected clock)."""
-    local_today = (datetime.now(UTC).astimezone(tz) - timedelta(hours=hour)).date()
-    return due_timestamp(local_today + timedelta(days=day_number - package.today), hour, tz)
+    """Start of the review day Anki numbers `day_number` (a date counted from the collection's day 0,
+    never from the clock: see `read._day_zero`)."""
+    return due_timestamp(package.day_zero + timedelta(days=day_number), hour, tz)
 
 
 def _target(card: AnkiCard, package: AnkiPackage, hour: int, tz, parameters,
-            replayed: Schedule | None, reviews: list[tuple[int, int]]) -> Schedule:
+            replayed: Schedule | None, reviews: list[tuple[int, int]], now: int) -> Schedule:
     state = CardState(card.type) if card.type in (0, 1, 2, 3) else CardState.NEW
-    if state == CardState.NEW:  # reset in Anki after some reviews: new again, history kept
-        return Schedule(CardState.NEW, None, None, None, int(datetime.now(UTC).timestamp()), None)
+    if state == CardState.NEW:  # reset in Anki after some reviews: new again (as of the import), history kept
+        return Schedule(CardState.NEW, None, None, None, now, None)
     # Review and day-learning cards are due on a day number; intraday learning at a time (seconds).
     due = card.due if card.due > 1_000_000_000 else _anki_day(package, card.due, hour, tz)
     if card.stability is not None and card.difficulty is not None:
@@ -122,7 +121,7 @@ def _apply(kb: KnowledgeBase, plan: _Plan, package: AnkiPackage, report: ImportR
     if card.type == 0 and not card.revlog:
         return  # a new card: nothing to carry over
     target = _target(card, package, hour, tz, parameters, before if answers else None,
-                     _days_between(answers, hour, tz))
+                     _days_between(answers, hour, tz), now)
     detail = {"deck": card.deck, "guid": plan.note.guid, "note_id": plan.note.id, "card_id": card.id, "type": card.type,
               "queue": card.queue, "due": card.due, "ivl": card.ivl, "factor": card.factor,
               "fsrs_memory_state": card.stability is not None}
@@ -227,7 +226,7 @@ def _plans(kb: KnowledgeBase, f: DeckFile, problems: list[Problem]) -> list[_Pla
             cid = by_key.get((str(parsed_card.kind), bool(parsed_card.reverse), parsed_card.prompt, parsed_card.line))
             if anki_card is None or cid is None:
                 continue
-            plans.append(_Plan(cid, anki_card, block.note))
+            plans.append(_Plan(cid, anki_card, block.note_of(anki_card)))
     return plans
 
 

@@ -78,20 +78,29 @@ def _discard_new_kb(state) -> None:
         return
     path, folders = state.created
     state.created = None
+    for kb in state.opened:  # this run's own connections would look like another process's
+        kb.close()
     try:
-        if path.exists() and path.stat().st_size:
-            with closing(sqlite3.connect(f"file:{quote(str(path.absolute()))}?mode=ro", uri=True)) as conn:
+        # Several processes on a first use each think they made the KB: remove it only while no other
+        # connection has it open (an exclusive lock, not waited for) and it is still empty, and hold
+        # that lock (out of WAL mode, so that closing removes nothing) while the files go.
+        if not path.exists():
+            Path(f"{path}.lock").unlink(missing_ok=True)
+        else:
+            with closing(sqlite3.connect(f"file:{quote(str(path.absolute()))}?mode=rw", uri=True, timeout=0,
+                                         isolation_level=None)) as conn:
+                conn.execute("PRAGMA locking_mode = EXCLUSIVE")
                 tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
                 if any(conn.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone()
                        for t in ("note", "card", "reviewlog", "trusted") if t in tables):
-                    return  # something was kept after all (another process may be using it): leave it
+                    return  # something was kept after all (another process may have written it): leave it
+                conn.execute("PRAGMA journal_mode = DELETE").fetchone()
+                conn.execute("BEGIN EXCLUSIVE")
+                conn.execute("COMMIT")
+                for suffix in ("", "-wal", "-shm", "-journal", ".lock"):
+                    Path(f"{path}{suffix}").unlink(missing_ok=True)
     except (sqlite3.Error, OSError):
-        return  # not the empty KB this run made: leave it
-    for suffix in ("", "-wal", "-shm", "-journal", ".lock"):
-        try:
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-        except OSError:
-            return
+        return  # in use by another process, or not the empty KB this run made: leave it
     for folder in folders:  # innermost first; only if nothing else was put there
         try:
             folder.rmdir()
@@ -150,6 +159,7 @@ class State:
         self._config: Config | None = None
         # (the KB file, the folders made for it) when this run created the KB (see `_discard_new_kb`)
         self.created: tuple[Path, list[Path]] | None = None
+        self.opened: list = []  # the KnowledgeBases `open` gave (closed before a new KB is removed)
 
     @property
     def config(self) -> Config:
@@ -176,6 +186,7 @@ class State:
             kb = kb_class(self.config)
         except KBError as exc:
             fail(str(exc))
+        self.opened.append(kb)
         for notice in kb.trust_notices():  # old places that no longer grant trust
             err.print(user_text(f"warning: {notice}", style="yellow"), soft_wrap=True)
         return kb

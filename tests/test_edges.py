@@ -195,6 +195,58 @@ def test_first_use_of_a_kb_by_five_processes_at_once(tmp_path):
         conn.close()
 
 
+def test_first_use_waits_for_a_slow_first_user_past_the_busy_timeout(tmp_path, monkeypatch):
+    """The process that creates a KB holds its lock as long as its commit takes (a loaded machine, a
+    slow disk): another one opening the KB then waits, past SQLite's busy timeout, and never fails
+    as 'busy' (which, on a first use by several processes at once, failed one of them now and then).
+    The busy timeout is made short here; the lock is held for ten of them."""
+    import threading
+
+    from d2lkb.store import db
+
+    monkeypatch.setattr(db, "BUSY_TIMEOUT_S", 0.05)
+    path = tmp_path / "new" / "kb.sqlite"
+    path.parent.mkdir()
+    first = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    first.execute("BEGIN EXCLUSIVE")  # the first user's commit, in the rollback journal of a new file
+    threading.Timer(0.5, first.execute, ("ROLLBACK",)).start()
+    conn = db.connect(path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        conn.close()
+        first.close()
+
+
+def test_a_failed_first_use_leaves_a_new_kb_that_another_process_uses(tmp_path):
+    """A command that fails removes the new, empty KB it made, but not while another process has that
+    KB open (each of several processes on a first use thinks it made the KB): that one goes on."""
+    from d2lkb.cli import State, _discard_new_kb
+    from d2lkb.config import load_config
+    from d2lkb.store.kb import KnowledgeBase
+
+    notes = vault(tmp_path)
+    kb_dir = tmp_path / "new" / "kb"
+    other = State(str(kb_dir), str(notes))  # a run that found no KB either, then failed
+    path = other.config.db_path
+    other.created = (path, [kb_dir, kb_dir.parent])
+    with KnowledgeBase(load_config(kb_dir, notes)) as first:
+        _discard_new_kb(other)
+        assert path.exists()
+        first.sync()
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT count(*) FROM note").fetchone()[0] == 1
+    conn.close()
+    # Alone with it, the failed run does remove it (and the folders it made).
+    lone = tmp_path / "lone" / "kb"
+    failed = State(str(lone), str(notes))
+    failed.created = (failed.config.db_path, [lone, lone.parent])
+    KnowledgeBase(load_config(lone, notes)).close()
+    _discard_new_kb(failed)
+    assert not (tmp_path / "lone").exists()
+
+
 # -- bad KBs: one line each ------------------------------------------------------
 def _foreign(path: Path) -> None:
     conn = sqlite3.connect(path)

@@ -13,9 +13,12 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import quote
 
 from d2lkb.locks import file_lock
+
+T = TypeVar("T")
 
 
 class KBError(Exception):
@@ -73,9 +76,12 @@ class KBConnection(sqlite3.Connection):
     on_commit: Callable[[], None] | None = None  # called after each `transaction()` commits
 
 
+BUSY_TIMEOUT_S = 10.0  # SQLite's own wait for another connection's lock, per statement
+
+
 def _pragmas(conn: sqlite3.Connection) -> None:
     """Per-connection settings (nothing here writes to the file)."""
-    conn.execute("PRAGMA busy_timeout = 10000")
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA synchronous = NORMAL")  # WAL: a committed write survives a process crash
     # Reads go through the OS page cache without a copy; the pages a session reads stay (32 MiB).
@@ -108,7 +114,7 @@ def _open_read_only(path: Path) -> KBConnection:
     else:
         params = {"immutable": "1"}
     conn = sqlite3.connect(_uri(path, **params), uri=True, isolation_level=None, check_same_thread=False,
-                           timeout=10, factory=KBConnection)
+                           timeout=BUSY_TIMEOUT_S, factory=KBConnection)
     conn.execute("PRAGMA query_only = ON")
     return conn
 
@@ -150,16 +156,20 @@ def _make_folder(path: Path) -> None:
                       "point --kb or D2LKB_KB at another folder")
 
 
-def _retry(step: Callable[[], None], attempts: int = 60) -> None:
-    """Run `step`, again while another process holds the lock it needs (first use by several at once)."""
-    for attempt in range(attempts):
+def _retry(step: Callable[[], T]) -> T:
+    """Run `step`, again while another connection holds the lock it needs, up to `WRITE_WAIT_S` in
+    all: on a first use by several processes at once, the one creating the KB holds its lock for as
+    long as its commit takes, which on a loaded machine can exceed one busy timeout."""
+    deadline = time.monotonic() + WRITE_WAIT_S
+    attempt = 0
+    while True:
         try:
-            step()
-            return
+            return step()
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc) or attempt == attempts - 1:
+            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
                 raise
-            time.sleep(0.05 + 0.01 * attempt)
+            time.sleep(min(0.5, 0.05 + 0.01 * attempt))
+            attempt += 1
 
 
 def connect(path: Path | str) -> KBConnection:
@@ -183,7 +193,7 @@ def connect(path: Path | str) -> KBConnection:
         raise KBError(f"{path}: a folder, not a knowledge-base file; point --kb or D2LKB_KB at another folder")
     try:
         if path.exists():
-            version, tables = _inspect(path)
+            version, tables = _retry(lambda: _inspect(path))
             _check_version(path, version, tables)
             if not _writable(path):
                 if version < SCHEMA_VERSION:
@@ -195,13 +205,13 @@ def connect(path: Path | str) -> KBConnection:
                 return conn
         else:
             _make_folder(path)
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10, factory=KBConnection)
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S,
+                               factory=KBConnection)
         conn.path = path
         _pragmas(conn)
         try:
             _migrate(conn)
-            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                _retry(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone())
+            _retry(lambda: _wal(conn))
         except BaseException:
             conn.close()
             raise
@@ -210,8 +220,16 @@ def connect(path: Path | str) -> KBConnection:
     return conn
 
 
+def _wal(conn: sqlite3.Connection) -> None:
+    """WAL mode, and the connection in it: from its first read on, it holds the shared lock that tells
+    other processes the KB is in use (the CLI's removal of a new KB a failed command made looks)."""
+    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        conn.execute("PRAGMA journal_mode = WAL").fetchone()
+    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+
+
 def _migrate(conn: sqlite3.Connection) -> None:
-    if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+    if _retry(lambda: conn.execute("PRAGMA user_version").fetchone()[0]) == SCHEMA_VERSION:
         return
 
     def step() -> None:

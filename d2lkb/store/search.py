@@ -210,6 +210,31 @@ def _match_sql(rest: str | None, select: str) -> str:
     return f"SELECT {select} FROM fts JOIN doc d ON d.id = fts.rowid WHERE fts MATCH :match AND {rest}"
 
 
+def _words_only(node: Node) -> bool:
+    """Is the node a word or phrase, or an OR of them (so every title hit of one of its words matches it)?"""
+    return isinstance(node, Text) or isinstance(node, Or) and all(_words_only(i) for i in node.items)
+
+
+def _title_hits(conn: sqlite3.Connection, scoring: Node, texts: list[Text], comp: _Compiler,
+                rest_sql: str | None, cap: int) -> list[int]:
+    """Matches with one of the query's words or phrases in their title, the first `cap` in index order."""
+    titles = f"({_column_terms(texts, '{title}')})"
+    items = scoring.items if isinstance(scoring, And) else (scoring,)
+    # The words of a query like `(a OR b) #tag`: their title hits match them, and FTS5 need not walk them twice
+    words = [i for i in items if _words_only(i)]
+    if len(words) == 1:
+        rest = tuple(i for i in items if i is not words[0])
+        pos = [fts_expression(i) for i in rest if not isinstance(i, Not)]
+        expr = " AND ".join([titles] + [f"({p})" for p in pos])
+        for n in (fts_expression(i.item) for i in rest if isinstance(i, Not)):
+            expr = f"({expr}) NOT {n}"
+    else:
+        expr = f"({fts_expression(scoring)}) AND {titles}"
+    comp.params["titled"] = expr
+    sql = _match_sql(rest_sql, "fts.rowid").replace(":match", ":titled", 1) + " LIMIT :cap"
+    return [r[0] for r in conn.execute(sql, comp.params | {"cap": cap})]
+
+
 def _ranked_ids(conn: sqlite3.Connection, node: Node, driver: str, comp: _Compiler, rest: Node | None,
                 limit: int) -> tuple[list[int], str]:
     """The best `limit` matches by bm25 among a bounded candidate set, and the expression to highlight.
@@ -233,11 +258,18 @@ def _ranked_ids(conn: sqlite3.Connection, node: Node, driver: str, comp: _Compil
     # counted on the FTS part alone: path:, status: and due: filters cost a row lookup per match
     if texts and limit < RANK_ALL and conn.execute("SELECT count(*) FROM (SELECT 1 FROM fts WHERE fts MATCH :match"
                                          " LIMIT :cap + 1)", comp.params).fetchone()[0] > RANK_ALL:
-        comp.params["titled"] = f"({driver}) AND ({_column_terms(texts, '{title}')})"
-        titled = _match_sql(rest_sql, "fts.rowid").replace(":match", ":titled", 1)
-        if conn.execute(f"SELECT count(*) FROM ({titled} LIMIT :limit)", comp.params).fetchone()[0] >= limit:
-            comp.params["cap"] = TITLE_CANDIDATES
-            cands = f"{titled} LIMIT :cap"
+        titled = _title_hits(conn, scoring, texts, comp, rest_sql, max(limit, TITLE_CANDIDATES))
+        if len(titled) >= limit:
+            titled = titled[:TITLE_CANDIDATES]
+            # bm25 can only score rows of the statement's own MATCH, so the candidates filter a walk over
+            # the words' matches; a byte per document id (1 = candidate) is the cheapest test SQLite has
+            flags = bytearray(titled[-1] + 1)  # FTS5 returns rows in rowid order
+            for rowid in titled:
+                flags[rowid] = 1
+            comp.params["flags"] = bytes(flags)
+            sql = (f"SELECT rowid FROM fts WHERE fts MATCH :score AND substr(:flags, rowid + 1, 1) = x'01'"
+                   f" ORDER BY {RANK} LIMIT :limit")
+            return [r[0] for r in conn.execute(sql, comp.params | {"score": score})], score
     if cands == _match_sql(None, "fts.rowid") and score == driver:  # every match, scored as it is matched
         sql = f"SELECT rowid FROM fts WHERE fts MATCH :match ORDER BY {RANK} LIMIT :limit"
     else:
@@ -290,7 +322,7 @@ def search(conn: sqlite3.Connection, query: str | Node, *, limit: int = 20,
         marks = ",".join("?" * len(ids))
         docs = {r[0]: r for r in conn.execute(
             f"SELECT id, kind, path, line, title, note_id, card_id FROM doc WHERE id IN ({marks})", ids)}
-        snippets = _snippets(conn, ids, driver if _has_text(node) else None)
+        snippets = _snippets(conn, ids, driver if _has_text(node) else None, per_row=not _has_prefix(node))
         tags = _doc_tags(conn, ids)
     except sqlite3.OperationalError as exc:  # should not happen: terms are always quoted
         raise QueryError(f"search failed: {exc}") from exc
@@ -315,15 +347,30 @@ def matching_card_ids(conn: sqlite3.Connection, query: str | Node | None, ctx: S
     return [r[0] for r in conn.execute(sql, comp.params)]
 
 
-def _snippets(conn, ids: list[int], driver: str | None) -> dict[int, str]:
+def _has_prefix(node: Node) -> bool:
+    if isinstance(node, Text):
+        return node.prefix
+    if isinstance(node, Not):
+        return _has_prefix(node.item)
+    if isinstance(node, And | Or):
+        return any(_has_prefix(i) for i in node.items)
+    return False
+
+
+def _snippets(conn, ids: list[int], driver: str | None, *, per_row: bool = True) -> dict[int, str]:
+    """Highlighted snippets of the documents `ids` for the FTS expression `driver`.
+
+    `rowid IN (...)` evaluates the expression once per id, each a seek in the index (cheap once sync has
+    merged the index, see store.sync); `+rowid IN (...)` walks every match once instead, the cheaper
+    way for a prefix term (`grad*`), whose doclist FTS5 assembles anew at each evaluation."""
     if not ids:
         return {}
     marks = ",".join("?" * len(ids))
     out: dict[int, str] = {}
     if driver is not None:
         for rowid, snip in conn.execute(
-            # `+rowid`: one pass over the matches; a rowid lookup would evaluate the query once per id
-            f"SELECT rowid, snippet(fts, 1, ?, ?, '…', 16) FROM fts WHERE fts MATCH ? AND +rowid IN ({marks})",
+            f"SELECT rowid, snippet(fts, 1, ?, ?, '…', 16) FROM fts WHERE fts MATCH ?"
+            f" AND {'' if per_row else '+'}rowid IN ({marks})",
             (*HIGHLIGHT, driver, *ids),
         ):
             out[rowid] = join_cjk(" ".join(snip.split()))

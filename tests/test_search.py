@@ -232,3 +232,68 @@ def test_many_matches_when_the_driving_part_has_no_words(big, monkeypatch):
     # `#even` drives the search (FTS); the words sit in a part FTS cannot take (an OR with path:)
     hits = big.search("#even (gradient OR path:n03)", limit=3)
     assert len(hits) == 3 and all("even" in h.tags for h in hits)
+
+
+@pytest.mark.parametrize("query", ["gradient", "grad*", "gradient #even", "gradient -#odd", "(gradient OR kappa) #even",
+                                   "kind:section gradient", "gradient -kind:card", "gradient kappa",
+                                   "(gradient OR kappa) (sigma OR #odd)", "(gradient OR zzz) (step OR #odd)", "#even -kind:note (gradient OR sigma*)"])
+def test_title_candidates_are_the_title_hits_of_the_whole_query(big, query):
+    """The candidate query leaves out what the title hits imply; it finds what `(query) AND (titles)` finds."""
+    from d2lkb.query import parse_query
+    from d2lkb.store import search as s
+
+    node = parse_query(query)
+    driver, rest = s._split_driver(node)
+    assert rest is None
+    scoring = s._driving_node(node)
+    texts = s._positive_texts(scoring)
+    comp = s._Compiler(s.SearchContext())
+    got = s._title_hits(big.conn, scoring, texts, comp, None, 10**6)
+    titles = s._column_terms(texts, "{title}")
+    want = [r[0] for r in big.conn.execute("SELECT rowid FROM fts WHERE fts MATCH ?", (f"({driver}) AND ({titles})",))]
+    assert got == want and want, query
+
+
+def test_snippets_by_rowid_lookups_are_those_of_one_walk(big):
+    from d2lkb.query import parse_query
+    from d2lkb.store import search as s
+
+    for query in ("gradient", "kappa OR sigma", "gradient -#odd", "#even (kappa OR gradient)"):
+        ids = [h.doc_id for h in big.search(query, limit=8)]
+        expr = s._split_driver(parse_query(query))[0]
+        per_row = s._snippets(big.conn, ids, expr, per_row=True)
+        assert per_row == s._snippets(big.conn, ids, expr, per_row=False), query
+        assert len(per_row) == len(ids) and any(s.HIGHLIGHT[0] in v for v in per_row.values()), query
+
+
+def _segments(conn) -> list[int]:
+    return [n for (n,) in conn.execute("SELECT max(pgno) FROM fts_idx GROUP BY segid")]
+
+
+def test_sync_merges_the_search_index_after_large_writes(make_kb, notes_dir, monkeypatch):
+    from d2lkb.store import sync as sync_module
+    from d2lkb.store.db import transaction
+
+    body = "\n\n".join(f"## Part {j}\n\nWords about gradient {j} and more words." for j in range(20))
+    for i in range(40):
+        write(notes_dir / f"a{i:02}.md", f"# A {i}\n\n{body}\n")
+    kb = make_kb()
+    kb.sync()
+    assert len(_segments(kb.conn)) == 1
+    monkeypatch.setattr(sync_module, "MERGE_SHARE", 0)  # no segment is large enough: nothing merges
+    for i in range(40):
+        write(notes_dir / f"b{i:02}.md", f"# B {i}\n\n{body}\n")
+    kb.sync()
+    assert len(_segments(kb.conn)) == 2  # as an older d2lkb left it: two large segments
+    before = [(h.doc_id, h.snippet) for h in kb.search("gradient", limit=100)]
+    monkeypatch.undo()
+    write(notes_dir / "c.md", "# C\n\nOne more word.\n")
+    kb.sync()  # a small sync finds the two large segments and merges them
+    assert len(_segments(kb.conn)) == 1
+    assert [(h.doc_id, h.snippet) for h in kb.search("gradient", limit=100)] == before
+    write(notes_dir / "d.md", "# D\n\nAnd another.\n")
+    kb.sync()  # a small write leaves its small segment alone
+    assert len(_segments(kb.conn)) == 2
+    with transaction(kb.conn):
+        assert not sync_module.merge_search_index(kb.conn)
+    kb.conn.execute("INSERT INTO fts (fts, rank) VALUES ('integrity-check', 1)")  # raises if damaged

@@ -222,7 +222,7 @@ def _title_hits(conn: sqlite3.Connection, scoring: Node, texts: list[Text], comp
     items = scoring.items if isinstance(scoring, And) else (scoring,)
     # The words of a query like `(a OR b) #tag`: their title hits match them, and FTS5 need not walk them twice
     words = [i for i in items if _words_only(i)]
-    if len(words) == 1:
+    if len(words) == 1 and set(_positive_texts(words[0])) == set(texts):
         rest = tuple(i for i in items if i is not words[0])
         pos = [fts_expression(i) for i in rest if not isinstance(i, Not)]
         expr = " AND ".join([titles] + [f"({p})" for p in pos])

@@ -134,9 +134,6 @@ def formula_hash(latex: str) -> str:
     return hashlib.sha256(b"latex\0" + latex.encode()).hexdigest()
 
 
-MERGE_SHARE = 10  # see _Writer.merge_index
-
-
 class _Writer:
     """Writes parsed notes into the KB inside one transaction."""
 
@@ -153,7 +150,6 @@ class _Writer:
         self.doctags: list[tuple] = []
         self.new_cards: list[tuple] = []
         self.cardtags: list[tuple] = []
-        self.written = 0  # search documents written
 
     def tag_id(self, display: str) -> int:
         key = display.lower()
@@ -190,18 +186,9 @@ class _Writer:
         conn.executemany("INSERT INTO doc (id, kind, note_id, card_id, path, line, title, check_hash)"
                          " VALUES (?,?,?,?,?,?,?,?)", self.docs)
         conn.executemany("INSERT INTO fts (rowid, title, body, meta) VALUES (?, ?, ?, ?)", self.fts)
-        self.written += len(self.fts)
         conn.executemany("INSERT OR IGNORE INTO doctag (tag_id, doc_id) VALUES (?, ?)", self.doctags)
         conn.executemany("INSERT OR IGNORE INTO cardtag (card_id, tag_id) VALUES (?, ?)", self.cardtags)
         self.docs, self.fts, self.doctags, self.new_cards, self.cardtags = [], [], [], [], []
-
-    def merge_index(self) -> None:
-        """Merge the FTS5 index into one segment after writing at least 1/MERGE_SHARE of the search documents
-        (a first sync, every note read again): a large write leaves the index in several large segments, and
-        a lookup by rowid (the snippets of a search) seeks in each of them. Smaller syncs add small segments,
-        which FTS5's automerge folds in."""
-        if self.written and self.written * MERGE_SHARE >= self.next_doc_id:
-            self.conn.execute("INSERT INTO fts (fts) VALUES ('optimize')")
 
     def clear_note(self, note_id: int) -> None:
         self.conn.execute("DELETE FROM fts WHERE rowid IN (SELECT id FROM doc WHERE note_id = ?)", (note_id,))
@@ -499,7 +486,7 @@ def _sync_once(conn, notes_dir: Path, now_i: int, on_progress, parse, options, w
                     keep.add(f.rel)
             _resolve_links(conn)
             rebuild_decktotal(conn)
-            writer.merge_index()
+            merge_search_index(conn)
             _count(conn, report, version)
             record_scan(conn, key if parse is None and not keep else None, report)
         return report
@@ -539,9 +526,27 @@ def _sync_once(conn, notes_dir: Path, now_i: int, on_progress, parse, options, w
         if changed or removed:
             _apply(conn, known, changed, removed, now_i, report, plan or _match(conn, known, changed, removed))
             rebuild_decktotal(conn)
+        merge_search_index(conn)  # also a KB whose index an older d2lkb wrote
         _count(conn, report, version)
         record_scan(conn, key if parse is None and not keep else None, report)
     return report
+
+
+MERGE_SHARE = 10  # see merge_search_index
+
+
+def merge_search_index(conn: sqlite3.Connection) -> bool:
+    """Merge the FTS5 index into one segment when two or more of its segments each hold 1/MERGE_SHARE of it.
+
+    A large write (a first sync, every note read again) leaves the index in several large segments,
+    and a lookup by rowid (the snippets of a search, store.search) seeks in every one of them: at
+    100k cards, ten such segments make it ten times dearer. The small segments of everyday syncs stay
+    as they are (FTS5's automerge folds them in). Returns whether it merged."""
+    pages = [n for (n,) in conn.execute("SELECT max(pgno) FROM fts_idx GROUP BY segid")]
+    if sum(n * MERGE_SHARE >= sum(pages) for n in pages) < 2:
+        return False
+    conn.execute("INSERT INTO fts (fts) VALUES ('optimize')")
+    return True
 
 
 def _count(conn: sqlite3.Connection, report: SyncReport, version: str) -> None:
@@ -631,7 +636,6 @@ def _apply(conn, known, changed, removed, now_i: int, report: SyncReport, plan: 
         else:
             report.updated += 1
     _resolve_links(conn, keys, changed_ids)
-    writer.merge_index()
     # Tags no longer used by any note or live card (and with no children) go away.
     while conn.execute(
         "DELETE FROM tag WHERE id NOT IN (SELECT tag_id FROM notetag) AND id NOT IN (SELECT tag_id FROM cardtag)"

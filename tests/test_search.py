@@ -236,7 +236,8 @@ def test_many_matches_when_the_driving_part_has_no_words(big, monkeypatch):
 
 @pytest.mark.parametrize("query", ["gradient", "grad*", "gradient #even", "gradient -#odd", "(gradient OR kappa) #even",
                                    "kind:section gradient", "gradient -kind:card", "gradient kappa",
-                                   "(gradient OR kappa) (sigma OR #odd)", "(gradient OR zzz) (step OR #odd)", "#even -kind:note (gradient OR sigma*)"])
+                                   "(gradient OR kappa) (sigma OR #odd)", "(gradient OR zzz) (step OR #odd)", "#even -kind:note (gradient OR sigma*)",
+                                   "(kind:section OR kind:note) gradient -#odd"])
 def test_title_candidates_are_the_title_hits_of_the_whole_query(big, query):
     """The candidate query leaves out what the title hits imply; it finds what `(query) AND (titles)` finds."""
     from d2lkb.query import parse_query

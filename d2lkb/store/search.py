@@ -215,24 +215,39 @@ def _words_only(node: Node) -> bool:
     return isinstance(node, Text) or isinstance(node, Or) and all(_words_only(i) for i in node.items)
 
 
+def _doc_kinds(node: Node) -> bool:
+    """Does the node test only the kind of document (`kind:section`, `-kind:note`), a column of `doc`?"""
+    if isinstance(node, Field):
+        return node.key == "kind" and node.value not in CARD_KINDS
+    if isinstance(node, Not):
+        return _doc_kinds(node.item)
+    if isinstance(node, And | Or):
+        return all(_doc_kinds(i) for i in node.items)
+    return False
+
+
 def _title_hits(conn: sqlite3.Connection, scoring: Node, texts: list[Text], comp: _Compiler,
                 rest_sql: str | None, cap: int) -> list[int]:
-    """Matches with one of the query's words or phrases in their title, the first `cap` in index order."""
+    """Matches with one of the query's words or phrases in their title, the first `cap` in index order.
+
+    FTS5 finds the title hits; what they imply is left out (the words of `(a OR b) #tag`), and kinds of
+    document are tested on the hits' `doc` rows: the doclist of a kind holds a large share of the
+    documents, and walking it costs more than reading the few rows."""
     titles = f"({_column_terms(texts, '{title}')})"
     items = scoring.items if isinstance(scoring, And) else (scoring,)
-    # The words of a query like `(a OR b) #tag`: their title hits match them, and FTS5 need not walk them twice
+    kinds = [i for i in items if _doc_kinds(i)]
+    items = tuple(i for i in items if not _doc_kinds(i))
     words = [i for i in items if _words_only(i)]
     if len(words) == 1 and set(_positive_texts(words[0])) == set(texts):
-        rest = tuple(i for i in items if i is not words[0])
-        pos = [fts_expression(i) for i in rest if not isinstance(i, Not)]
-        expr = " AND ".join([titles] + [f"({p})" for p in pos])
-        for n in (fts_expression(i.item) for i in rest if isinstance(i, Not)):
-            expr = f"({expr}) NOT {n}"
-    else:
-        expr = f"({fts_expression(scoring)}) AND {titles}"
+        items = tuple(i for i in items if i is not words[0])
+    pos = [titles] + [f"({fts_expression(i)})" for i in items if not isinstance(i, Not)]
+    expr = " AND ".join(pos)
+    for neg in (fts_expression(i.item) for i in items if isinstance(i, Not)):
+        expr = f"({expr}) NOT {neg}"
     comp.params["titled"] = expr
-    sql = _match_sql(rest_sql, "fts.rowid").replace(":match", ":titled", 1) + " LIMIT :cap"
-    return [r[0] for r in conn.execute(sql, comp.params | {"cap": cap})]
+    tests = [comp.sql(i) for i in kinds] + ([] if rest_sql is None else [rest_sql])
+    sql = _match_sql(" AND ".join(tests) if tests else None, "fts.rowid").replace(":match", ":titled", 1)
+    return [r[0] for r in conn.execute(sql + " LIMIT :cap", comp.params | {"cap": cap})]
 
 
 def _ranked_ids(conn: sqlite3.Connection, node: Node, driver: str, comp: _Compiler, rest: Node | None,

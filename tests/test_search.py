@@ -298,3 +298,18 @@ def test_sync_merges_the_search_index_after_large_writes(make_kb, notes_dir, mon
     with transaction(kb.conn):
         assert not sync_module.merge_search_index(kb.conn)
     kb.conn.execute("INSERT INTO fts (fts, rank) VALUES ('integrity-check', 1)")  # raises if damaged
+
+
+def test_few_matches_of_the_whole_query_are_ranked_exactly_when_its_words_match_many(big, monkeypatch):
+    """The words are counted first; a query whose tags leave at most RANK_ALL matches still ranks them all."""
+    from d2lkb.store import search as s
+
+    words = s.count_matches(big.conn, "gradient", cap=100000)
+    tagged = s.count_matches(big.conn, "gradient #even", cap=100000)
+    assert words > tagged >= 20
+    monkeypatch.setattr(s, "RANK_ALL", tagged)
+    assert [h.doc_id for h in big.search("gradient #even", limit=10)] == _exact(big, "gradient #even", 10)
+    titled = {r[0] for r in big.conn.execute("SELECT rowid FROM fts WHERE fts MATCH '{title} : \"gradient\"'")}
+    monkeypatch.setattr(s, "RANK_ALL", tagged - 1)  # one match too many: the title hits are ranked
+    assert [h.doc_id for h in big.search("gradient #even", limit=5)] == [
+        i for i in _exact(big, "gradient #even", tagged) if i in titled][:5]

@@ -269,16 +269,20 @@ def _ranked_ids(conn: sqlite3.Connection, node: Node, driver: str, comp: _Compil
     score = _column_terms(texts, TEXT_COLUMNS) if _needs_text(scoring) else driver
     rest_sql = None if rest is None else comp.sql(rest)
     cands = _match_sql(rest_sql, "fts.rowid")
-    comp.params["cap"] = RANK_ALL
-    # counted on the FTS part alone: path:, status: and due: filters cost a row lookup per match
-    if texts and limit < RANK_ALL and conn.execute("SELECT count(*) FROM (SELECT 1 FROM fts WHERE fts MATCH :match"
-                                         " LIMIT :cap + 1)", comp.params).fetchone()[0] > RANK_ALL:
+
+    def more_than_rank_all(expr: str) -> bool:  # on the FTS part alone: path:, status: and due: cost a row lookup
+        sql = "SELECT count(*) FROM (SELECT 1 FROM fts WHERE fts MATCH ? LIMIT ?)"
+        return conn.execute(sql, (expr, RANK_ALL + 1)).fetchone()[0] > RANK_ALL
+
+    # The words first: they match at least what the whole query matches, and count for less (a NOT or
+    # a tag is a walk over a long doclist). More title hits than RANK_ALL: more matches than that too.
+    if texts and limit < RANK_ALL and more_than_rank_all(score):
         titled = _title_hits(conn, scoring, texts, comp, rest_sql, max(limit, TITLE_CANDIDATES))
-        if len(titled) >= limit:
+        if len(titled) >= limit and (len(titled) > RANK_ALL or score == driver or more_than_rank_all(driver)):
             titled = titled[:TITLE_CANDIDATES]
             # bm25 can only score rows of the statement's own MATCH, so the candidates filter a walk over
             # the words' matches; a byte per document id (1 = candidate) is the cheapest test SQLite has
-            flags = bytearray(titled[-1] + 1)  # FTS5 returns rows in rowid order
+            flags = bytearray(max(titled) + 1)
             for rowid in titled:
                 flags[rowid] = 1
             comp.params["flags"] = bytes(flags)

@@ -313,3 +313,19 @@ def test_few_matches_of_the_whole_query_are_ranked_exactly_when_its_words_match_
     monkeypatch.setattr(s, "RANK_ALL", tagged - 1)  # one match too many: the title hits are ranked
     assert [h.doc_id for h in big.search("gradient #even", limit=5)] == [
         i for i in _exact(big, "gradient #even", tagged) if i in titled][:5]
+
+
+def test_words_that_could_match_the_meta_column_keep_their_column_filter():
+    from d2lkb.query import Text
+    from d2lkb.store import search as s
+    from d2lkb.textutil import kind_token, tag_token
+
+    meta_like = [Text(kind_token("card")), Text(kind_token("cloze")), Text(tag_token("ml/supervised")),
+                 Text(tag_token("参数").upper()), Text("k", prefix=True), Text("t6", prefix=True),
+                 Text(f"{kind_token('note')} {tag_token('dl')}", phrase=True), Text("kcárd")]
+    plain = [Text("gradient"), Text("tensor"), Text("tens", prefix=True), Text("参数"), Text("kcard loss", phrase=True),
+             Text("t6d6")]
+    assert all(s._meta_like(t) for t in meta_like) and not any(s._meta_like(t) for t in plain)
+    assert s._scoring_terms([Text("grad", prefix=True), Text('a "b', phrase=True)]) == '"grad" * OR "a ""b"'
+    assert s._scoring_terms([Text("gradient"), Text("kcard")]) == s._column_terms([Text("gradient"), Text("kcard")],
+                                                                                 s.TEXT_COLUMNS)

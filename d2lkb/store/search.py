@@ -6,11 +6,13 @@ quoted phrases, so no query can be a syntax error in SQL or in FTS5.
 
 from __future__ import annotations
 
+import re
 import sqlite3
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from d2lkb.query import CARD_KINDS, And, Field, Node, Not, Or, QueryError, TagTerm, Text, parse_query
+from d2lkb.query import CARD_KINDS, KINDS, And, Field, Node, Not, Or, QueryError, TagTerm, Text, parse_query
 from d2lkb.review.days import day_bounds
 from d2lkb.textutil import join_cjk, kind_token, split_cjk, tag_token
 
@@ -204,6 +206,33 @@ def _column_terms(texts: list[Text], columns: str) -> str:
     return " OR ".join(_fts_term(t).replace(TEXT_COLUMNS, columns, 1) for t in texts)
 
 
+_KIND_TOKENS = tuple(kind_token(k) for k in KINDS + CARD_KINDS)
+_TAG_TOKEN = re.compile(r"t(?:[0-9a-f]{2})+")
+
+
+def _meta_like(text: Text) -> bool:
+    """Could the word or phrase match in the `meta` column (every token of it a kind or tag token)?
+
+    Tokens are taken as ASCII letters and digits after folding (coarser than FTS5's unicode61, so
+    that the answer errs towards yes)."""
+    folded = "".join(c for c in unicodedata.normalize("NFKD", text.text.lower()) if not unicodedata.combining(c))
+    tokens = re.split(r"[^0-9a-z]+", folded)
+    tokens = [t for t in tokens if t] or [""]
+    last = tokens[-1]
+    if text.prefix and not (any(k.startswith(last) for k in _KIND_TOKENS) or re.fullmatch(r"t[0-9a-f]*", last)):
+        return False
+    return all(t in _KIND_TOKENS or _TAG_TOKEN.fullmatch(t) for t in tokens[:-1 if text.prefix else None])
+
+
+def _scoring_terms(texts: list[Text]) -> str:
+    """The words and phrases for bm25, without the `{title body}` filter when none can match in `meta`:
+    the scores are the same (meta weighs 0, and no row has one of them there), and FTS5 then reads a
+    row's positions only for the rows it scores, not for every row to test its column."""
+    if any(_meta_like(t) for t in texts):
+        return _column_terms(texts, TEXT_COLUMNS)
+    return " OR ".join(_fts_term(t).replace(TEXT_COLUMNS + " : ", "", 1) for t in texts)
+
+
 def _match_sql(rest: str | None, select: str) -> str:
     if rest is None:
         return f"SELECT {select} FROM fts WHERE fts MATCH :match"
@@ -286,6 +315,8 @@ def _ranked_ids(conn: sqlite3.Connection, node: Node, driver: str, comp: _Compil
             for rowid in titled:
                 flags[rowid] = 1
             comp.params["flags"] = bytes(flags)
+            if _needs_text(scoring):
+                score = _scoring_terms(texts)  # the candidates are matches: the score need not test columns
             sql = (f"SELECT rowid FROM fts WHERE fts MATCH :score AND substr(:flags, rowid + 1, 1) = x'01'"
                    f" ORDER BY {RANK} LIMIT :limit")
             return [r[0] for r in conn.execute(sql, comp.params | {"score": score})], score

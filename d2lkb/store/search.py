@@ -321,7 +321,9 @@ def _ranked_ids(conn: sqlite3.Connection, node: Node, driver: str, comp: _Compil
                    f" ORDER BY {RANK} LIMIT :limit")
             return [r[0] for r in conn.execute(sql, comp.params | {"score": score})], score
     if cands == _match_sql(None, "fts.rowid") and score == driver:  # every match, scored as it is matched
-        sql = f"SELECT rowid FROM fts WHERE fts MATCH :match ORDER BY {RANK} LIMIT :limit"
+        if _needs_text(scoring):  # the query is its words: without a column filter when none can be in meta
+            score = _scoring_terms(texts)
+        sql = f"SELECT rowid FROM fts WHERE fts MATCH :score ORDER BY {RANK} LIMIT :limit"
     else:
         sql = f"SELECT rowid FROM fts WHERE fts MATCH :score AND +rowid IN ({cands}) ORDER BY {RANK} LIMIT :limit"
     return [r[0] for r in conn.execute(sql, comp.params | {"score": score})], score

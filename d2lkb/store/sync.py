@@ -526,7 +526,7 @@ def _sync_once(conn, notes_dir: Path, now_i: int, on_progress, parse, options, w
         if changed or removed:
             _apply(conn, known, changed, removed, now_i, report, plan or _match(conn, known, changed, removed))
             rebuild_decktotal(conn)
-        merge_search_index(conn)  # also a KB whose index an older d2lkb wrote
+        merge_search_index(conn)  # also a KB whose index an older d2lkb wrote (a no-change sync stops earlier)
         _count(conn, report, version)
         record_scan(conn, key if parse is None and not keep else None, report)
     return report

@@ -81,11 +81,14 @@ def _utc(ts: int) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
-# A card as `ReviewMixin.card` shows it: the row, the note's title, the card document's check hash and
-# the latest result for it (status, detail: the newest row of `checkresult`, as `graph.latest_status`).
+# A card as `ReviewMixin.card` shows it: the row, the note's title, the card document's check hash,
+# the latest result for it (status, detail: the newest row of `checkresult`, as `graph.latest_status`)
+# and its tags as [name, display] pairs (sorted by name in Python).
 _CARD_VIEW = (
     "SELECT c.id, c.kind, c.front, c.back, c.path, c.line, coalesce(n.title, ''), c.state, c.due,"
-    " c.reps, c.lapses, c.suspended, c.buried_until, c.leech, c.retired_at, d.check_hash, r.status, r.detail"
+    " c.reps, c.lapses, c.suspended, c.buried_until, c.leech, c.retired_at, d.check_hash, r.status, r.detail,"
+    " (SELECT json_group_array(json_array(tag.name, tag.display)) FROM cardtag JOIN tag ON tag.id = cardtag.tag_id"
+    " WHERE cardtag.card_id = c.id)"
     " FROM card c LEFT JOIN note n ON n.id = c.note_id"
     " LEFT JOIN doc d ON d.id = (SELECT id FROM doc WHERE kind = 'card' AND card_id = c.id LIMIT 1)"
     " LEFT JOIN checkresult r ON r.id = (SELECT id FROM checkresult WHERE check_hash = d.check_hash"
@@ -200,6 +203,15 @@ class ReviewMixin:
         if row is None:
             raise ValueError(f"no card with id {card_id}")
         return row
+
+    def _card_and_parameters(self, card_id: int) -> tuple[tuple, list[float] | None]:
+        """`_require_card`'s row and `_parameters()` in one statement (an answer and its previews)."""
+        row = self.conn.execute(f"SELECT {_UNDO_COLS}, sibling_key, retired_at,"
+                                " (SELECT value FROM meta WHERE key = ?) FROM card WHERE id = ?",
+                                (PARAMETERS_META_KEY, card_id)).fetchone()
+        if row is None:
+            raise ValueError(f"no card with id {card_id}")
+        return row[:-1], json.loads(row[-1]) if row[-1] is not None else None
 
     # -- the queue ---------------------------------------------------------
     def due_counts(self, query: str | None = None) -> DueCounts:
@@ -352,16 +364,13 @@ class ReviewMixin:
     def card(self, card_id: int) -> CardView:
         """A card as shown for review, with its note title, tags and latest check status."""
         with self.lock:
-            # One statement for the row, its note's title and its latest check (status and detail
-            # as two columns of the same result row: `_CARD_CHECK`), one for its tags.
+            # One statement for the row, its note's title, its latest check and its tags.
             row = self.conn.execute(_CARD_VIEW, (card_id,)).fetchone()
             if row is None:
                 raise ValueError(f"no card with id {card_id}")
             (cid, kind, front, back, path, line, title, state, due, reps, lapses, suspended, buried_until, leech,
-             retired_at, check_hash, checked_status, checked_detail) = row
-            tags = tuple(r[0] for r in self.conn.execute(
-                "SELECT tag.display FROM cardtag JOIN tag ON tag.id = cardtag.tag_id WHERE cardtag.card_id = ?"
-                " ORDER BY tag.name", (cid,)))
+             retired_at, check_hash, checked_status, checked_detail, tag_pairs) = row
+            tags = tuple(display for _name, display in sorted(json.loads(tag_pairs)))  # by name
             status, detail = None, ""
             if check_hash:
                 status, detail = (checked_status, checked_detail) if checked_status is not None else ("unchecked", "")
@@ -374,10 +383,10 @@ class ReviewMixin:
     def preview_intervals(self, card_id: int) -> dict[Grade, timedelta]:
         """The interval each grade would give now (without fuzz)."""
         with self.lock:
-            row = self._require_card(card_id)
+            row, parameters = self._card_and_parameters(card_id)
             from d2lkb.review import scheduler  # fsrs: imported by the commands that schedule
 
-            return scheduler.preview(scheduler.Schedule(*row[:6]), self._now(), self.config.review, self._parameters())
+            return scheduler.preview(scheduler.Schedule(*row[:6]), self._now(), self.config.review, parameters)
 
     # -- answering ---------------------------------------------------------
     def answer(self, card_id: int, grade: Grade | int, duration_ms: int = 0) -> AnswerResult:
@@ -417,7 +426,7 @@ class ReviewMixin:
         with transaction(self.conn):
             now = self._now()
             now_s = int(now.timestamp())
-            row = self._require_card(card_id)
+            row, parameters = self._card_and_parameters(card_id)
             (state, step, stability, difficulty, due, last_review, reps, lapses, leech, suspended, buried_until,
              sibling_key, retired_at) = row
             if retired_at is not None:
@@ -425,7 +434,7 @@ class ReviewMixin:
             from d2lkb.review import scheduler
 
             before = scheduler.Schedule(state, step, stability, difficulty, due, last_review)
-            after = scheduler.answer(before, grade, now, cfg, self._parameters())
+            after = scheduler.answer(before, grade, now, cfg, parameters)
             lapses_after = lapses + scheduler.is_lapse(before, grade)
             leech_event = scheduler.is_lapse(before, grade) and is_leech_lapse(lapses_after, cfg.leech_lapses)
             leech_after = 1 if leech_event else leech

@@ -204,15 +204,6 @@ class ReviewMixin:
             raise ValueError(f"no card with id {card_id}")
         return row
 
-    def _card_and_parameters(self, card_id: int) -> tuple[tuple, list[float] | None]:
-        """`_require_card`'s row and `_parameters()` in one statement (an answer and its previews)."""
-        row = self.conn.execute(f"SELECT {_UNDO_COLS}, sibling_key, retired_at,"
-                                " (SELECT value FROM meta WHERE key = ?) FROM card WHERE id = ?",
-                                (PARAMETERS_META_KEY, card_id)).fetchone()
-        if row is None:
-            raise ValueError(f"no card with id {card_id}")
-        return row[:-1], json.loads(row[-1]) if row[-1] is not None else None
-
     # -- the queue ---------------------------------------------------------
     def due_counts(self, query: str | None = None) -> DueCounts:
         """Cards left to review today for `query` (all cards when None), within the daily limits.
@@ -383,10 +374,10 @@ class ReviewMixin:
     def preview_intervals(self, card_id: int) -> dict[Grade, timedelta]:
         """The interval each grade would give now (without fuzz)."""
         with self.lock:
-            row, parameters = self._card_and_parameters(card_id)
+            row = self._require_card(card_id)
             from d2lkb.review import scheduler  # fsrs: imported by the commands that schedule
 
-            return scheduler.preview(scheduler.Schedule(*row[:6]), self._now(), self.config.review, parameters)
+            return scheduler.preview(scheduler.Schedule(*row[:6]), self._now(), self.config.review, self._parameters())
 
     # -- answering ---------------------------------------------------------
     def answer(self, card_id: int, grade: Grade | int, duration_ms: int = 0) -> AnswerResult:
@@ -426,7 +417,7 @@ class ReviewMixin:
         with transaction(self.conn):
             now = self._now()
             now_s = int(now.timestamp())
-            row, parameters = self._card_and_parameters(card_id)
+            row = self._require_card(card_id)
             (state, step, stability, difficulty, due, last_review, reps, lapses, leech, suspended, buried_until,
              sibling_key, retired_at) = row
             if retired_at is not None:
@@ -434,7 +425,7 @@ class ReviewMixin:
             from d2lkb.review import scheduler
 
             before = scheduler.Schedule(state, step, stability, difficulty, due, last_review)
-            after = scheduler.answer(before, grade, now, cfg, parameters)
+            after = scheduler.answer(before, grade, now, cfg, self._parameters())
             lapses_after = lapses + scheduler.is_lapse(before, grade)
             leech_event = scheduler.is_lapse(before, grade) and is_leech_lapse(lapses_after, cfg.leech_lapses)
             leech_after = 1 if leech_event else leech

@@ -324,11 +324,4 @@ WRITE_WAIT_S = 300  # how long a write (an answer) waits for another's write tra
 def _begin(conn: sqlite3.Connection) -> None:
     """BEGIN IMMEDIATE, waiting for another connection's write transaction (a big sync's write
     phase) past one `busy_timeout`, so that an answer is never refused because a sync runs."""
-    deadline = time.monotonic() + WRITE_WAIT_S
-    while True:
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            return
-        except sqlite3.OperationalError as exc:
-            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
-                raise
+    _retry(lambda: conn.execute("BEGIN IMMEDIATE"))

@@ -63,15 +63,20 @@ def attacks(kb: Path, vault: Path, parents: list[int], marker: str, port: int) -
     ]
 
 
-def case_python(folder: Path) -> None:
+def _targets(folder: Path) -> tuple[Path, Path, str, socket.socket, socket.socket]:
+    """(KB, vault, a marker for daemons, a TCP server and a unix-socket server that nothing may reach)."""
     kb, vault = prepare(folder)
-    held = open(kb, "rb")  # noqa: SIM115 - open during the attacks: /proc/PID/fd/N must not reach it
     marker = f"300.{os.getpid()}{time.monotonic_ns()}"
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(4)
     server.setblocking(False)
-    local = _unix_server(folder)
+    return kb, vault, marker, server, _unix_server(folder)
+
+
+def case_python(folder: Path) -> None:
+    kb, vault, marker, server, local = _targets(folder)
+    held = open(kb, "rb")  # noqa: SIM115 - open during the attacks: /proc/PID/fd/N must not reach it
     with SnippetRunner(device="cpu", timeout=60, limits=LIMITS) as runner:
         zygote = runner._worker_status()["pid"]
         parents = [zygote, os.getpid(), os.getppid()]
@@ -112,13 +117,7 @@ def case_python(folder: Path) -> None:
 
 
 def case_sympy(folder: Path) -> None:
-    kb, vault = prepare(folder)
-    marker = f"300.{os.getpid()}{time.monotonic_ns()}"
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(4)
-    server.setblocking(False)
-    local = _unix_server(folder)
+    kb, vault, marker, server, local = _targets(folder)
     me = os.getpid()
     with FormulaChecker(jobs=1, retries=0) as checker:
         assert checker.check("sympy", "assert True").status is CheckStatus.VERIFIED  # starts the worker

@@ -93,7 +93,8 @@ class KBCore:
 
     def _sync_on(self, conn: sqlite3.Connection, on_progress) -> SyncReport:
         started = time.perf_counter()
-        walked = scan(conn, self.config.notes_dir, self.config.parse, follow_links=self.config.sync.follow_symlinks)
+        options = self.config.parse  # reads the vault's .d2lkb.toml: once
+        walked = scan(conn, self.config.notes_dir, options, follow_links=self.config.sync.follow_symlinks)
         report = walked.unchanged()
         if report is not None:
             report.seconds = time.perf_counter() - started
@@ -101,7 +102,7 @@ class KBCore:
         from d2lkb.store.sync import sync
 
         report = sync(conn, self.config.notes_dir, now=self.now().timestamp(), on_progress=on_progress,
-                      options=self.config.parse, follow_links=self.config.sync.follow_symlinks, walked=walked)
+                      options=options, follow_links=self.config.sync.follow_symlinks, walked=walked)
         report.seconds = time.perf_counter() - started
         return report
 

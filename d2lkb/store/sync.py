@@ -543,7 +543,8 @@ def merge_search_index(conn: sqlite3.Connection) -> bool:
     100k cards, ten such segments make it ten times dearer. The small segments of everyday syncs stay
     as they are (FTS5's automerge folds them in). Returns whether it merged."""
     pages = [n for (n,) in conn.execute("SELECT max(pgno) FROM fts_idx GROUP BY segid")]
-    if sum(n * MERGE_SHARE >= sum(pages) for n in pages) < 2:
+    total = sum(pages)
+    if sum(n * MERGE_SHARE >= total for n in pages) < 2:
         return False
     conn.execute("INSERT INTO fts (fts) VALUES ('optimize')")
     return True

@@ -203,3 +203,79 @@ def test_leech_tag_and_search_survive_editing(leech_kb, clock):
     assert "leech" in kb.card(basic).tags
     assert kb.card_ids("#leech") == [basic]
     assert [d.tag for d in kb.deck_counts()] == ["", "calculus", "leech", "math"]
+
+
+COPIED = """# Rules
+
+$$
+\\begin{aligned}
+(f + g)' & = f' + g' && \\textrm{Sum rule} \\\\
+(f g)' & = f' g + f g' && \\textrm{Product rule}
+\\end{aligned}
+$$
+
+A model's ==behavior== is set by its ==parameters==.
+"""
+
+
+def test_the_same_paragraph_or_block_in_two_notes_makes_two_sibling_groups(kb, clock):
+    """Siblings are the cards of one paragraph, pair or formula block of one note. The parser keys
+    them by content, so the same block copied into a second note shared their group before: an
+    answer in one note buried the copy's cards in the other, and the queue offered one of the four."""
+    write(kb, "a.md", COPIED)
+    write(kb, "b.md", COPIED)
+    sync(kb, clock)
+    groups: dict[str, set[tuple[str, str]]] = {}
+    for path, front, key in kb.conn.execute("SELECT path, front, sibling_key FROM card"):
+        groups.setdefault(key, set()).add((path, front))
+    assert sorted(sorted(g) for g in groups.values()) == [
+        [("a.md", "A model's [...] is set by its parameters."), ("a.md", "A model's behavior is set by its [...].")],
+        [("a.md", "Product rule"), ("a.md", "Sum rule")],
+        [("b.md", "A model's [...] is set by its parameters."), ("b.md", "A model's behavior is set by its [...].")],
+        [("b.md", "Product rule"), ("b.md", "Sum rule")],
+    ]
+    assert kb.due_counts() == DueCounts(new=4)  # one card of each group
+    shown = []
+    while (view := kb.next_card()) is not None:
+        shown.append((view.path, view.front))
+        kb.answer(view.id, Grade.EASY)
+    assert sorted(p for p, _ in shown) == ["a.md", "a.md", "b.md", "b.md"]
+    buried = kb.conn.execute("SELECT path, count(*) FROM card WHERE buried_until IS NOT NULL GROUP BY path").fetchall()
+    assert buried == [("a.md", 2), ("b.md", 2)]  # each answer buried its own note's sibling only
+
+
+def test_a_version_5_knowledge_base_gets_sibling_keys_within_their_note(tmp_path, clock, monkeypatch):
+    """Migration 6 scopes the stored keys to their note; a sync afterwards writes the same keys."""
+    import d2lkb.store.db as db
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / ".d2lkb.toml").write_text("[cards]\nflashcard_tags = []\n", encoding="utf-8")
+    for name in ("a.md", "b.md"):
+        (notes / name).write_text(COPIED, encoding="utf-8")
+    cfg = replace(load_config(tmp_path / "kb", notes), review=ReviewConfig(fuzz=False))
+    with monkeypatch.context() as m:
+        m.setattr(db, "MIGRATIONS", db.MIGRATIONS[:5])
+        m.setattr(db, "SCHEMA_VERSION", 5)
+        old = KB(cfg, clock=clock)
+        old.sync()
+        old.conn.executemany("UPDATE card SET sibling_key = ? WHERE id = ?", [  # the parser's keys, as v5 stored them
+            (key.rsplit("/", 1)[0], cid) for cid, key in old.conn.execute("SELECT id, sibling_key FROM card").fetchall()])
+        unscoped = dict(old.conn.execute("SELECT id, sibling_key FROM card"))
+        assert len(set(unscoped.values())) == 2  # as version 5 stored them: one group per copied block
+        assert old.conn.execute("PRAGMA user_version").fetchone()[0] == 5
+        old.close()
+    kb = KB(cfg, clock=clock)
+    try:
+        assert kb.conn.execute("PRAGMA user_version").fetchone()[0] == db.SCHEMA_VERSION
+        migrated = {cid: (note, key) for cid, note, key in kb.conn.execute("SELECT id, note_id, sibling_key FROM card")}
+        assert {cid: key for cid, (note, key) in migrated.items()} == {
+            cid: f"{unscoped[cid]}/{migrated[cid][0]}" for cid in unscoped}
+        clock.now += timedelta(seconds=1)
+        for name in ("a.md", "b.md"):  # a real edit: the notes are read again
+            (notes / name).write_text(COPIED + "\nMore.\n", encoding="utf-8")
+        kb.sync()
+        assert dict(kb.conn.execute("SELECT id, sibling_key FROM card")) == {
+            cid: key for cid, (_, key) in migrated.items()}
+    finally:
+        kb.close()

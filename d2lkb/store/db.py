@@ -63,8 +63,17 @@ def _v5_fewer_indexes_per_answer(conn: sqlite3.Connection) -> None:
     conn.execute("DROP INDEX IF EXISTS ix_card_due")
 
 
+def _v6_siblings_within_a_note(conn: sqlite3.Connection) -> None:
+    """Version 6: sibling keys are scoped to their note (store.sync.note_sibling_key). Before, the same
+    paragraph or formula block in two notes made one sibling group, and answering one of its cards
+    buried the others in every note. Cards without a note (retired) get theirs when they come back."""
+    conn.execute("UPDATE card SET sibling_key = sibling_key || '/' || note_id"
+                 " WHERE sibling_key != '' AND note_id IS NOT NULL")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create_v1, _v2_import_log, _v3_formula_blocks,
-                                                          _v4_decks_and_covering_indexes, _v5_fewer_indexes_per_answer]
+                                                          _v4_decks_and_covering_indexes, _v5_fewer_indexes_per_answer,
+                                                          _v6_siblings_within_a_note]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

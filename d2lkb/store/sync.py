@@ -267,7 +267,7 @@ class _Writer:
         for card, cid in zip(parsed.cards, card_ids, strict=True):
             continued = cid is not None
             values = (note_id, path, card.line, card.kind.value, card.front, card.back, card.prompt, card.context,
-                      int(card.reverse), card.sibling_key, card.formula, card.snippet)
+                      int(card.reverse), note_sibling_key(note_id, card.sibling_key), card.formula, card.snippet)
             tag_ids = list(dict.fromkeys(self.tag_id(t) for t in card.tags))
             leech = self._leech(cid) if continued else []
             if cid is None:
@@ -296,6 +296,13 @@ class _Writer:
     def _leech(self, card_id: int) -> list[int]:
         return [r[0] for r in self.conn.execute(
             "SELECT tag_id FROM cardtag JOIN tag ON tag.id = tag_id WHERE card_id = ? AND tag.name = 'leech'", (card_id,))]
+
+
+def note_sibling_key(note_id: int, key: str) -> str:
+    """A card's sibling key as stored: the parser's key (a hash of the paragraph, pair or formula block)
+    within its note. The same paragraph or display copied into two notes makes two groups, as two Anki
+    notes would, not one group whose answers bury each other's cards across the vault."""
+    return f"{key}/{note_id}" if key else ""  # the kind stays in front: "reverse:9f2c.../12"
 
 
 def _fingerprint(card, path: str) -> Fingerprint:

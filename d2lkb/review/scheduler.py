@@ -37,17 +37,21 @@ class Schedule:
     last_review: int | None = None  # UTC UNIX seconds
 
     def __post_init__(self) -> None:
+        try:  # (an answer makes three of these: plain lookups, no enum calls)
+            state = _STATES.get(self.state)
+        except TypeError:  # unhashable
+            state = None
         problems = []
-        if self.state not in tuple(CardState):
+        if state is None:
             problems.append(f"state {self.state!r} is not 0..3")
-        if self.state in (CardState.REVIEW,) and (self.stability is None or self.difficulty is None):
+        if state is CardState.REVIEW and (self.stability is None or self.difficulty is None):
             problems.append("a review card needs stability and difficulty")
-        if self.state == CardState.RELEARNING and (self.stability is None or self.difficulty is None
-                                                    or self.step is None):
+        if state is CardState.RELEARNING and (self.stability is None or self.difficulty is None
+                                               or self.step is None):
             problems.append("a relearning card needs stability, difficulty and a step")
         if problems:
             raise ValueError("bad card schedule: " + "; ".join(problems))
-        object.__setattr__(self, "state", CardState(self.state))
+        object.__setattr__(self, "state", state)
 
     # -- conversions -------------------------------------------------------
     def to_fsrs(self) -> FsrsCard:
@@ -56,7 +60,7 @@ class Schedule:
             return FsrsCard(card_id=0, state=State.Learning, step=0, due=_dt(self.due))
         return FsrsCard(
             card_id=0,
-            state=State(int(self.state)),
+            state=_FSRS_STATES[self.state],
             step=self.step,
             stability=self.stability,
             difficulty=self.difficulty,
@@ -67,16 +71,10 @@ class Schedule:
     @classmethod
     def from_fsrs(cls, card: FsrsCard) -> Schedule:
         """Fields of an fsrs.Card. A Learning card without stability is our "new" card."""
-        if card.state == State.Learning and card.stability is None and card.last_review is None:
+        if card.state is State.Learning and card.stability is None and card.last_review is None:
             return cls(CardState.NEW, None, None, None, _ts(card.due), None)
-        return cls(
-            state=CardState(int(card.state)),
-            step=card.step,
-            stability=card.stability,
-            difficulty=card.difficulty,
-            due=_ts(card.due),
-            last_review=_ts(card.last_review) if card.last_review is not None else None,
-        )
+        return cls(_STATES[card.state.value], card.step, card.stability, card.difficulty, _ts(card.due),
+                   _ts(card.last_review) if card.last_review is not None else None)
 
     def to_dict(self) -> dict:
         return {"state": int(self.state), "step": self.step, "stability": self.stability,
@@ -86,6 +84,11 @@ class Schedule:
     def from_dict(cls, d: dict) -> Schedule:
         return cls(CardState(int(d["state"])), d.get("step"), d.get("stability"), d.get("difficulty"),
                    int(d["due"]), d.get("last_review"))
+
+
+_STATES = {int(s): s for s in CardState}
+_FSRS_STATES = {CardState.LEARNING: State.Learning, CardState.REVIEW: State.Review,
+                CardState.RELEARNING: State.Relearning}
 
 
 def _dt(ts: int) -> datetime:
@@ -150,11 +153,13 @@ def preview(fields: Schedule, now: datetime, config: ReviewConfig | None = None,
 
 _PREVIEWS: dict[tuple, dict[Grade, timedelta]] = {}  # new cards all share one entry; most others are one-offs
 _PREVIEWS_KEPT = 4096
-_RATINGS = {g: Rating(int(g)) for g in Grade}
+_RATINGS: dict[int, Rating] = {g: Rating(int(g)) for g in Grade}
 
 
 def _review(scheduler: Scheduler, fields: Schedule, grade: Grade | int, now: datetime) -> Schedule:
-    rating = Rating(int(Grade(grade)))
+    rating = _RATINGS.get(grade)
+    if rating is None:
+        rating = Rating(int(Grade(grade)))  # a bad grade raises here
     card, _log = scheduler.review_card(fields.to_fsrs(), rating, utc_seconds(now))
     return Schedule.from_fsrs(card)
 

@@ -77,6 +77,20 @@ class _CountsCache:
     queue: QueueCounts
 
 
+def _fsrs():
+    """d2lkb.review.scheduler (fsrs), imported by the first command that schedules, then kept: an
+    import statement in the answer path costs more than the lookup."""
+    global _SCHEDULER
+    if _SCHEDULER is None:
+        from d2lkb.review import scheduler
+
+        _SCHEDULER = scheduler
+    return _SCHEDULER
+
+
+_SCHEDULER = None
+
+
 def _utc(ts: int) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
@@ -375,8 +389,7 @@ class ReviewMixin:
         """The interval each grade would give now (without fuzz)."""
         with self.lock:
             row = self._require_card(card_id)
-            from d2lkb.review import scheduler  # fsrs: imported by the commands that schedule
-
+            scheduler = _fsrs()
             return scheduler.preview(scheduler.Schedule(*row[:6]), self._now(), self.config.review, self._parameters())
 
     # -- answering ---------------------------------------------------------
@@ -422,8 +435,7 @@ class ReviewMixin:
              sibling_key, retired_at) = row
             if retired_at is not None:
                 raise ValueError(f"card {card_id} is retired (it is no longer in the notes)")
-            from d2lkb.review import scheduler
-
+            scheduler = _fsrs()
             before = scheduler.Schedule(state, step, stability, difficulty, due, last_review)
             after = scheduler.answer(before, grade, now, cfg, self._parameters())
             lapses_after = lapses + scheduler.is_lapse(before, grade)
@@ -464,7 +476,7 @@ class ReviewMixin:
                  state, int(after.state), step, after.step, stability, after.stability,
                  difficulty, after.difficulty, due, after.due, last_review, after.last_review,
                  reps, reps + 1, lapses, lapses_after, leech, leech_after,
-                 suspended, suspended_after, buried_until, json.dumps(buried), int(leech_tagged)))
+                 suspended, suspended_after, buried_until, json.dumps(buried) if buried else "[]", int(leech_tagged)))
         result = AnswerResult(card_id, grade, _utc(after.due), timedelta(seconds=after.due - now_s),
                               after.state, leech=leech_event, suspended=bool(suspended_after))
         return result, [sid for sid, _ in buried], after.due, state

@@ -71,9 +71,20 @@ def _v6_siblings_within_a_note(conn: sqlite3.Connection) -> None:
                  " WHERE sibling_key != '' AND note_id IS NOT NULL")
 
 
+def _v7_title_index(conn: sqlite3.Connection) -> None:
+    """Version 7: `fts_title` (store.schema.FTS_TITLE_DDL), filled from `fts` and merged into one
+    segment. Built anew if it exists (a KB whose version was set back)."""
+    from d2lkb.store.schema import FTS_TITLE_DDL
+
+    conn.execute("DROP TABLE IF EXISTS fts_title")
+    conn.execute(FTS_TITLE_DDL)
+    conn.execute("INSERT INTO fts_title (rowid, title, meta) SELECT rowid, title, meta FROM fts")
+    conn.execute("INSERT INTO fts_title (fts_title) VALUES ('optimize')")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create_v1, _v2_import_log, _v3_formula_blocks,
                                                           _v4_decks_and_covering_indexes, _v5_fewer_indexes_per_answer,
-                                                          _v6_siblings_within_a_note]
+                                                          _v6_siblings_within_a_note, _v7_title_index]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

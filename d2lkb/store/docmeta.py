@@ -20,9 +20,11 @@ def doc_meta(kind: str, card_kind: str, tag_names: Iterable[str]) -> str:
 
 def refresh_card_meta(conn: sqlite3.Connection, card_id: int) -> None:
     """Re-derive the FTS `meta` tokens of a card's search document from its `doctag` rows
-    (after the review layer adds or removes the `leech` tag)."""
+    (after the review layer adds or removes the `leech` tag), in `fts` and `fts_title`."""
     card_kind = conn.execute("SELECT kind FROM card WHERE id = ?", (card_id,)).fetchone()[0]
     for doc_id, kind in conn.execute("SELECT id, kind FROM doc WHERE kind = 'card' AND card_id = ?", (card_id,)).fetchall():
         names = [r[0] for r in conn.execute(
             "SELECT tag.name FROM doctag JOIN tag ON tag.id = doctag.tag_id WHERE doctag.doc_id = ?", (doc_id,))]
-        conn.execute("UPDATE fts SET meta = ? WHERE rowid = ?", (doc_meta(kind, card_kind, names), doc_id))
+        meta = doc_meta(kind, card_kind, names)
+        conn.execute("UPDATE fts SET meta = ? WHERE rowid = ?", (meta, doc_id))
+        conn.execute("UPDATE fts_title SET meta = ? WHERE rowid = ?", (meta, doc_id))

@@ -255,13 +255,29 @@ def _doc_kinds(node: Node) -> bool:
     return False
 
 
+def _meta_only(node: Node) -> bool:
+    """Does the node's FTS expression read only the `meta` column (tags and kinds, no word)?"""
+    if isinstance(node, TagTerm):
+        return True
+    if isinstance(node, Field):
+        return node.key == "kind"
+    if isinstance(node, Not):
+        return _meta_only(node.item)
+    if isinstance(node, And | Or):
+        return all(_meta_only(i) for i in node.items)
+    return False
+
+
 def _title_hits(conn: sqlite3.Connection, scoring: Node, texts: list[Text], comp: _Compiler,
                 rest_sql: str | None, cap: int) -> list[int]:
     """Matches with one of the query's words or phrases in their title, the first `cap` in index order.
 
     FTS5 finds the title hits; what they imply is left out (the words of `(a OR b) #tag`), and kinds of
     document are tested on the hits' `doc` rows: the doclist of a kind holds a large share of the
-    documents, and walking it costs more than reading the few rows."""
+    documents, and walking it costs more than reading the few rows. The title words are looked up in
+    `fts_title`, whose doclists hold the titles alone, when the rest of the expression reads only tags
+    and kinds (which it holds too); a further word or a NOT of a word is a test of the body as well,
+    and that expression runs on `fts` (the same rows in the same order: both are in rowid order)."""
     titles = f"({_column_terms(texts, '{title}')})"
     items = scoring.items if isinstance(scoring, And) else (scoring,)
     kinds = [i for i in items if _doc_kinds(i)]
@@ -274,8 +290,13 @@ def _title_hits(conn: sqlite3.Connection, scoring: Node, texts: list[Text], comp
     for neg in (fts_expression(i.item) for i in items if isinstance(i, Not)):
         expr = f"({expr}) NOT {neg}"
     comp.params["titled"] = expr
+    table = "fts_title" if all(_meta_only(i) for i in items) else "fts"
     tests = [comp.sql(i) for i in kinds] + ([] if rest_sql is None else [rest_sql])
-    sql = _match_sql(" AND ".join(tests) if tests else None, "fts.rowid").replace(":match", ":titled", 1)
+    sql = f"SELECT {table}.rowid FROM {table}"
+    if tests:
+        sql += f" JOIN doc d ON d.id = {table}.rowid WHERE {table} MATCH :titled AND {' AND '.join(tests)}"
+    else:
+        sql += f" WHERE {table} MATCH :titled"
     return [r[0] for r in conn.execute(sql + " LIMIT :cap", comp.params | {"cap": cap})]
 
 

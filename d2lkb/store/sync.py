@@ -186,12 +186,15 @@ class _Writer:
         conn.executemany("INSERT INTO doc (id, kind, note_id, card_id, path, line, title, check_hash)"
                          " VALUES (?,?,?,?,?,?,?,?)", self.docs)
         conn.executemany("INSERT INTO fts (rowid, title, body, meta) VALUES (?, ?, ?, ?)", self.fts)
+        conn.executemany("INSERT INTO fts_title (rowid, title, meta) VALUES (?, ?, ?)",
+                         [(rowid, title, meta) for rowid, title, _body, meta in self.fts])
         conn.executemany("INSERT OR IGNORE INTO doctag (tag_id, doc_id) VALUES (?, ?)", self.doctags)
         conn.executemany("INSERT OR IGNORE INTO cardtag (card_id, tag_id) VALUES (?, ?)", self.cardtags)
         self.docs, self.fts, self.doctags, self.new_cards, self.cardtags = [], [], [], [], []
 
     def clear_note(self, note_id: int) -> None:
-        self.conn.execute("DELETE FROM fts WHERE rowid IN (SELECT id FROM doc WHERE note_id = ?)", (note_id,))
+        for table in ("fts", "fts_title"):
+            self.conn.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT id FROM doc WHERE note_id = ?)", (note_id,))
         for table in ("doc", "section", "link", "formula", "snippet", "notetag"):
             self.conn.execute(f"DELETE FROM {table} WHERE note_id = ?", (note_id,))
 
@@ -543,18 +546,21 @@ MERGE_SHARE = 10  # see merge_search_index
 
 
 def merge_search_index(conn: sqlite3.Connection) -> bool:
-    """Merge the FTS5 index into one segment when two or more of its segments each hold 1/MERGE_SHARE of it.
+    """Merge each FTS5 index (`fts`, `fts_title`) into one segment when two or more of its segments
+    each hold 1/MERGE_SHARE of it.
 
     A large write (a first sync, every note read again) leaves the index in several large segments,
     and a lookup by rowid (the snippets of a search, store.search) seeks in every one of them: at
     100k cards, ten such segments make it ten times dearer. The small segments of everyday syncs stay
-    as they are (FTS5's automerge folds them in). Returns whether it merged."""
-    pages = [n for (n,) in conn.execute("SELECT max(pgno) FROM fts_idx GROUP BY segid")]
-    total = sum(pages)
-    if sum(n * MERGE_SHARE >= total for n in pages) < 2:
-        return False
-    conn.execute("INSERT INTO fts (fts) VALUES ('optimize')")
-    return True
+    as they are (FTS5's automerge folds them in). Returns whether it merged either."""
+    merged = False
+    for table in ("fts", "fts_title"):
+        pages = [n for (n,) in conn.execute(f"SELECT max(pgno) FROM {table}_idx GROUP BY segid")]
+        total = sum(pages)
+        if sum(n * MERGE_SHARE >= total for n in pages) >= 2:
+            conn.execute(f"INSERT INTO {table} ({table}) VALUES ('optimize')")
+            merged = True
+    return merged
 
 
 def _count(conn: sqlite3.Connection, report: SyncReport, version: str) -> None:
@@ -619,7 +625,9 @@ def _apply(conn, known, changed, removed, now_i: int, report: SyncReport, plan: 
     # Retire first (frees nothing, but keeps counts honest), then drop removed notes.
     to_retire = [cid for cid in old_active if cid not in continued]
     conn.executemany("UPDATE card SET retired_at=?, note_id=NULL WHERE id=?", [(now_i, cid) for cid in to_retire])
-    conn.execute("DELETE FROM fts WHERE rowid IN (SELECT id FROM doc WHERE card_id IN (SELECT id FROM card WHERE retired_at IS NOT NULL))")
+    for table in ("fts", "fts_title"):
+        conn.execute(f"DELETE FROM {table} WHERE rowid IN"
+                     " (SELECT id FROM doc WHERE card_id IN (SELECT id FROM card WHERE retired_at IS NOT NULL))")
     conn.execute("DELETE FROM doc WHERE card_id IN (SELECT id FROM card WHERE retired_at IS NOT NULL)")
     report.retired_cards = len(to_retire)
     for path in removed:

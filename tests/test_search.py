@@ -267,8 +267,8 @@ def test_snippets_by_rowid_lookups_are_those_of_one_walk(big):
         assert len(per_row) == len(ids) and any(s.HIGHLIGHT[0] in v for v in per_row.values()), query
 
 
-def _segments(conn) -> list[int]:
-    return [n for (n,) in conn.execute("SELECT max(pgno) FROM fts_idx GROUP BY segid")]
+def _segments(conn, table: str = "fts") -> list[int]:
+    return [n for (n,) in conn.execute(f"SELECT max(pgno) FROM {table}_idx GROUP BY segid")]
 
 
 def test_sync_merges_the_search_index_after_large_writes(make_kb, notes_dir, monkeypatch):
@@ -280,17 +280,17 @@ def test_sync_merges_the_search_index_after_large_writes(make_kb, notes_dir, mon
         write(notes_dir / f"a{i:02}.md", f"# A {i}\n\n{body}\n")
     kb = make_kb()
     kb.sync()
-    assert len(_segments(kb.conn)) == 1
+    assert len(_segments(kb.conn)) == len(_segments(kb.conn, "fts_title")) == 1
     monkeypatch.setattr(sync_module, "MERGE_SHARE", 0)  # no segment is large enough: nothing merges
     for i in range(40):
         write(notes_dir / f"b{i:02}.md", f"# B {i}\n\n{body}\n")
     kb.sync()
-    assert len(_segments(kb.conn)) == 2  # as an older d2lkb left it: two large segments
+    assert len(_segments(kb.conn)) == len(_segments(kb.conn, "fts_title")) == 2  # as an older d2lkb left it
     before = [(h.doc_id, h.snippet) for h in kb.search("gradient", limit=100)]
     monkeypatch.undo()
     write(notes_dir / "c.md", "# C\n\nOne more word.\n")
-    kb.sync()  # a small sync finds the two large segments and merges them
-    assert len(_segments(kb.conn)) == 1
+    kb.sync()  # a small sync finds the two large segments and merges them (in both indexes)
+    assert len(_segments(kb.conn)) == len(_segments(kb.conn, "fts_title")) == 1
     assert [(h.doc_id, h.snippet) for h in kb.search("gradient", limit=100)] == before
     write(notes_dir / "d.md", "# D\n\nAnd another.\n")
     kb.sync()  # a small write leaves its small segment alone
@@ -298,6 +298,7 @@ def test_sync_merges_the_search_index_after_large_writes(make_kb, notes_dir, mon
     with transaction(kb.conn):
         assert not sync_module.merge_search_index(kb.conn)
     kb.conn.execute("INSERT INTO fts (fts, rank) VALUES ('integrity-check', 1)")  # raises if damaged
+    kb.conn.execute("INSERT INTO fts_title (fts_title, rank) VALUES ('integrity-check', 1)")
 
 
 def test_few_matches_of_the_whole_query_are_ranked_exactly_when_its_words_match_many(big, monkeypatch):

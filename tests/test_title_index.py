@@ -1,4 +1,4 @@
-"""The title index `fts_title` (schema version 6): the ranking's title candidates read it, and every
+"""The title index `fts_title` (schema version 7): the ranking's title candidates read it, and every
 write of `fts` keeps it in step."""
 
 from __future__ import annotations
@@ -222,16 +222,16 @@ def test_migration_builds_the_title_index_of_an_older_kb(make_kb, notes_dir, tmp
     kb.sync()
     path = kb.conn.path
     want = kb.conn.execute("SELECT rowid, title, meta FROM fts ORDER BY rowid").fetchall()
-    kb.conn.execute("DROP TABLE fts_title")  # as version 5 left it
-    kb.conn.execute("PRAGMA user_version = 5")
+    kb.conn.execute("DROP TABLE fts_title")  # as version 6 left it
+    kb.conn.execute("PRAGMA user_version = 6")
     kb.close()
     conn = db.connect(path)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == db.SCHEMA_VERSION == 6
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == db.SCHEMA_VERSION == 7
         assert conn.execute("SELECT rowid, title, meta FROM fts_title ORDER BY rowid").fetchall() == want
         assert_in_step(conn)
         assert conn.execute("SELECT count(DISTINCT segid) FROM fts_title_idx").fetchone()[0] == 1  # merged
-        conn.execute("PRAGMA user_version = 5")  # a version set back: built anew, not doubled
+        conn.execute("PRAGMA user_version = 6")  # a version set back: built anew, not doubled
     finally:
         conn.close()
     conn = db.connect(path)

@@ -73,7 +73,7 @@ def _v6_siblings_within_a_note(conn: sqlite3.Connection) -> None:
 
 def _v7_title_index(conn: sqlite3.Connection) -> None:
     """Version 7: `fts_title` (store.schema.FTS_TITLE_DDL), filled from `fts` and merged into one
-    segment. Built anew if it exists (a KB whose version was set back)."""
+    segment. Built anew where it exists (a new KB, made with it; a KB whose version was set back)."""
     from d2lkb.store.schema import FTS_TITLE_DDL
 
     conn.execute("DROP TABLE IF EXISTS fts_title")

@@ -231,8 +231,16 @@ class Meta(SQLModel, table=True):
 
 
 # Version 4 (store.decks.DECKS_DDL, applied after these) adds `card.tagset`, covering indexes for
-# the review queue and the deck tree, and replaces some of the indexes below; version 7 adds
-# FTS_TITLE_DDL.
+# the review queue and the deck tree, and replaces some of the indexes below.
+
+# The title and meta columns of `fts` again, in a table of their own, so that finding the matches
+# with a word in their title (the ranking's candidates, store.search) walks the title words' short
+# doclists instead of every match's positions in `fts`. Every write of `fts` writes it too
+# (store.sync, store.docmeta); the same tokenizer, with positions (phrases match in titles exactly
+# as in `fts`), without column sizes (it is never ranked). Version 7 (store.db) builds it from
+# `fts` in a knowledge base made before.
+FTS_TITLE_DDL = ("CREATE VIRTUAL TABLE IF NOT EXISTS fts_title USING fts5(title, meta,"
+                 " tokenize='unicode61 remove_diacritics 2', columnsize=0)")
 
 # Raw SQL the ORM cannot express: full-text indexes and the reverse tag lookup.
 EXTRA_DDL = (
@@ -240,6 +248,7 @@ EXTRA_DDL = (
     # `meta` holds one token per kind and per tag (ancestors included) of the document, so tag and
     # kind filters are intersections of FTS5 doclists (see store.search and textutil.tag_token).
     "CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(title, body, meta, tokenize='unicode61 remove_diacritics 2')",
+    FTS_TITLE_DDL,
     "CREATE INDEX IF NOT EXISTS ix_doctag_doc ON doctag(doc_id)",
     "CREATE INDEX IF NOT EXISTS ix_cardtag_tag ON cardtag(tag_id)",
     "CREATE INDEX IF NOT EXISTS ix_notetag_tag ON notetag(tag_id)",
@@ -249,14 +258,6 @@ EXTRA_DDL = (
     # Today's answers by kind (daily limits) without touching the log rows themselves.
     "CREATE INDEX IF NOT EXISTS ix_reviewlog_day ON reviewlog(reviewed_at, state_before)",
 )
-
-# Version 7 (store.db): the title and meta columns of `fts` again, in a table of their own, so that
-# finding the matches with a word in their title (the ranking's candidates, store.search) walks
-# the title words' short doclists instead of every match's positions in `fts`. Every write of
-# `fts` writes it too (store.sync, store.docmeta); the same tokenizer, with positions (phrases
-# match in titles exactly as in `fts`), without column sizes (it is never ranked).
-FTS_TITLE_DDL = ("CREATE VIRTUAL TABLE IF NOT EXISTS fts_title USING fts5(title, meta,"
-                 " tokenize='unicode61 remove_diacritics 2', columnsize=0)")
 
 
 def _with_sql_defaults(column):

@@ -59,6 +59,16 @@ def _old_title_hits(conn: sqlite3.Connection, scoring, texts, comp, rest_sql, ca
     return [r[0] for r in conn.execute(sql + " LIMIT :cap", comp.params | {"cap": cap})]
 
 
+def _capped_old_title_hits(conn: sqlite3.Connection, scoring, texts, comp, rest_sql, cap) -> list[int]:
+    """What `_title_hits` promises: the old query's hits (uncapped), among the first `cap` documents with
+    a query word in their title and the query's tags and kinds (the first `cap` of `fts_title`)."""
+    titles, _kinds, meta, other = s._title_parts(scoring, texts)
+    expr = s._expression([titles], meta)
+    n = max(1, cap // 4) if other else cap  # a further word: a quarter of them
+    first = {r[0] for r in conn.execute("SELECT rowid FROM fts_title WHERE fts_title MATCH ? LIMIT ?", (expr, n))}
+    return [i for i in _old_title_hits(conn, scoring, texts, comp, rest_sql, 10**6) if i in first]
+
+
 # Shapes whose title hits the title index serves (words or phrases, with tags and kinds) ...
 TITLE_SHAPES = ["gradient", "grad*", '"gradient descent"', "gradient #dl", "#dl gradient", "(softmax OR entropy) #dl",
                 "(softmax OR entropy) #dl/vision", "softmax -#ml", "gradient -#dl/vision -#odd", "kind:card gradient",
@@ -95,7 +105,7 @@ def test_title_candidates_and_results_are_those_of_the_fts_query(many, monkeypat
     def both(conn, scoring, texts, comp, rest_sql, cap):
         old_comp = s._Compiler(comp.ctx)
         old_comp.params = dict(comp.params)
-        want = _old_title_hits(conn, scoring, texts, old_comp, rest_sql, cap)
+        want = _capped_old_title_hits(conn, scoring, texts, old_comp, rest_sql, cap)
         got = new_title_hits(conn, scoring, texts, comp, rest_sql, cap)
         assert got == want, current[0]
         calls[current[0]] = calls.get(current[0], 0) + 1
@@ -111,13 +121,17 @@ def test_title_candidates_and_results_are_those_of_the_fts_query(many, monkeypat
                 got = many.search(query, limit=limit)
             finally:
                 many.conn.set_trace_callback(None)
-            monkeypatch.setattr(s, "_title_hits", _old_title_hits)
+            monkeypatch.setattr(s, "_title_hits", _capped_old_title_hits)
             want = many.search(query, limit=limit)
             assert got == want, (query, limit)
-            # the title hits came from the title index, or from `fts` where a further word tests bodies
+            # the title hits came from the title index; where a further word tests bodies, a walk of
+            # `fts` over their stretch of ids keeps those that match
             titled = [sql for sql in statements if "{title} :" in sql and not sql.startswith("--")]
-            table = "FROM fts_title " if shape == "title" else "FROM fts "
-            assert all(table in sql for sql in titled), (query, titled)
+            assert all("FROM fts_title " in sql or " BETWEEN " in sql for sql in titled), (query, titled)
+            if shape == "body":
+                walks = [sql for sql in statements if sql.startswith("SELECT rowid FROM fts WHERE") and " BETWEEN " in sql
+                         and "bm25" not in sql]
+                assert walks and all("{title}" not in sql for sql in walks), (query, walks)
             seen[query] = seen.get(query, 0) + len(titled)
             monkeypatch.setattr(s, "_title_hits", both)
             many.search(query, limit=limit)

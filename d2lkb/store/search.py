@@ -6,6 +6,7 @@ quoted phrases, so no query can be a syntax error in SQL or in FTS5.
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import unicodedata
@@ -171,7 +172,8 @@ def _split_driver(node: Node) -> tuple[str | None, Node | None]:
 # candidate set: all the matches when there are at most RANK_ALL, otherwise the candidates that
 # `_ranked_ids` describes.
 RANK_ALL = 1000
-TITLE_CANDIDATES = 5000
+TITLE_CANDIDATES = 2000
+FIRST_CANDIDATES = 250  # matches in index order ranked beside fewer title hits than the limit
 COUNT_CAP = 1000
 
 
@@ -270,14 +272,68 @@ def _meta_only(node: Node) -> bool:
 
 def _title_hits(conn: sqlite3.Connection, scoring: Node, texts: list[Text], comp: _Compiler,
                 rest_sql: str | None, cap: int) -> list[int]:
-    """Matches with one of the query's words or phrases in their title, the first `cap` in index order.
+    """Matches with one of the query's words or phrases in their title, among the first `cap`
+    documents (in index order) with one in their title and the query's tags and kinds (`cap // 4`
+    when a further word must be tested).
 
-    FTS5 finds the title hits; what they imply is left out (the words of `(a OR b) #tag`), and kinds of
-    document are tested on the hits' `doc` rows: the doclist of a kind holds a large share of the
-    documents, and walking it costs more than reading the few rows. The title words are looked up in
-    `fts_title`, whose doclists hold the titles alone, when the rest of the expression reads only tags
-    and kinds (which it holds too); a further word or a NOT of a word is a test of the body as well,
-    and that expression runs on `fts` (the same rows in the same order: both are in rowid order)."""
+    `fts_title`, whose doclists hold the titles alone (and the tags and kinds, which it holds too),
+    finds those documents; what the titles imply is left out (the words of `(a OR b) #tag`). The rest
+    of the query (a further word or a NOT of a word, a test of the body as well; kinds of document
+    and path:, status: or due:, tests of the `doc` row) is applied to them alone: a walk of `fts`
+    over their stretch of ids, so that no common word makes it long."""
+    titles, kinds, meta, other = _title_parts(scoring, texts)
+    tests = [comp.sql(i) for i in kinds] + ([] if rest_sql is None else [rest_sql])
+    # A further word (a test of the body as well) is tested by a walk of `fts` over the hits' stretch of
+    # ids (below). For two common words (`x and`) that stretch is long: a quarter as many hits then.
+    params = comp.params | {"titled": _expression([titles], meta), "cap": max(1, cap // 4) if other else cap}
+    if not tests:
+        hits = [r[0] for r in conn.execute("SELECT rowid FROM fts_title WHERE fts_title MATCH :titled LIMIT :cap", params)]
+    else:  # the tests on the same walk, as a column: the first `cap` are read whatever they say
+        rows = conn.execute(f"SELECT fts_title.rowid, {' AND '.join(f'({t})' for t in tests)} FROM fts_title"
+                            " JOIN doc d ON d.id = fts_title.rowid WHERE fts_title MATCH :titled LIMIT :cap", params)
+        hits = [rowid for rowid, passed in rows if passed]
+    if not hits or not other:
+        return hits
+    flags = bytearray(max(hits) + 1)
+    for rowid in hits:
+        flags[rowid] = 1
+    # The hits have a query word in their title: the walk needs the further words alone, and without
+    # the `{title body}` filter (FTS5 reads every row's positions to test a column) where no word of
+    # the query could match in `meta`.
+    expr = _expression([f"({_scoring_terms(texts)})"], other)
+    if not any(_meta_like(t) for i in other for t in _all_texts(i)):
+        expr = expr.replace(TEXT_COLUMNS + " : ", "")
+    params = {"titled": expr, "flags": bytes(flags), "lo": hits[0], "hi": hits[-1]}
+    sql = ("SELECT rowid FROM fts WHERE fts MATCH :titled AND rowid BETWEEN :lo AND :hi"
+           " AND substr(:flags, rowid + 1, 1) = x'01' ORDER BY rowid")
+    return [r[0] for r in conn.execute(sql, params)]
+
+
+def _words_tree(node: Node) -> bool:
+    """Is the node words and phrases alone, with AND, OR and NOT?"""
+    if isinstance(node, Text):
+        return True
+    if isinstance(node, Not):
+        return _words_tree(node.item)
+    if isinstance(node, And | Or):
+        return all(_words_tree(i) for i in node.items)
+    return False
+
+
+def _all_texts(node: Node) -> list[Text]:
+    """Every word or phrase of the node, negated ones too."""
+    if isinstance(node, Text):
+        return [node]
+    if isinstance(node, Not):
+        return _all_texts(node.item)
+    if isinstance(node, And | Or):
+        return [t for i in node.items for t in _all_texts(i)]
+    return []
+
+
+def _title_parts(scoring: Node, texts: list[Text]) -> tuple[str, list[Node], list[Node], list[Node]]:
+    """The title words' expression, and the query's kinds of document, tag and kind terms (read in
+    `fts_title`) and further words (tests of `fts`), without what the title words imply."""
     titles = f"({_column_terms(texts, '{title}')})"
     items = scoring.items if isinstance(scoring, And) else (scoring,)
     kinds = [i for i in items if _doc_kinds(i)]
@@ -285,19 +341,15 @@ def _title_hits(conn: sqlite3.Connection, scoring: Node, texts: list[Text], comp
     words = [i for i in items if _words_only(i)]
     if len(words) == 1 and set(_positive_texts(words[0])) == set(texts):
         items = tuple(i for i in items if i is not words[0])
-    pos = [titles] + [f"({fts_expression(i)})" for i in items if not isinstance(i, Not)]
-    expr = " AND ".join(pos)
+    return titles, kinds, [i for i in items if _meta_only(i)], [i for i in items if not _meta_only(i)]
+
+
+def _expression(first: list[str], items: list[Node]) -> str:
+    """`first` AND the positive items, then NOT each negated one (an FTS5 expression)."""
+    expr = " AND ".join(first + [f"({fts_expression(i)})" for i in items if not isinstance(i, Not)])
     for neg in (fts_expression(i.item) for i in items if isinstance(i, Not)):
         expr = f"({expr}) NOT {neg}"
-    comp.params["titled"] = expr
-    table = "fts_title" if all(_meta_only(i) for i in items) else "fts"
-    tests = [comp.sql(i) for i in kinds] + ([] if rest_sql is None else [rest_sql])
-    sql = f"SELECT {table}.rowid FROM {table}"
-    if tests:
-        sql += f" JOIN doc d ON d.id = {table}.rowid WHERE {table} MATCH :titled AND {' AND '.join(tests)}"
-    else:
-        sql += f" WHERE {table} MATCH :titled"
-    return [r[0] for r in conn.execute(sql + " LIMIT :cap", comp.params | {"cap": cap})]
+    return expr
 
 
 def _ranked_ids(conn: sqlite3.Connection, node: Node, driver: str, comp: _Compiler, rest: Node | None,
@@ -308,10 +360,10 @@ def _ranked_ids(conn: sqlite3.Connection, node: Node, driver: str, comp: _Compil
     RANK_ALL documents, or when `limit` is RANK_ALL or more: the result is then exactly the top of a
     ranking of every match. With more matches, the candidates are the matches with one of the
     query's words or phrases in their title (the title weighs 4x in bm25, so the best scores are
-    there), at most TITLE_CANDIDATES of them (the first in index order); when fewer than `limit`
-    matches have one in their title, all the matches are ranked. Each candidate gets its exact bm25
-    score; a match outside the candidates is not returned.
-    """
+    there), found among the first TITLE_CANDIDATES documents with one in their title (`_title_hits`).
+    When fewer than `limit` are found, the candidates are those and the first FIRST_CANDIDATES matches
+    in index order. Each candidate gets its exact bm25 score; a match outside the candidates is not returned.
+    No step reads more than a bounded stretch of the index, however common the words (`and`, `x`)."""
     scoring = _driving_node(node)
     texts = _positive_texts(scoring)
     # Scored with the query's words alone when every match contains one: tags, kinds and NOTs add
@@ -320,27 +372,45 @@ def _ranked_ids(conn: sqlite3.Connection, node: Node, driver: str, comp: _Compil
     rest_sql = None if rest is None else comp.sql(rest)
     cands = _match_sql(rest_sql, "fts.rowid")
 
-    def more_than_rank_all(expr: str) -> bool:  # on the FTS part alone: path:, status: and due: cost a row lookup
+    def first_matches(sql: str, n: int) -> list[int]:  # in index order
+        return [r[0] for r in conn.execute(f"{sql} ORDER BY fts.rowid LIMIT :cap", comp.params | {"cap": n})]
+
+    def more_than_rank_all(expr: str) -> bool:
         sql = "SELECT count(*) FROM (SELECT 1 FROM fts WHERE fts MATCH ? LIMIT ?)"
         return conn.execute(sql, (expr, RANK_ALL + 1)).fetchone()[0] > RANK_ALL
 
     # The words first: they match at least what the whole query matches, and count for less (a NOT or
-    # a tag is a walk over a long doclist). More title hits than RANK_ALL: more matches than that too.
+    # a tag is a walk over a long doclist).
     if texts and limit < RANK_ALL and more_than_rank_all(score):
+        whole_is_words = score == driver
+        if _needs_text(scoring):
+            score = _scoring_terms(texts)  # the candidates are matches: the score need not test columns
         titled = _title_hits(conn, scoring, texts, comp, rest_sql, max(limit, TITLE_CANDIDATES))
-        if len(titled) >= limit and (len(titled) > RANK_ALL or score == driver or more_than_rank_all(driver)):
-            titled = titled[:TITLE_CANDIDATES]
-            # bm25 can only score rows of the statement's own MATCH, so the candidates filter a walk over
-            # the words' matches; a byte per document id (1 = candidate) is the cheapest test SQLite has
-            flags = bytearray(max(titled) + 1)
-            for rowid in titled:
-                flags[rowid] = 1
-            comp.params["flags"] = bytes(flags)
-            if _needs_text(scoring):
-                score = _scoring_terms(texts)  # the candidates are matches: the score need not test columns
-            sql = (f"SELECT rowid FROM fts WHERE fts MATCH :score AND substr(:flags, rowid + 1, 1) = x'01'"
-                   f" ORDER BY {RANK} LIMIT :limit")
-            return [r[0] for r in conn.execute(sql, comp.params | {"score": score})], score
+        if len(titled) >= limit and (len(titled) > RANK_ALL or whole_is_words):  # more matches than RANK_ALL
+            return _rank_among(conn, score, titled, comp), score
+        # The FTS part of the query (path:, status: and due: cost a row lookup each, so they are tested
+        # on at most RANK_ALL of its matches here).
+        first = first_matches(_match_sql(None, "fts.rowid"), RANK_ALL + 1)
+        if len(first) <= RANK_ALL:  # every match: an exact ranking
+            if rest_sql is not None and first:
+                first = _among(conn, first, rest_sql, comp)
+            # A query of words alone is walked as it matches (`gradient descent`: the AND, not the OR of
+            # its words; the same phrases, so the same scores). A tag or kind would cost bm25 a count of
+            # its documents.
+            walk = score
+            if _words_tree(scoring) and not any(_meta_like(t) for t in _all_texts(scoring)):
+                walk = driver.replace(TEXT_COLUMNS + " : ", "")
+            return _rank_among(conn, walk, first, comp), score
+        if len(titled) >= limit:
+            return _rank_among(conn, score, titled, comp), score
+        n = min(FIRST_CANDIDATES, RANK_ALL)
+        first = first_matches(cands, n) if rest_sql is not None else first[:n]
+        ranked = _rank_among(conn, score, first, comp, scores=True)
+        more = sorted(set(titled) - set(first))
+        if more:  # fewer than `limit` of them: scored one by one (a seek each)
+            ranked += _scores(conn, score, more)
+        ranked.sort()
+        return [rowid for _score, rowid in ranked[:limit]], score
     if cands == _match_sql(None, "fts.rowid") and score == driver:  # every match, scored as it is matched
         if _needs_text(scoring):  # the query is its words: without a column filter when none can be in meta
             score = _scoring_terms(texts)
@@ -348,6 +418,36 @@ def _ranked_ids(conn: sqlite3.Connection, node: Node, driver: str, comp: _Compil
     else:
         sql = f"SELECT rowid FROM fts WHERE fts MATCH :score AND +rowid IN ({cands}) ORDER BY {RANK} LIMIT :limit"
     return [r[0] for r in conn.execute(sql, comp.params | {"score": score})], score
+
+
+def _among(conn: sqlite3.Connection, ids: list[int], test_sql: str, comp: _Compiler) -> list[int]:
+    """Those of the documents `ids` (at most RANK_ALL) that pass `test_sql` (a condition on `doc d`)."""
+    sql = f"SELECT d.id FROM doc d WHERE d.id IN (SELECT value FROM json_each(:ids)) AND {test_sql} ORDER BY d.id"
+    return [r[0] for r in conn.execute(sql, comp.params | {"ids": json.dumps(ids)})]
+
+
+def _rank_among(conn: sqlite3.Connection, score: str, ids: list[int], comp: _Compiler, *, scores: bool = False) -> list:
+    """The best `comp.params['limit']` of `ids` (matches of `score`) by bm25: their ids, or (score, id) pairs.
+
+    bm25 can only score rows of the statement's own MATCH, so the candidates filter a walk over the
+    expression's matches: a byte per document id (1 = candidate) is the cheapest test SQLite has, and
+    the walk covers only the candidates' stretch of ids (FTS5 seeks to the first, stops after the last)."""
+    if not ids:
+        return []
+    flags = bytearray(max(ids) + 1)
+    for rowid in ids:
+        flags[rowid] = 1
+    sql = (f"SELECT {RANK}, rowid FROM fts WHERE fts MATCH :score AND rowid BETWEEN :lo AND :hi"
+           f" AND substr(:flags, rowid + 1, 1) = x'01' ORDER BY {RANK} LIMIT :limit")
+    rows = conn.execute(sql, comp.params | {"score": score, "flags": bytes(flags), "lo": min(ids), "hi": max(ids)})
+    return [(r[0], r[1]) for r in rows] if scores else [r[1] for r in rows]
+
+
+def _scores(conn: sqlite3.Connection, score: str, ids: list[int]) -> list[tuple[float, int]]:
+    """(bm25, id) of a few matches of `score`, each looked up by its id."""
+    marks = ",".join("?" * len(ids))
+    return [(r[0], r[1]) for r in conn.execute(
+        f"SELECT {RANK}, rowid FROM fts WHERE fts MATCH ? AND rowid IN ({marks})", (score, *ids))]
 
 
 def _ids(conn: sqlite3.Connection, node: Node, ctx: SearchContext, limit: int) -> tuple[list[int], str | None]:

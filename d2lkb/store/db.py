@@ -82,9 +82,20 @@ def _v7_title_index(conn: sqlite3.Connection) -> None:
     conn.execute("INSERT INTO fts_title (fts_title) VALUES ('optimize')")
 
 
+def _v8_search_filter_indexes(conn: sqlite3.Connection) -> None:
+    """Version 8: indexes for the search filters on cards and checks (store.searchfields.SEARCH_DDL):
+    the leech and suspended flags (partial), documents by check hash, check results by hash and time,
+    and by status."""
+    from d2lkb.store.searchfields import SEARCH_DDL
+
+    for ddl in SEARCH_DDL:
+        conn.execute(ddl)
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create_v1, _v2_import_log, _v3_formula_blocks,
                                                           _v4_decks_and_covering_indexes, _v5_fewer_indexes_per_answer,
-                                                          _v6_siblings_within_a_note, _v7_title_index]
+                                                          _v6_siblings_within_a_note, _v7_title_index,
+                                                          _v8_search_filter_indexes]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

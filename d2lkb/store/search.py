@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from d2lkb.query import CARD_KINDS, KINDS, And, Field, Node, Not, Or, QueryError, TagTerm, Text, parse_query
 from d2lkb.review.days import day_bounds
+from d2lkb.store import searchfields
 from d2lkb.textutil import join_cjk, kind_token, split_cjk, tag_token
 
 HIGHLIGHT = ("\x02", "\x03")
@@ -96,8 +97,10 @@ def _has_text(node: Node) -> bool:
 
 
 class _Compiler:
-    def __init__(self, ctx: SearchContext):
+    def __init__(self, ctx: SearchContext, conn: sqlite3.Connection | None = None):
         self.ctx = ctx
+        self.conn = conn  # probes how many cards or checks a filter matches (store.searchfields)
+        self.negated = 0
         self.params: dict[str, object] = {"now": int(ctx.now.timestamp())}
 
     def bind(self, value) -> str:
@@ -113,7 +116,11 @@ class _Compiler:
             return ("EXISTS (SELECT 1 FROM doctag dt WHERE dt.doc_id = d.id AND dt.tag_id IN (SELECT id FROM tag"
                     f" WHERE name = {self.bind(n)} OR (name > {self.bind(n + '/')} AND name < {self.bind(n + '0')})))")
         if isinstance(node, Not):
-            return f"NOT ({self.sql(node.item)})"
+            self.negated += 1
+            try:
+                return f"NOT ({self.sql(node.item)})"
+            finally:
+                self.negated -= 1
         if isinstance(node, And | Or):
             joiner = " AND " if isinstance(node, And) else " OR "
             return "(" + joiner.join(self.sql(i) for i in node.items) + ")"
@@ -123,7 +130,7 @@ class _Compiler:
         key, value = node.key, node.value
         if key == "kind":
             if value in CARD_KINDS:
-                return f"d.card_id IN (SELECT id FROM card WHERE kind = {self.bind(value)})"
+                return searchfields.cards(self, f"kind = {self.bind(value)}", probe=False)  # no index: dense
             return f"d.kind = {self.bind(value)}"
         if key == "path":
             if any(c in value for c in "*?["):
@@ -132,14 +139,8 @@ class _Compiler:
             return f"d.path LIKE {self.bind('%' + escaped + '%')} ESCAPE '\\'"
         if key == "status":
             if value in _CARD_STATUS_SQL:
-                return (f"d.card_id IN (SELECT id FROM card WHERE retired_at IS NULL AND {_CARD_STATUS_SQL[value]})")
-            latest = ("(SELECT status FROM checkresult c WHERE c.check_hash = d.check_hash "
-                      "ORDER BY c.checked_at DESC, c.id DESC LIMIT 1)")
-            if value == "unchecked":
-                return f"(d.check_hash IS NOT NULL AND {latest} IS NULL)"
-            if value == "failing":
-                return f"(d.check_hash IS NOT NULL AND {latest} IN {FAILING!r})"
-            return f"(d.check_hash IS NOT NULL AND {latest} = {self.bind(value)})"
+                return searchfields.cards(self, f"retired_at IS NULL AND {_CARD_STATUS_SQL[value]}")
+            return searchfields.checks(self, value, FAILING)
         if key == "due":
             now = self.ctx.now
             start, end = day_bounds(now, self.ctx.day_starts_at)
@@ -148,8 +149,8 @@ class _Compiler:
             if cutoff is None:
                 cutoff = end + timedelta(days=int(value))
             # `state IN (...)`: each state's range of the queue's index (ix_card_sched), which holds the rest
-            return (f"d.card_id IN (SELECT id FROM card WHERE state IN (0, 1, 2, 3) "
-                    f"AND due < {self.bind(int(cutoff.timestamp()))} AND retired_at IS NULL AND suspended = 0)")
+            return searchfields.cards(self, f"state IN (0, 1, 2, 3) AND due < {self.bind(int(cutoff.timestamp()))}"
+                                            " AND retired_at IS NULL AND suspended = 0")
         raise QueryError(f"unsupported field {key}:")
 
 
@@ -452,7 +453,7 @@ def _scores(conn: sqlite3.Connection, score: str, ids: list[int]) -> list[tuple[
 
 def _ids(conn: sqlite3.Connection, node: Node, ctx: SearchContext, limit: int) -> tuple[list[int], str | None]:
     """Ids of the best `limit` documents, and the FTS expression to highlight in snippets (if any)."""
-    comp = _Compiler(ctx)
+    comp = _Compiler(ctx, conn)
     driver, rest = _split_driver(node)
     comp.params["limit"] = max(1, int(limit))
     if driver is not None:
@@ -469,7 +470,7 @@ def count_matches(conn: sqlite3.Connection, query: str | Node, *, cap: int = COU
                   ctx: SearchContext | None = None) -> int:
     """How many documents match, counted up to `cap` + 1 (more than `cap`: "cap+")."""
     node = parse_query(query) if isinstance(query, str) else query
-    comp = _Compiler(ctx or SearchContext())
+    comp = _Compiler(ctx or SearchContext(), conn)
     driver, rest = _split_driver(node)
     comp.params["cap"] = max(0, int(cap))
     if driver is not None:

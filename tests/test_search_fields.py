@@ -1,0 +1,234 @@
+"""Filters on cards and checks (`status:`, `due:`, card `kind:`; store.searchfields): the same results,
+in the same order, as the compiler that wrote `d.card_id IN (SELECT ...)` and a latest-result subquery
+for every document (kept here verbatim), whichever plan the match counts choose."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from datetime import timedelta
+
+import pytest
+
+from d2lkb.query import CARD_KINDS, Field, Node, Not, QueryError, TagTerm, Text
+from d2lkb.review.days import day_bounds
+from d2lkb.store import search as s
+from d2lkb.store import searchfields
+from tests.conftest import write
+from tests.test_title_index import _vault
+
+_CARD_STATUS_SQL = s._CARD_STATUS_SQL
+FAILING = s.FAILING
+_fts_term = s._fts_term
+
+
+class OldCompiler:
+    """store.search._Compiler before store.searchfields (dcd8f94), verbatim but for `conn`, unused."""
+
+    def __init__(self, ctx, conn=None):
+        self.ctx = ctx
+        self.params: dict[str, object] = {"now": int(ctx.now.timestamp())}
+
+    def bind(self, value) -> str:
+        name = f"p{len(self.params)}"
+        self.params[name] = value
+        return f":{name}"
+
+    def sql(self, node: Node) -> str:
+        if isinstance(node, Text):
+            return f"d.id IN (SELECT rowid FROM fts WHERE fts MATCH {self.bind(_fts_term(node))})"
+        if isinstance(node, TagTerm):
+            n = node.name
+            return ("EXISTS (SELECT 1 FROM doctag dt WHERE dt.doc_id = d.id AND dt.tag_id IN (SELECT id FROM tag"
+                    f" WHERE name = {self.bind(n)} OR (name > {self.bind(n + '/')} AND name < {self.bind(n + '0')})))")
+        if isinstance(node, Not):
+            return f"NOT ({self.sql(node.item)})"
+        if isinstance(node, s.And | s.Or):
+            joiner = " AND " if isinstance(node, s.And) else " OR "
+            return "(" + joiner.join(self.sql(i) for i in node.items) + ")"
+        return self.field(node)
+
+    def field(self, node: Field) -> str:
+        key, value = node.key, node.value
+        if key == "kind":
+            if value in CARD_KINDS:
+                return f"d.card_id IN (SELECT id FROM card WHERE kind = {self.bind(value)})"
+            return f"d.kind = {self.bind(value)}"
+        if key == "path":
+            if any(c in value for c in "*?["):
+                return f"d.path GLOB {self.bind(value if '*' in value[:1] else '*' + value + '*')}"
+            escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            return f"d.path LIKE {self.bind('%' + escaped + '%')} ESCAPE '\\'"
+        if key == "status":
+            if value in _CARD_STATUS_SQL:
+                return (f"d.card_id IN (SELECT id FROM card WHERE retired_at IS NULL AND {_CARD_STATUS_SQL[value]})")
+            latest = ("(SELECT status FROM checkresult c WHERE c.check_hash = d.check_hash "
+                      "ORDER BY c.checked_at DESC, c.id DESC LIMIT 1)")
+            if value == "unchecked":
+                return f"(d.check_hash IS NOT NULL AND {latest} IS NULL)"
+            if value == "failing":
+                return f"(d.check_hash IS NOT NULL AND {latest} IN {FAILING!r})"
+            return f"(d.check_hash IS NOT NULL AND {latest} = {self.bind(value)})"
+        if key == "due":
+            now = self.ctx.now
+            start, end = day_bounds(now, self.ctx.day_starts_at)
+            cutoff = {"now": now, "today": end, "tomorrow": end + timedelta(days=1), "overdue": start,
+                      "week": end + timedelta(days=6)}.get(value)
+            if cutoff is None:
+                cutoff = end + timedelta(days=int(value))
+            # `state IN (...)`: each state's range of the queue's index (ix_card_sched), which holds the rest
+            return (f"d.card_id IN (SELECT id FROM card WHERE state IN (0, 1, 2, 3) "
+                    f"AND due < {self.bind(int(cutoff.timestamp()))} AND retired_at IS NULL AND suspended = 0)")
+        raise QueryError(f"unsupported field {key}:")
+
+
+STATUSES = ["new", "learning", "review", "relearning", "suspended", "buried", "leech", "verified", "failing",
+            "unchecked", "refuted", "passed", "error", "timeout"]
+DUES = ["today", "7", "overdue", "now", "tomorrow", "week"]
+CARD_KIND_FILTERS = ["kind:cloze", "kind:basic", "kind:formula", "kind:snippet"]
+OTHERS = ["#ml", "#dl/vision", "gradient", "softmax", "grad*", "path:folder-1", "kind:card", "kind:section",
+          "-#ml", "-gradient"]
+
+
+def _shapes() -> list[str]:
+    atoms = [f"status:{v}" for v in STATUSES] + [f"due:{v}" for v in DUES] + CARD_KIND_FILTERS
+    out = list(atoms) + [f"-{a}" for a in atoms]
+    out += [f"{a} {o}" for a in atoms for o in OTHERS]
+    out += [f"{o} -{a}" for a in atoms for o in ("gradient", "#ml", "kind:card", "path:folder-2")]
+    out += [f"{a} OR {b}" for a, b in itertools.combinations(atoms[:10], 2)]
+    out += [f"({a} OR {b}) {o}" for (a, b), o in zip(itertools.combinations(atoms[::3], 2), itertools.cycle(OTHERS),
+                                                     strict=False)]
+    out += ["status:new status:leech", "status:review -status:leech gradient", "-(status:new OR status:failing)",
+            "kind:cloze status:review", "status:failing #ml", "due:today #dl", "path:folder-0 status:new",
+            "-status:new gradient", "status:new -(#ml OR status:verified)", "-(-status:suspended) softmax",
+            "(status:leech OR status:refuted) (gradient OR #ml)", "kind:formula status:unchecked",
+            "status:verified -kind:formula", "status:suspended OR -status:new", "due:overdue status:relearning"]
+    return out
+
+
+def _notes(notes_dir, n_notes: int = 30, seed: int = 5) -> None:
+    """The title-index vault, and notes with display formulas (formula documents and cards) and snippets."""
+    _vault(notes_dir, n_notes=n_notes, seed=seed)
+    rng = random.Random(seed)
+    for i in range(n_notes):
+        tags = rng.sample(["ml", "dl/vision", "math"], rng.randint(0, 2))
+        lines = [f"# Formulas {i} {' '.join('#' + t for t in tags)}", ""]
+        for j in range(4):
+            a = rng.randint(1, 6)  # repeated formulas share a check hash
+            lines += [f"## Gradient rule {j}", "", "$$", f"(x + {a})^2 = x^2 + {2 * a} x + {a * a}", "$$", ""]
+            if rng.random() < 0.5:
+                lines += ["```python", f"print({a} + {j})", "```", "", "```output", f"{a + j}", "```", ""]
+        write(notes_dir / f"folder-{i % 3}" / f"f{i:02}.md", "\n".join(lines))
+
+
+@pytest.fixture(scope="module")
+def kb(tmp_path_factory):
+    from datetime import UTC, datetime
+
+    from d2lkb.config import load_config
+    from d2lkb.store.kb import KnowledgeBase
+    from tests.conftest import Clock
+
+    root = tmp_path_factory.mktemp("fields")
+    notes = root / "notes"
+    notes.mkdir()
+    (notes / ".d2lkb.toml").write_text("[cards]\nflashcard_tags = []\n", encoding="utf-8")
+    _notes(notes)
+    clock = Clock(datetime(2026, 3, 2, 12, 0, tzinfo=UTC))
+    kb = KnowledgeBase(load_config(root / "kb", notes), clock=clock)
+    kb.sync()
+    conn, now = kb.conn, int(clock.now.timestamp())
+    rng = random.Random(3)
+    rows = []
+    for (cid,) in conn.execute("SELECT id FROM card ORDER BY id").fetchall():
+        state = rng.choice([0, 0, 0, 1, 2, 2, 3])
+        due = now + rng.randint(-10, 12) * 86400 + rng.randint(-3600, 3600) if state else now - 10
+        leech = int(state in (2, 3) and rng.random() < 0.2)
+        buried = rng.choice([None] * 6 + [now + 3600, now - 86400])
+        rows.append((state, due, leech, int(rng.random() < 0.1 or leech and rng.random() < 0.5), buried, cid))
+    conn.executemany("UPDATE card SET state = ?, due = ?, leech = ?, suspended = ?, buried_until = ? WHERE id = ?",
+                     rows)
+    statuses = ["verified", "refuted", "failed", "error", "timeout", "passed", "context", "skipped"]
+    hashes = [r[0] for r in conn.execute("SELECT DISTINCT check_hash FROM doc WHERE check_hash IS NOT NULL ORDER BY 1")]
+    results = []
+    for h in hashes:
+        if rng.random() < 0.8:
+            t = now - rng.randint(0, 5) * 60
+            results.append(("formula", h, "", rng.choice(statuses + ["verified"] * 6), t))
+            for device in rng.sample(["cuda", "mps"], rng.randint(0, 2)):  # several results: the latest counts
+                results.append(("snippet", h, device, rng.choice(statuses), t + rng.choice([-60, 0, 60])))
+    conn.executemany("INSERT INTO checkresult (kind, check_hash, device, status, checked_at) VALUES (?, ?, ?, ?, ?)",
+                     results)
+    # a few cards retired (their documents go with them in a sync; these keep theirs: the filters must agree)
+    conn.execute("UPDATE card SET retired_at = ? WHERE id % 17 = 0", (now,))
+    yield kb
+    kb.close()
+
+
+def test_the_generated_kb_has_every_kind_of_row(kb):
+    conn = kb.conn
+    one = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
+    assert one("SELECT count(DISTINCT state) FROM card") == 4
+    assert one("SELECT sum(leech) FROM card") >= 5 and one("SELECT sum(suspended) FROM card") >= 5
+    assert one("SELECT count(*) FROM card WHERE buried_until > strftime('%s', '2026-03-02 12:00')") >= 5
+    assert one("SELECT count(DISTINCT kind) FROM card") == 4
+    assert one("SELECT count(DISTINCT status) FROM checkresult") == 8
+    assert one("SELECT count(*) FROM (SELECT 1 FROM checkresult GROUP BY check_hash HAVING count(*) > 1)") >= 5
+    assert one("SELECT count(*) FROM doc WHERE check_hash IS NOT NULL") > 100
+    assert one("SELECT count(*) FROM doc WHERE check_hash IS NOT NULL AND check_hash NOT IN"
+               " (SELECT check_hash FROM checkresult)") >= 5
+
+
+@pytest.mark.parametrize("sparse", [0, 15, 10**9, searchfields.SPARSE])
+def test_results_are_those_of_the_old_compiler(kb, monkeypatch, sparse):
+    """Every shape, with every plan (SPARSE 0: every filter dense; 10**9: every filter sparse), the ranking's
+    title-candidate path taken (small RANK_ALL and TITLE_CANDIDATES) and not."""
+    monkeypatch.setattr(searchfields, "SPARSE", sparse)
+    ctx = kb.search_context()
+    shapes = _shapes()
+    found = 0
+    for ranking in ((8, 12), (s.RANK_ALL, s.TITLE_CANDIDATES)):
+        monkeypatch.setattr(s, "RANK_ALL", ranking[0])
+        monkeypatch.setattr(s, "TITLE_CANDIDATES", ranking[1])
+        for query in shapes:
+            for limit in (1, 6, 500):
+                got = [h.doc_id for h in s.search(kb.conn, query, limit=limit, ctx=ctx)]
+                with monkeypatch.context() as m:
+                    m.setattr(s, "_Compiler", OldCompiler)
+                    want = [h.doc_id for h in s.search(kb.conn, query, limit=limit, ctx=ctx)]
+                    want_count = s.count_matches(kb.conn, query, ctx=ctx, cap=50)
+                assert got == want, (query, limit)
+                found += bool(got)
+            assert s.count_matches(kb.conn, query, ctx=ctx, cap=50) == want_count, query
+    assert found > len(shapes)  # most shapes find something
+
+
+def test_both_plans_are_taken(kb, monkeypatch):
+    """The probes choose: dense filters test each document, sparse ones drive from an index."""
+    ctx = kb.search_context()
+    one = lambda sql: kb.conn.execute(sql).fetchone()[0]  # noqa: E731
+    leeches = one("SELECT count(*) FROM card WHERE leech = 1 AND retired_at IS NULL")
+    assert one("SELECT count(*) FROM checkresult WHERE status = 'timeout'") <= leeches
+    assert one("SELECT count(*) FROM checkresult WHERE status = 'verified'") > leeches
+    assert one("SELECT count(*) FROM card WHERE state = 0") > leeches
+    monkeypatch.setattr(searchfields, "SPARSE", leeches)
+
+    def compiled(query: str) -> str:
+        comp = s._Compiler(ctx, kb.conn)
+        return comp.sql(s.parse_query(query))
+
+    assert "EXISTS (SELECT 1 FROM card WHERE card.id = d.card_id" in compiled("status:new")
+    assert compiled("status:leech").startswith("d.card_id IN (SELECT id FROM card")
+    assert "CASE WHEN d.card_id IS NULL" in compiled("-status:new")
+    assert "IN (SELECT check_hash FROM checkresult" in compiled("status:timeout")
+    assert "IN (SELECT check_hash FROM checkresult" not in compiled("status:verified")
+    assert "IN (SELECT check_hash FROM checkresult" not in compiled("-status:timeout")
+    # without a connection (matching_card_ids): the first forms
+    assert s._Compiler(ctx).sql(s.parse_query("status:new")) == OldCompiler(ctx).sql(s.parse_query("status:new"))
+
+
+def test_the_flag_indexes_serve_the_probes(kb):
+    plans = {q: " ".join(r[3] for r in kb.conn.execute(f"EXPLAIN QUERY PLAN SELECT id FROM card WHERE {q}"))
+             for q in ("retired_at IS NULL AND leech = 1", "retired_at IS NULL AND suspended = 1")}
+    assert "ix_card_leech" in plans["retired_at IS NULL AND leech = 1"]
+    assert "ix_card_suspended" in plans["retired_at IS NULL AND suspended = 1"]

@@ -157,7 +157,10 @@ def bench_sync(work: Path, n_notes: int) -> Path:
 
 # -- search ----------------------------------------------------------------------------------------
 QUERIES = ["#ml", "#math/calculus", "#参数", "gradient", '"gradient descent"', "#ml gradient", "grad*",
-           "kind:card transformer", "tensor -kind:section", "(softmax OR entropy) #dl", "参数", "path:folder-03 bias"]
+           "kind:card transformer", "tensor -kind:section", "(softmax OR entropy) #dl", "参数", "path:folder-03 bias",
+           # filters on cards and checks (store.searchfields)
+           "status:new", "status:new gradient", "due:today", "status:leech gradient", "status:failing",
+           "kind:cloze status:review", "-status:new gradient", "#ml status:buried"]
 
 
 def bench_search(db: Path, vault: Path, per_run: int = 50) -> None:

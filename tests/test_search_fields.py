@@ -23,7 +23,11 @@ _fts_term = s._fts_term
 
 
 class OldCompiler:
-    """store.search._Compiler before store.searchfields (dcd8f94), verbatim but for `conn`, unused."""
+    """store.search._Compiler before store.searchfields (dcd8f94), verbatim but for `conn` and `drivers`
+    (no connection, no sparse filters: store.search writes the statements it wrote before)."""
+
+    conn = None
+    drivers: list[str] = []
 
     def __init__(self, ctx, conn=None):
         self.ctx = ctx
@@ -229,6 +233,67 @@ def test_both_plans_are_taken(kb, monkeypatch):
 
 def test_the_flag_indexes_serve_the_probes(kb):
     plans = {q: " ".join(r[3] for r in kb.conn.execute(f"EXPLAIN QUERY PLAN SELECT id FROM card WHERE {q}"))
-             for q in ("retired_at IS NULL AND leech = 1", "retired_at IS NULL AND suspended = 1")}
+             for q in ("retired_at IS NULL AND leech = 1", "retired_at IS NULL AND suspended = 1",
+                       "retired_at IS NOT NULL AND +state = 0")}
+    assert "ix_card_retired" in plans["retired_at IS NOT NULL AND +state = 0"]
     assert "ix_card_leech" in plans["retired_at IS NULL AND leech = 1"]
     assert "ix_card_suspended" in plans["retired_at IS NULL AND suspended = 1"]
+
+
+def test_the_documents_of_few_cards_drive(kb, monkeypatch):
+    """A filter of few documents reads them first (each then an FTS lookup), in the ranking's candidates
+    as in a query without words."""
+    ctx = kb.search_context()
+    for query in ("#ml status:leech", "status:leech gradient", "due:today #dl/vision", "#ml status:buried",
+                  "status:refuted #ml"):
+        statements: list[str] = []
+        kb.conn.set_trace_callback(statements.append)
+        try:
+            got = [h.doc_id for h in s.search(kb.conn, query, ctx=ctx)]
+        finally:
+            kb.conn.set_trace_callback(None)
+        assert any("FROM doc d CROSS JOIN fts" in sql for sql in statements), query
+        with monkeypatch.context() as m:
+            m.setattr(s, "_Compiler", OldCompiler)
+            assert got == [h.doc_id for h in s.search(kb.conn, query, ctx=ctx)], query
+
+
+def test_a_state_every_card_is_in(kb, monkeypatch):
+    """`-status:new` where every card is new keeps no card document (and no other: NOT of NULL)."""
+    ctx = kb.search_context()
+    monkeypatch.setattr(searchfields, "SPARSE", 10)  # more new cards than that
+    kb.conn.execute("SAVEPOINT all_new")
+    try:
+        kb.conn.execute("UPDATE card SET state = 0, retired_at = NULL")
+        for query in ("-status:new", "-status:new gradient", "#ml -status:new", "-status:new OR #ml",
+                      "-(-status:new)", "status:new -status:new", "-status:review", "-status:learning kind:card"):
+            got = [h.doc_id for h in s.search(kb.conn, query, ctx=ctx, limit=50)]
+            with monkeypatch.context() as m:
+                m.setattr(s, "_Compiler", OldCompiler)
+                assert got == [h.doc_id for h in s.search(kb.conn, query, ctx=ctx, limit=50)], query
+        assert s._Compiler(ctx, kb.conn).sql(s.parse_query("-status:new")) == "0"
+    finally:
+        kb.conn.execute("ROLLBACK TO all_new")
+        kb.conn.execute("RELEASE all_new")
+
+
+def test_migration_adds_the_filter_indexes_to_an_older_kb(make_kb, notes_dir):
+    from d2lkb.store import db
+
+    _notes(notes_dir, n_notes=4)
+    kb = make_kb()
+    kb.sync()
+    path = kb.conn.path
+    names = [ddl.split(" ON ")[0].rsplit(" ", 1)[1] for ddl in searchfields.SEARCH_DDL]
+    for name in names:
+        kb.conn.execute(f"DROP INDEX {name}")  # as version 7 left it
+    kb.conn.execute("PRAGMA user_version = 7")
+    kb.close()
+    conn = db.connect(path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == db.SCHEMA_VERSION == 8
+        have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert set(names) <= have and len(names) == 6
+        assert s.search(conn, "status:new gradient") and s.search(conn, "status:unchecked")
+    finally:
+        conn.close()

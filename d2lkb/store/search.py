@@ -29,6 +29,7 @@ _CARD_STATUS_SQL = {
     "buried": "buried_until IS NOT NULL AND buried_until > :now",
     "leech": "leech = 1",
 }
+_CARD_STATES = {"new": 0, "learning": 1, "review": 2, "relearning": 3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +101,9 @@ class _Compiler:
     def __init__(self, ctx: SearchContext, conn: sqlite3.Connection | None = None):
         self.ctx = ctx
         self.conn = conn  # probes how many cards or checks a filter matches (store.searchfields)
-        self.negated = 0
+        self.negated = 0  # NOTs above the node being compiled
+        self.nested = 0  # NOTs and ORs above it
+        self.drivers: list[str] = []  # filters of the whole condition that match few rows (store.searchfields)
         self.params: dict[str, object] = {"now": int(ctx.now.timestamp())}
 
     def bind(self, value) -> str:
@@ -116,31 +119,35 @@ class _Compiler:
             return ("EXISTS (SELECT 1 FROM doctag dt WHERE dt.doc_id = d.id AND dt.tag_id IN (SELECT id FROM tag"
                     f" WHERE name = {self.bind(n)} OR (name > {self.bind(n + '/')} AND name < {self.bind(n + '0')})))")
         if isinstance(node, Not):
-            self.negated += 1
+            card = None if self.nested or not isinstance(node.item, Field) else self.card_filter(node.item)
+            if card is not None:  # a condition of the whole query: its cards may be few (`-status:new`)
+                others = searchfields.other_cards(self, *card)
+                if others is not None:
+                    return others
+            self.negated, self.nested = self.negated + 1, self.nested + 1
             try:
                 return f"NOT ({self.sql(node.item)})"
             finally:
-                self.negated -= 1
-        if isinstance(node, And | Or):
-            joiner = " AND " if isinstance(node, And) else " OR "
-            return "(" + joiner.join(self.sql(i) for i in node.items) + ")"
+                self.negated, self.nested = self.negated - 1, self.nested - 1
+        if isinstance(node, And):
+            return "(" + " AND ".join(self.sql(i) for i in node.items) + ")"
+        if isinstance(node, Or):
+            self.nested += 1
+            try:
+                return "(" + " OR ".join(self.sql(i) for i in node.items) + ")"
+            finally:
+                self.nested -= 1
         return self.field(node)
 
-    def field(self, node: Field) -> str:
+    def card_filter(self, node: Field) -> tuple[str, str, int | None] | None:
+        """(condition on `card`, how to count its rows: searchfields.cards, the state it asks for) of a
+        filter on cards."""
         key, value = node.key, node.value
-        if key == "kind":
-            if value in CARD_KINDS:
-                return searchfields.cards(self, f"kind = {self.bind(value)}", probe=False)  # no index: dense
-            return f"d.kind = {self.bind(value)}"
-        if key == "path":
-            if any(c in value for c in "*?["):
-                return f"d.path GLOB {self.bind(value if '*' in value[:1] else '*' + value + '*')}"
-            escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            return f"d.path LIKE {self.bind('%' + escaped + '%')} ESCAPE '\\'"
-        if key == "status":
-            if value in _CARD_STATUS_SQL:
-                return searchfields.cards(self, f"retired_at IS NULL AND {_CARD_STATUS_SQL[value]}")
-            return searchfields.checks(self, value, FAILING)
+        if key == "kind" and value in CARD_KINDS:
+            return f"kind = {self.bind(value)}", "dense", None  # no index
+        if key == "status" and value in _CARD_STATUS_SQL:
+            state = _CARD_STATES.get(value)
+            return f"retired_at IS NULL AND {_CARD_STATUS_SQL[value]}", "sparse" if value == "buried" else "probe", state
         if key == "due":
             now = self.ctx.now
             start, end = day_bounds(now, self.ctx.day_starts_at)
@@ -149,8 +156,24 @@ class _Compiler:
             if cutoff is None:
                 cutoff = end + timedelta(days=int(value))
             # `state IN (...)`: each state's range of the queue's index (ix_card_sched), which holds the rest
-            return searchfields.cards(self, f"state IN (0, 1, 2, 3) AND due < {self.bind(int(cutoff.timestamp()))}"
-                                            " AND retired_at IS NULL AND suspended = 0")
+            return (f"state IN (0, 1, 2, 3) AND due < {self.bind(int(cutoff.timestamp()))}"
+                    " AND retired_at IS NULL AND suspended = 0"), "probe", None
+        return None
+
+    def field(self, node: Field) -> str:
+        key, value = node.key, node.value
+        card = self.card_filter(node)
+        if card is not None:
+            return searchfields.cards(self, *card)
+        if key == "kind":
+            return f"d.kind = {self.bind(value)}"
+        if key == "path":
+            if any(c in value for c in "*?["):
+                return f"d.path GLOB {self.bind(value if '*' in value[:1] else '*' + value + '*')}"
+            escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            return f"d.path LIKE {self.bind('%' + escaped + '%')} ESCAPE '\\'"
+        if key == "status":
+            return searchfields.checks(self, value, FAILING)
         raise QueryError(f"unsupported field {key}:")
 
 
@@ -371,7 +394,7 @@ def _ranked_ids(conn: sqlite3.Connection, node: Node, driver: str, comp: _Compil
     # nothing to bm25 (the meta column weighs 0) but cost a walk over long lists per query.
     score = _column_terms(texts, TEXT_COLUMNS) if _needs_text(scoring) else driver
     rest_sql = None if rest is None else comp.sql(rest)
-    cands = _match_sql(rest_sql, "fts.rowid")
+    cands = searchfields.match_sql(comp, rest_sql, "d.id") or _match_sql(rest_sql, "fts.rowid")
 
     def first_matches(sql: str, n: int) -> list[int]:  # in index order
         return [r[0] for r in conn.execute(f"{sql} ORDER BY fts.rowid LIMIT :cap", comp.params | {"cap": n})]
@@ -460,7 +483,8 @@ def _ids(conn: sqlite3.Connection, node: Node, ctx: SearchContext, limit: int) -
         comp.params["match"] = driver
         if _has_text(node):
             return _ranked_ids(conn, node, driver, comp, rest, max(1, int(limit)))
-        sql = f"{_match_sql(None if rest is None else comp.sql(rest), 'fts.rowid')} ORDER BY fts.rowid LIMIT :limit"
+        rest_sql = None if rest is None else comp.sql(rest)
+        sql = (searchfields.match_sql(comp, rest_sql, "d.id") or _match_sql(rest_sql, "fts.rowid")) + " ORDER BY 1 LIMIT :limit"
     else:
         sql = f"SELECT d.id FROM doc d WHERE {comp.sql(node)} ORDER BY d.id LIMIT :limit"
     return [r[0] for r in conn.execute(sql, comp.params)], driver
@@ -475,7 +499,8 @@ def count_matches(conn: sqlite3.Connection, query: str | Node, *, cap: int = COU
     comp.params["cap"] = max(0, int(cap))
     if driver is not None:
         comp.params["match"] = driver
-        inner = _match_sql(None if rest is None else comp.sql(rest), "1")
+        rest_sql = None if rest is None else comp.sql(rest)
+        inner = searchfields.match_sql(comp, rest_sql, "1") or _match_sql(rest_sql, "1")
     else:
         inner = f"SELECT 1 FROM doc d WHERE {comp.sql(node)}"
     try:

@@ -20,6 +20,7 @@ plan's).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from typing import Protocol
 
@@ -30,6 +31,7 @@ SPARSE = 2000  # at most this many matching rows: the filter drives the query
 SEARCH_DDL = (
     "CREATE INDEX IF NOT EXISTS ix_card_leech ON card(id, retired_at, leech) WHERE leech = 1",
     "CREATE INDEX IF NOT EXISTS ix_card_suspended ON card(id, retired_at, suspended) WHERE suspended = 1",
+    "CREATE INDEX IF NOT EXISTS ix_card_retired ON card(id) WHERE retired_at IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS ix_doc_check ON doc(check_hash) WHERE check_hash IS NOT NULL",
     # the latest result of a check hash from the index alone, and the hashes with results of a status
     "CREATE INDEX IF NOT EXISTS ix_checkresult_latest ON checkresult(check_hash, checked_at, id, status)",
@@ -37,27 +39,58 @@ SEARCH_DDL = (
 )
 
 
+DRIVE = 500  # a query's words, tags and kinds are looked up in FTS for each of at most this many documents
+
+
 class Compiler(Protocol):
     conn: sqlite3.Connection | None
     params: dict[str, object]
     negated: int  # how many NOTs are above the node being compiled
+    nested: int  # how many NOTs and ORs
+    drivers: list[str]  # sparse filters that every match satisfies
 
     def bind(self, value) -> str: ...
 
 
-def _sparse(comp: Compiler, rows: str) -> bool:
-    """Does the SELECT `rows` return at most SPARSE rows (read up to one more)?"""
+def _count(comp: Compiler, rows: str, cap: int) -> int:
+    """How many rows the SELECT `rows` returns, counted up to `cap` + 1."""
     assert comp.conn is not None
-    sql = f"SELECT count(*) FROM ({rows} LIMIT {SPARSE + 1})"
-    return comp.conn.execute(sql, comp.params).fetchone()[0] <= SPARSE
+    return comp.conn.execute(f"SELECT count(*) FROM ({rows} LIMIT {cap + 1})", comp.params).fetchone()[0]
 
 
-def cards(comp: Compiler, cond: str, *, probe: bool = True) -> str:
+def _driving(comp: Compiler, sql: str) -> str:
+    if not comp.nested:
+        comp.drivers.append(sql)
+    return sql
+
+
+def match_sql(comp: Compiler, rest: str | None, select: str) -> str | None:
+    """The matches of `:match` (FTS) that satisfy `rest`, read from the documents of a filter of `rest` that
+    matches at most DRIVE of them, each then looked up in FTS (a few microseconds each); None where
+    there is no such filter (FTS finds the matches, and `rest` is tested on each: reading all of a
+    tag's matches to find the few of a sparse filter costs about a microsecond per match)."""
+    if rest is None or comp.conn is None or not any(_count(comp, f"SELECT 1 FROM doc d WHERE {driver}", DRIVE) <= DRIVE
+                                                    for driver in comp.drivers[:2]):
+        return None
+    return f"SELECT {select} FROM doc d CROSS JOIN fts ON fts.rowid = d.id WHERE fts MATCH :match AND {rest}"
+
+
+def cards(comp: Compiler, cond: str, rows: str = "probe", state: int | None = None) -> str:
     """Documents whose card matches `cond` (SQL on `card`), as `d.card_id IN (SELECT id FROM card WHERE
-    cond)` evaluates it. `probe`: `cond` can be counted on an index (else it is taken as dense)."""
+    cond)` evaluates it. `rows`: "probe" (an index counts the cards), "dense" or "sparse" where none
+    would (the cards are then read once: `buried`, a scan of a covering index)."""
     matching = f"SELECT id FROM card WHERE {cond}"
-    if comp.conn is None or probe and _sparse(comp, matching):
+    if comp.conn is None:
         return f"d.card_id IN ({matching})"
+    if rows == "sparse":  # read once (a scan): the ids themselves drive
+        ids = [r[0] for r in comp.conn.execute(matching, comp.params)]
+        if ids:
+            return _driving(comp, f"d.card_id IN (SELECT value FROM json_each({comp.bind(json.dumps(ids))}))")
+    n = _count(comp, matching, SPARSE) if rows == "probe" else 0 if rows == "sparse" else None
+    if n == 0:
+        return "0"  # `x IN (<nothing>)` is FALSE, NULL or not
+    if n is not None and n <= SPARSE:
+        return _driving(comp, f"d.card_id IN ({matching})")
     own = f"EXISTS (SELECT 1 FROM card WHERE card.id = d.card_id AND {cond})"
     if not comp.negated:
         return own  # NULL and FALSE both reject a document
@@ -79,6 +112,30 @@ def checks(comp: Compiler, value: str, failing: tuple[str, ...]) -> str:
         test, statuses = f"{latest} = {name}", f"({name})"
     if comp.conn is not None and not comp.negated:
         having = f"SELECT check_hash FROM checkresult WHERE status IN {statuses}"
-        if _sparse(comp, having):  # a document's latest result has the status: one of its results has
-            return f"(d.check_hash IS NOT NULL AND d.check_hash IN ({having}) AND {test})"
+        n = _count(comp, having, SPARSE)
+        if n == 0:
+            return "0"  # FALSE where the first form is FALSE or NULL: the same without a NOT above
+        if n <= SPARSE:  # a document's latest result has the status: one of its results has
+            return _driving(comp, f"(d.check_hash IS NOT NULL AND d.check_hash IN ({having}) AND {test})")
     return f"(d.check_hash IS NOT NULL AND {test})"
+
+
+def other_cards(comp: Compiler, cond: str, rows: str, state: int | None) -> str | None:
+    """NOT (`cards(cond)`) where that is a condition of the whole query (the documents it keeps) and
+    `cond` asks for a `state`: the documents of the cards that do not match `cond` when an index finds
+    at most SPARSE of them (in a KB of new cards, `-status:new` keeps no document), else None (the
+    NOT of the filter). Where the cards matching `cond` are few, None as well: their NOT is cheap to
+    test on each document. (A NOT that is the query's condition only needs the same TRUE rows.)"""
+    if comp.conn is None or state is None:
+        return None
+    if _count(comp, f"SELECT id FROM card WHERE {cond}", SPARSE) <= SPARSE:
+        return None
+    # NOT (retired_at IS NULL AND state = v): the other states' ranges of ix_card_sched, the retired cards
+    others_sql = (f"SELECT id FROM card WHERE state < {state} UNION ALL SELECT id FROM card WHERE state > {state}"
+                  f" UNION ALL SELECT id FROM card WHERE retired_at IS NOT NULL AND +state = {state}")
+    others = [r[0] for r in comp.conn.execute(f"{others_sql} LIMIT {SPARSE + 1}", comp.params)]
+    if len(others) > SPARSE:
+        return None
+    if not others:
+        return "0"  # every card matches: NOT is FALSE or NULL for every document
+    return _driving(comp, f"d.card_id IN (SELECT value FROM json_each({comp.bind(json.dumps(others))}))")

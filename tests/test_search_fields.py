@@ -183,11 +183,14 @@ def test_the_generated_kb_has_every_kind_of_row(kb):
                " (SELECT check_hash FROM checkresult)") >= 5
 
 
-@pytest.mark.parametrize("sparse", [0, 15, 10**9, searchfields.SPARSE])
+@pytest.mark.parametrize("sparse", [0, 3, 15, 10**9, None])
 def test_results_are_those_of_the_old_compiler(kb, monkeypatch, sparse):
-    """Every shape, with every plan (SPARSE 0: every filter dense; 10**9: every filter sparse), the ranking's
-    title-candidate path taken (small RANK_ALL and TITLE_CANDIDATES) and not."""
-    monkeypatch.setattr(searchfields, "SPARSE", sparse)
+    """Every shape, with every plan (0: every filter dense, no document drives; 10**9: every filter sparse,
+    driving; None: the defaults), the ranking's title-candidate path taken (small RANK_ALL and
+    TITLE_CANDIDATES) and not."""
+    if sparse is not None:
+        for name in ("SPARSE", "UNCHECKED", "DRIVE"):
+            monkeypatch.setattr(searchfields, name, sparse)
     ctx = kb.search_context()
     shapes = _shapes()
     found = 0
@@ -233,11 +236,11 @@ def test_both_plans_are_taken(kb, monkeypatch):
 
 def test_the_flag_indexes_serve_the_probes(kb):
     plans = {q: " ".join(r[3] for r in kb.conn.execute(f"EXPLAIN QUERY PLAN SELECT id FROM card WHERE {q}"))
-             for q in ("retired_at IS NULL AND leech = 1", "retired_at IS NULL AND suspended = 1",
+             for q in ("retired_at IS NULL AND leech = 1", "retired_at IS NULL AND suspended = 1 AND suspended != 0",
                        "retired_at IS NOT NULL AND +state = 0")}
     assert "ix_card_retired" in plans["retired_at IS NOT NULL AND +state = 0"]
     assert "ix_card_leech" in plans["retired_at IS NULL AND leech = 1"]
-    assert "ix_card_suspended" in plans["retired_at IS NULL AND suspended = 1"]
+    assert "ix_card_suspended" in plans["retired_at IS NULL AND suspended = 1 AND suspended != 0"]
 
 
 def test_the_documents_of_few_cards_drive(kb, monkeypatch):
@@ -259,19 +262,30 @@ def test_the_documents_of_few_cards_drive(kb, monkeypatch):
 
 
 def test_a_state_every_card_is_in(kb, monkeypatch):
-    """`-status:new` where every card is new keeps no card document (and no other: NOT of NULL)."""
+    """`-status:new` where every card is new keeps no card document (and no other: NOT of NULL); the same
+    for `-due:today` where every card is due."""
     ctx = kb.search_context()
     monkeypatch.setattr(searchfields, "SPARSE", 10)  # more new cards than that
     kb.conn.execute("SAVEPOINT all_new")
     try:
-        kb.conn.execute("UPDATE card SET state = 0, retired_at = NULL")
+        kb.conn.execute("UPDATE card SET state = 0, retired_at = NULL, suspended = 0, due = ?",
+                        (int(ctx.now.timestamp()) - 10,))
         for query in ("-status:new", "-status:new gradient", "#ml -status:new", "-status:new OR #ml",
-                      "-(-status:new)", "status:new -status:new", "-status:review", "-status:learning kind:card"):
+                      "-(-status:new)", "status:new -status:new", "-status:review", "-status:learning kind:card",
+                      "-due:today", "-due:now gradient", "#ml -due:7", "-due:overdue"):
             got = [h.doc_id for h in s.search(kb.conn, query, ctx=ctx, limit=50)]
             with monkeypatch.context() as m:
                 m.setattr(s, "_Compiler", OldCompiler)
                 assert got == [h.doc_id for h in s.search(kb.conn, query, ctx=ctx, limit=50)], query
         assert s._Compiler(ctx, kb.conn).sql(s.parse_query("-status:new")) == "0"
+        assert s._Compiler(ctx, kb.conn).sql(s.parse_query("-due:today")) == "0"
+        kb.conn.execute("UPDATE card SET suspended = 1 WHERE id IN (SELECT id FROM card LIMIT 3)")  # they drive
+        assert "json_each" in s._Compiler(ctx, kb.conn).sql(s.parse_query("-due:today"))
+        for query in ("-due:today", "-due:today #ml", "-due:today gradient", "-due:week -status:suspended"):
+            got = [h.doc_id for h in s.search(kb.conn, query, ctx=ctx, limit=50)]
+            with monkeypatch.context() as m:
+                m.setattr(s, "_Compiler", OldCompiler)
+                assert got == [h.doc_id for h in s.search(kb.conn, query, ctx=ctx, limit=50)], query
     finally:
         kb.conn.execute("ROLLBACK TO all_new")
         kb.conn.execute("RELEASE all_new")

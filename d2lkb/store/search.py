@@ -29,7 +29,7 @@ _CARD_STATUS_SQL = {
     "buried": "buried_until IS NOT NULL AND buried_until > :now",
     "leech": "leech = 1",
 }
-_CARD_STATES = {"new": 0, "learning": 1, "review": 2, "relearning": 3}
+_CARD_STATES = {"new": 0, "learning": 1, "review": 2, "relearning": 3}  # the `state = v` filters
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,15 +139,22 @@ class _Compiler:
                 self.nested -= 1
         return self.field(node)
 
-    def card_filter(self, node: Field) -> tuple[str, str, int | None] | None:
-        """(condition on `card`, how to count its rows: searchfields.cards, the state it asks for) of a
-        filter on cards."""
+    def card_filter(self, node: Field) -> tuple[str, str, str | None] | None:
+        """(condition on `card`, how to count its rows and the SELECT of the other cards' ids where an
+        index reads them: searchfields.cards, searchfields.other_cards) of a filter on cards."""
         key, value = node.key, node.value
         if key == "kind" and value in CARD_KINDS:
             return f"kind = {self.bind(value)}", "dense", None  # no index
         if key == "status" and value in _CARD_STATUS_SQL:
+            cond = f"retired_at IS NULL AND {_CARD_STATUS_SQL[value]}"
+            if value == "suspended":
+                cond += " AND suspended != 0"  # implied; the partial index ix_card_suspended's condition
             state = _CARD_STATES.get(value)
-            return f"retired_at IS NULL AND {_CARD_STATUS_SQL[value]}", "sparse" if value == "buried" else "probe", state
+            # NOT (retired_at IS NULL AND state = v): the other states' ranges of ix_card_sched, the retired cards
+            others = None if state is None else (
+                f"SELECT id FROM card WHERE state < {state} UNION ALL SELECT id FROM card WHERE state > {state}"
+                f" UNION ALL SELECT id FROM card WHERE retired_at IS NOT NULL AND +state = {state}")
+            return cond, "sparse" if value == "buried" else "probe", others
         if key == "due":
             now = self.ctx.now
             start, end = day_bounds(now, self.ctx.day_starts_at)
@@ -156,8 +163,12 @@ class _Compiler:
             if cutoff is None:
                 cutoff = end + timedelta(days=int(value))
             # `state IN (...)`: each state's range of the queue's index (ix_card_sched), which holds the rest
-            return (f"state IN (0, 1, 2, 3) AND due < {self.bind(int(cutoff.timestamp()))}"
-                    " AND retired_at IS NULL AND suspended = 0"), "probe", None
+            due = self.bind(int(cutoff.timestamp()))
+            # the NOT: later cards (ranges of ix_card_sched), other states, retired cards, suspended cards
+            others = (f"SELECT id FROM card WHERE state IN (0, 1, 2, 3) AND due >= {due} UNION ALL SELECT id FROM card"
+                      " WHERE state < 0 OR state > 3 UNION ALL SELECT id FROM card WHERE retired_at IS NOT NULL"
+                      " UNION ALL SELECT id FROM card WHERE suspended != 0")
+            return f"state IN (0, 1, 2, 3) AND due < {due} AND retired_at IS NULL AND suspended = 0", "probe", others
         return None
 
     def field(self, node: Field) -> str:

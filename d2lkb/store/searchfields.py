@@ -30,7 +30,7 @@ SPARSE = 2000  # at most this many matching rows: the filter drives the query
 # flag as it was (all but a few) writes none of their pages.
 SEARCH_DDL = (
     "CREATE INDEX IF NOT EXISTS ix_card_leech ON card(id, retired_at, leech) WHERE leech = 1",
-    "CREATE INDEX IF NOT EXISTS ix_card_suspended ON card(id, retired_at, suspended) WHERE suspended = 1",
+    "CREATE INDEX IF NOT EXISTS ix_card_suspended ON card(id, retired_at, suspended) WHERE suspended != 0",
     "CREATE INDEX IF NOT EXISTS ix_card_retired ON card(id) WHERE retired_at IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS ix_doc_check ON doc(check_hash) WHERE check_hash IS NOT NULL",
     # the latest result of a check hash from the index alone, and the hashes with results of a status
@@ -39,6 +39,7 @@ SEARCH_DDL = (
 )
 
 
+UNCHECKED = 50  # at most this many check hashes without a result: they drive `status:unchecked`
 DRIVE = 500  # a query's words, tags and kinds are looked up in FTS for each of at most this many documents
 
 
@@ -75,7 +76,7 @@ def match_sql(comp: Compiler, rest: str | None, select: str) -> str | None:
     return f"SELECT {select} FROM doc d CROSS JOIN fts ON fts.rowid = d.id WHERE fts MATCH :match AND {rest}"
 
 
-def cards(comp: Compiler, cond: str, rows: str = "probe", state: int | None = None) -> str:
+def cards(comp: Compiler, cond: str, rows: str = "probe", others: str | None = None) -> str:
     """Documents whose card matches `cond` (SQL on `card`), as `d.card_id IN (SELECT id FROM card WHERE
     cond)` evaluates it. `rows`: "probe" (an index counts the cards), "dense" or "sparse" where none
     would (the cards are then read once: `buried`, a scan of a covering index)."""
@@ -104,7 +105,20 @@ def checks(comp: Compiler, value: str, failing: tuple[str, ...]) -> str:
     latest = ("(SELECT status FROM checkresult c WHERE c.check_hash = d.check_hash "
               "ORDER BY c.checked_at DESC, c.id DESC LIMIT 1)")
     if value == "unchecked":
-        return f"(d.check_hash IS NOT NULL AND {latest} IS NULL)"
+        first = f"(d.check_hash IS NOT NULL AND {latest} IS NULL)"
+        if comp.conn is None or comp.negated:
+            return first
+        # the hashes of documents without a result: a merge of two indexes in hash order (ix_doc_check and
+        # ix_checkresult_latest), which stops after UNCHECKED + 1 of them
+        hashes = [r[0] for r in comp.conn.execute(
+            "SELECT check_hash FROM doc WHERE check_hash IS NOT NULL EXCEPT SELECT check_hash FROM checkresult"
+            f" ORDER BY 1 LIMIT {UNCHECKED + 1}")]
+        if not hashes:
+            return "0"  # FALSE where the first form is FALSE: every document with a check hash has a result
+        if len(hashes) <= UNCHECKED:
+            return _driving(comp, f"(d.check_hash IN (SELECT value FROM json_each({comp.bind(json.dumps(hashes))}))"
+                                  f" AND {first})")
+        return first
     if value == "failing":
         test, statuses = f"{latest} IN {failing!r}", repr(failing)
     else:
@@ -120,22 +134,20 @@ def checks(comp: Compiler, value: str, failing: tuple[str, ...]) -> str:
     return f"(d.check_hash IS NOT NULL AND {test})"
 
 
-def other_cards(comp: Compiler, cond: str, rows: str, state: int | None) -> str | None:
-    """NOT (`cards(cond)`) where that is a condition of the whole query (the documents it keeps) and
-    `cond` asks for a `state`: the documents of the cards that do not match `cond` when an index finds
-    at most SPARSE of them (in a KB of new cards, `-status:new` keeps no document), else None (the
-    NOT of the filter). Where the cards matching `cond` are few, None as well: their NOT is cheap to
-    test on each document. (A NOT that is the query's condition only needs the same TRUE rows.)"""
-    if comp.conn is None or state is None:
+def other_cards(comp: Compiler, cond: str, rows: str, others: str | None) -> str | None:
+    """NOT (`cards(cond)`) where that is a condition of the whole query (the documents it keeps), and
+    `others` selects the ids of the cards that do not match `cond` (some more than once) from indexes:
+    their documents, when there are at most SPARSE of them (in a KB of new cards, `-status:new` keeps
+    no document), else None (the NOT of the filter). Where the cards matching `cond` are few, None as
+    well: their NOT is cheap to test on each document. (A NOT that is the query's condition only needs
+    the same TRUE rows: NULL and FALSE both reject a document.)"""
+    if comp.conn is None or others is None or rows != "probe":
         return None
     if _count(comp, f"SELECT id FROM card WHERE {cond}", SPARSE) <= SPARSE:
         return None
-    # NOT (retired_at IS NULL AND state = v): the other states' ranges of ix_card_sched, the retired cards
-    others_sql = (f"SELECT id FROM card WHERE state < {state} UNION ALL SELECT id FROM card WHERE state > {state}"
-                  f" UNION ALL SELECT id FROM card WHERE retired_at IS NOT NULL AND +state = {state}")
-    others = [r[0] for r in comp.conn.execute(f"{others_sql} LIMIT {SPARSE + 1}", comp.params)]
-    if len(others) > SPARSE:
+    ids = [r[0] for r in comp.conn.execute(f"{others} LIMIT {SPARSE + 1}", comp.params)]
+    if len(ids) > SPARSE:
         return None
-    if not others:
+    if not ids:
         return "0"  # every card matches: NOT is FALSE or NULL for every document
-    return _driving(comp, f"d.card_id IN (SELECT value FROM json_each({comp.bind(json.dumps(others))}))")
+    return _driving(comp, f"d.card_id IN (SELECT value FROM json_each({comp.bind(json.dumps(ids))}))")

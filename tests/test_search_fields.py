@@ -28,6 +28,7 @@ class OldCompiler:
 
     conn = None
     drivers: list[str] = []
+    ranked = False
 
     def __init__(self, ctx, conn=None):
         self.ctx = ctx

@@ -104,6 +104,7 @@ class _Compiler:
         self.negated = 0  # NOTs above the node being compiled
         self.nested = 0  # NOTs and ORs above it
         self.drivers: list[str] = []  # filters of the whole condition that match few rows (store.searchfields)
+        self.ranked = False  # the condition filters the matches of words (a bounded number to test)
         self.params: dict[str, object] = {"now": int(ctx.now.timestamp())}
 
     def bind(self, value) -> str:
@@ -493,6 +494,7 @@ def _ids(conn: sqlite3.Connection, node: Node, ctx: SearchContext, limit: int) -
     if driver is not None:
         comp.params["match"] = driver
         if _has_text(node):
+            comp.ranked = True
             return _ranked_ids(conn, node, driver, comp, rest, max(1, int(limit)))
         rest_sql = None if rest is None else comp.sql(rest)
         sql = (searchfields.match_sql(comp, rest_sql, "d.id") or _match_sql(rest_sql, "fts.rowid")) + " ORDER BY 1 LIMIT :limit"

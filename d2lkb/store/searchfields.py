@@ -49,6 +49,7 @@ class Compiler(Protocol):
     negated: int  # how many NOTs are above the node being compiled
     nested: int  # how many NOTs and ORs
     drivers: list[str]  # sparse filters that every match satisfies
+    ranked: bool  # the condition tests the matches of words
 
     def bind(self, value) -> str: ...
 
@@ -106,7 +107,7 @@ def checks(comp: Compiler, value: str, failing: tuple[str, ...]) -> str:
               "ORDER BY c.checked_at DESC, c.id DESC LIMIT 1)")
     if value == "unchecked":
         first = f"(d.check_hash IS NOT NULL AND {latest} IS NULL)"
-        if comp.conn is None or comp.negated:
+        if comp.conn is None or comp.negated or comp.ranked:  # (the probe costs up to a test of each word match)
             return first
         # the hashes of documents without a result: a merge of two indexes in hash order (ix_doc_check and
         # ix_checkresult_latest), which stops after UNCHECKED + 1 of them

@@ -40,7 +40,7 @@ SEARCH_DDL = (
 
 
 UNCHECKED = 50  # at most this many check hashes without a result: they drive `status:unchecked`
-DRIVE = 500  # a query's words, tags and kinds are looked up in FTS for each of at most this many documents
+DRIVE = 1000  # a query's words, tags and kinds are looked up in FTS for each of at most this many documents
 
 
 class Compiler(Protocol):

@@ -190,7 +190,7 @@ def test_results_are_those_of_the_old_compiler(kb, monkeypatch, sparse):
     driving; None: the defaults), the ranking's title-candidate path taken (small RANK_ALL and
     TITLE_CANDIDATES) and not."""
     if sparse is not None:
-        for name in ("SPARSE", "UNCHECKED", "DRIVE"):
+        for name in ("SPARSE", "UNCHECKED", "DRIVE", "DRIVE_RANKED"):
             monkeypatch.setattr(searchfields, name, sparse)
     ctx = kb.search_context()
     shapes = _shapes()

@@ -84,8 +84,8 @@ def _v7_title_index(conn: sqlite3.Connection) -> None:
 
 def _v8_search_filter_indexes(conn: sqlite3.Connection) -> None:
     """Version 8: indexes for the search filters on cards and checks (store.searchfields.SEARCH_DDL):
-    the leech and suspended flags (partial), documents by check hash, check results by hash and time,
-    and by status."""
+    the leech, suspended and buried cards (partial), documents by check hash, check results by hash and
+    time, and by status."""
     from d2lkb.store.searchfields import SEARCH_DDL
 
     for ddl in SEARCH_DDL:

@@ -155,7 +155,7 @@ class _Compiler:
             others = None if state is None else (
                 f"SELECT id FROM card WHERE state < {state} UNION ALL SELECT id FROM card WHERE state > {state}"
                 f" UNION ALL SELECT id FROM card WHERE retired_at IS NOT NULL AND +state = {state}")
-            return cond, "sparse" if value == "buried" else "probe", others
+            return cond, "probe", others
         if key == "due":
             now = self.ctx.now
             start, end = day_bounds(now, self.ctx.day_starts_at)

@@ -32,6 +32,8 @@ SEARCH_DDL = (
     "CREATE INDEX IF NOT EXISTS ix_card_leech ON card(id, retired_at, leech) WHERE leech = 1",
     "CREATE INDEX IF NOT EXISTS ix_card_suspended ON card(id, retired_at, suspended) WHERE suspended != 0",
     "CREATE INDEX IF NOT EXISTS ix_card_retired ON card(id) WHERE retired_at IS NOT NULL",
+    # buried cards (today's and expired burials); an answer that buries siblings writes it too
+    "CREATE INDEX IF NOT EXISTS ix_card_buried ON card(buried_until, id, retired_at) WHERE buried_until IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS ix_doc_check ON doc(check_hash) WHERE check_hash IS NOT NULL",
     # the latest result of a check hash from the index alone, and the hashes with results of a status
     "CREATE INDEX IF NOT EXISTS ix_checkresult_latest ON checkresult(check_hash, checked_at, id, status)",
@@ -84,16 +86,11 @@ def match_sql(comp: Compiler, rest: str | None, select: str) -> str | None:
 
 def cards(comp: Compiler, cond: str, rows: str = "probe", others: str | None = None) -> str:
     """Documents whose card matches `cond` (SQL on `card`), as `d.card_id IN (SELECT id FROM card WHERE
-    cond)` evaluates it. `rows`: "probe" (an index counts the cards), "dense" or "sparse" where none
-    would (the cards are then read once: `buried`, a scan of a covering index)."""
+    cond)` evaluates it. `rows`: "probe" (an index counts the cards) or "dense" where none would."""
     matching = f"SELECT id FROM card WHERE {cond}"
     if comp.conn is None:
         return f"d.card_id IN ({matching})"
-    if rows == "sparse":  # read once (a scan): the ids themselves drive
-        ids = [r[0] for r in comp.conn.execute(matching, comp.params)]
-        if ids:
-            return _driving(comp, f"d.card_id IN (SELECT value FROM json_each({comp.bind(json.dumps(ids))}))")
-    n = _count(comp, matching, SPARSE) if rows == "probe" else 0 if rows == "sparse" else None
+    n = _count(comp, matching, SPARSE) if rows == "probe" else None
     if n == 0:
         return "0"  # `x IN (<nothing>)` is FALSE, NULL or not
     if n is not None and n <= SPARSE:

@@ -512,6 +512,7 @@ def count_matches(conn: sqlite3.Connection, query: str | Node, *, cap: int = COU
     comp.params["cap"] = max(0, int(cap))
     if driver is not None:
         comp.params["match"] = driver
+        comp.ranked = True  # a count tests matches until `cap` pass: every match, for a sparse filter
         rest_sql = None if rest is None else comp.sql(rest)
         inner = searchfields.match_sql(comp, rest_sql, "1") or _match_sql(rest_sql, "1")
     else:

@@ -217,8 +217,8 @@ def test_many_matches_rank_the_title_hits(big, monkeypatch):
 
 
 def test_few_title_hits_are_ranked_with_the_first_matches(big, monkeypatch):
-    """Many matches, fewer title hits than the limit: the candidates are the title hits and the first
-    FIRST_CANDIDATES matches in index order, each scored exactly. (Every match was ranked before: 60 to 100 ms
+    """Many matches (more than RANK_FEW_TITLES), fewer title hits than the limit: the candidates are the
+    title hits and the first FIRST_CANDIDATES matches in index order, each scored exactly. (Every match was ranked before: 60 to 100 ms
     for a common word at 100k cards, `and` or `see`.)"""
     from d2lkb.store import search as s
 
@@ -228,6 +228,9 @@ def test_few_title_hits_are_ranked_with_the_first_matches(big, monkeypatch):
     titled = {r[0] for r in big.conn.execute("SELECT rowid FROM fts WHERE fts MATCH '{title} : \"step 29 5\"'")}
     monkeypatch.setattr(s, "RANK_ALL", 40)
     monkeypatch.setattr(s, "FIRST_CANDIDATES", 30)
+    # words matching at most RANK_FEW_TITLES documents: all of them ranked
+    assert [h.doc_id for h in big.search(query, limit=10)] == _exact(big, query, 10)
+    monkeypatch.setattr(s, "RANK_FEW_TITLES", 40)
     first = [r[0] for r in big.conn.execute("SELECT rowid FROM fts WHERE fts MATCH ? ORDER BY rowid LIMIT 30", (driver,))]
     assert total > 40 and len(titled) == 1 and not titled <= set(first)
     want = [i for i in _exact(big, query, total) if i in titled | set(first)][:10]

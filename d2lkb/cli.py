@@ -18,7 +18,7 @@ from d2lkb.completion import complete_device, complete_format, complete_note, co
 from d2lkb.config import FRAMEWORKS, Config, config_from_env
 from d2lkb.query import QueryError
 from d2lkb.store.db import KBError
-from d2lkb.store.search import COUNT_CAP, HIGHLIGHT, count_matches
+from d2lkb.store.search import COUNT_CAP, HIGHLIGHT
 from d2lkb.terminal import SafeConsole, json_text, user_text
 from d2lkb.textsafe import printable
 
@@ -344,9 +344,8 @@ def search_cmd(
                 _print_warnings(report.warnings)
         try:
             resolved = kb.resolve_query(query)
-            hits = kb.search(resolved.query or query, limit=limit + 1)
+            hits, total = kb.search_counted(resolved.query or query, limit=limit + 1)
             more = len(hits) > limit
-            total = count_matches(kb.conn, resolved.query or query, ctx=kb.search_context()) if more else len(hits)
         except QueryError as exc:
             fail(f"bad query: {exc}", code=2)
     hits = hits[:limit]

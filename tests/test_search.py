@@ -247,6 +247,27 @@ def test_few_title_hits_are_ranked_with_the_first_matches(big, monkeypatch):
     assert [h.doc_id for h in big.search(f"path:n1 ({query})", limit=10)] == want
 
 
+@pytest.mark.parametrize("bound", [20, 1000])
+def test_search_counted_counts_as_count_matches(big, monkeypatch, bound):
+    """The count beside the hits (the CLI's "showing 20 of N", the TUI's "200 of N") is what
+    count_matches says, whether the ranking learned it on the way or it was counted."""
+    from d2lkb.store import search as s
+
+    monkeypatch.setattr(s, "RANK_ALL", bound)
+    monkeypatch.setattr(s, "COUNT_CAP", bound)
+    monkeypatch.setattr(s, "FIRST_CANDIDATES", 7)
+    monkeypatch.setattr(s, "RANK_FEW_TITLES", 30)
+    queries = ["gradient", "kappa", 'kappa OR "step 29-5"', "gradient #even", "gradient -#odd", "path:n1 gradient",
+               "path:n1 kappa", "gradient kappa", "#even", "kind:section gradient", "grad*", "zzz", "path:n0",
+               "gradient -kind:note", "(gradient OR kappa) #odd", "status:new gradient"]
+    for q in queries:
+        for limit in (1, 5, 30):
+            hits, total = s.search_counted(big.conn, q, limit=limit)
+            assert [h.doc_id for h in hits] == [h.doc_id for h in s.search(big.conn, q, limit=limit)], (q, limit)
+            want = len(hits) if len(hits) < limit else s.count_matches(big.conn, q, cap=bound)
+            assert total == want, (q, limit)
+
+
 def test_count_matches(big):
     from d2lkb.store import search as s
 

@@ -29,6 +29,7 @@ class OldCompiler:
     conn = None
     drivers: list[str] = []
     ranked = False
+    total = None
 
     def __init__(self, ctx, conn=None):
         self.ctx = ctx

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Self
 
 from d2lkb.store.checkpoint import BACKSTOP_PAGES, Checkpointer
 from d2lkb.store.db import KBError, connect, sync_lock
-from d2lkb.store.search import Hit, SearchContext, matching_card_ids, search
+from d2lkb.store.search import Hit, SearchContext, matching_card_ids, search, search_counted
 from d2lkb.store.tagquery import Resolved, resolve_tags
 from d2lkb.store.vaultscan import SyncReport, scan
 
@@ -113,6 +113,11 @@ class KBCore:
     def search(self, query: str, limit: int = 20) -> list[Hit]:
         with self.lock:
             return search(self.conn, query, limit=limit, ctx=self.search_context())
+
+    def search_counted(self, query: str, limit: int = 20) -> tuple[list[Hit], int]:
+        """The hits, and how many documents match (up to search.COUNT_CAP + 1: "1,000+")."""
+        with self.lock:
+            return search_counted(self.conn, query, limit=limit, ctx=self.search_context())
 
     def card_ids(self, query: str | None) -> list[int]:
         with self.lock:

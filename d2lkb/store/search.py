@@ -105,6 +105,7 @@ class _Compiler:
         self.nested = 0  # NOTs and ORs above it
         self.drivers: list[str] = []  # filters of the whole condition that match few rows (store.searchfields)
         self.ranked = False  # the condition filters the matches of words (a bounded number to test)
+        self.total: int | None = None  # how many match, where the ranking learned it (RANK_ALL + 1: more)
         self.params: dict[str, object] = {"now": int(ctx.now.timestamp())}
 
     def bind(self, value) -> str:
@@ -427,6 +428,8 @@ def _ranked_ids(conn: sqlite3.Connection, node: Node, driver: str, comp: _Compil
             score = _scoring_terms(texts)  # the candidates are matches: the score need not test columns
         titled = _title_hits(conn, scoring, texts, comp, rest_sql, max(limit, TITLE_CANDIDATES))
         if len(titled) >= limit and (len(titled) > RANK_ALL or whole_is_words):  # more matches than RANK_ALL
+            if len(titled) > RANK_ALL or rest_sql is None:
+                comp.total = RANK_ALL + 1
             return _rank_among(conn, score, titled, comp), score
         # The FTS part of the query (path:, status: and due: cost a row lookup each, so they are tested
         # on at most RANK_ALL of its matches here).
@@ -434,20 +437,24 @@ def _ranked_ids(conn: sqlite3.Connection, node: Node, driver: str, comp: _Compil
         if len(first) <= RANK_ALL:  # every match: an exact ranking
             if rest_sql is not None and first:
                 first = _among(conn, first, rest_sql, comp)
+            comp.total = len(first)
             return _rank_among(conn, _walk(scoring, driver, score), first, comp), score
+        if rest_sql is None:
+            comp.total = RANK_ALL + 1  # the FTS part is the whole query
         if len(titled) >= limit:
             return _rank_among(conn, score, titled, comp), score
         if rest_sql is None and not more_than(score, RANK_FEW_TITLES):  # (`参数`: 4,537 matches, 5 ms)
             sql = f"SELECT rowid FROM fts WHERE fts MATCH :walk ORDER BY {RANK} LIMIT :limit"
             return [r[0] for r in conn.execute(sql, comp.params | {"walk": _walk(scoring, driver, score)})], score
-        n = min(FIRST_CANDIDATES, RANK_ALL)
-        first = first_matches(cands, n) if rest_sql is not None else first[:n]
-        ranked = _rank_among(conn, score, first, comp, scores=True)
-        more = sorted(set(titled) - set(first))
-        if more:  # fewer than `limit` of them: scored one by one (a seek each)
-            ranked += _scores(conn, score, more)
-        ranked.sort()
-        return [rowid for _score, rowid in ranked[:limit]], score
+        n = min(max(FIRST_CANDIDATES, limit), RANK_ALL)
+        if rest_sql is not None:
+            first = first_matches(cands, n)
+            if len(first) < n:  # every match (the title hits are matches too)
+                comp.total = len(first)
+        else:
+            first = first[:n]
+        # (the few title hits past the first matches widen the walk: a seek each costs more)
+        return _rank_among(conn, score, sorted(set(first) | set(titled)), comp), score
     if cands == _match_sql(None, "fts.rowid") and score == driver:  # every match, scored as it is matched
         if _needs_text(scoring):  # the query is its words: without a column filter when none can be in meta
             score = _scoring_terms(texts)
@@ -472,8 +479,8 @@ def _walk(scoring: Node, driver: str, score: str) -> str:
     return score
 
 
-def _rank_among(conn: sqlite3.Connection, score: str, ids: list[int], comp: _Compiler, *, scores: bool = False) -> list:
-    """The best `comp.params['limit']` of `ids` (matches of `score`) by bm25: their ids, or (score, id) pairs.
+def _rank_among(conn: sqlite3.Connection, score: str, ids: list[int], comp: _Compiler) -> list[int]:
+    """The best `comp.params['limit']` of `ids` (matches of `score`) by bm25.
 
     bm25 can only score rows of the statement's own MATCH, so the candidates filter a walk over the
     expression's matches: a byte per document id (1 = candidate) is the cheapest test SQLite has, and
@@ -483,21 +490,15 @@ def _rank_among(conn: sqlite3.Connection, score: str, ids: list[int], comp: _Com
     flags = bytearray(max(ids) + 1)
     for rowid in ids:
         flags[rowid] = 1
-    sql = (f"SELECT {RANK}, rowid FROM fts WHERE fts MATCH :score AND rowid BETWEEN :lo AND :hi"
+    sql = (f"SELECT rowid FROM fts WHERE fts MATCH :score AND rowid BETWEEN :lo AND :hi"
            f" AND substr(:flags, rowid + 1, 1) = x'01' ORDER BY {RANK} LIMIT :limit")
     rows = conn.execute(sql, comp.params | {"score": score, "flags": bytes(flags), "lo": min(ids), "hi": max(ids)})
-    return [(r[0], r[1]) for r in rows] if scores else [r[1] for r in rows]
+    return [r[0] for r in rows]
 
 
-def _scores(conn: sqlite3.Connection, score: str, ids: list[int]) -> list[tuple[float, int]]:
-    """(bm25, id) of a few matches of `score`, each looked up by its id."""
-    marks = ",".join("?" * len(ids))
-    return [(r[0], r[1]) for r in conn.execute(
-        f"SELECT {RANK}, rowid FROM fts WHERE fts MATCH ? AND rowid IN ({marks})", (score, *ids))]
-
-
-def _ids(conn: sqlite3.Connection, node: Node, ctx: SearchContext, limit: int) -> tuple[list[int], str | None]:
-    """Ids of the best `limit` documents, and the FTS expression to highlight in snippets (if any)."""
+def _ids(conn: sqlite3.Connection, node: Node, ctx: SearchContext, limit: int) -> tuple[list[int], str | None, int | None]:
+    """Ids of the best `limit` documents, the FTS expression to highlight in snippets (if any), and how
+    many documents match where the ranking learned it on the way (RANK_ALL + 1: more than RANK_ALL)."""
     comp = _Compiler(ctx, conn)
     driver, rest = _split_driver(node)
     comp.params["limit"] = max(1, int(limit))
@@ -505,12 +506,13 @@ def _ids(conn: sqlite3.Connection, node: Node, ctx: SearchContext, limit: int) -
         comp.params["match"] = driver
         if _has_text(node):
             comp.ranked = True
-            return _ranked_ids(conn, node, driver, comp, rest, max(1, int(limit)))
+            ids, expr = _ranked_ids(conn, node, driver, comp, rest, max(1, int(limit)))
+            return ids, expr, comp.total
         rest_sql = None if rest is None else comp.sql(rest)
         sql = (searchfields.match_sql(comp, rest_sql, "d.id") or _match_sql(rest_sql, "fts.rowid")) + " ORDER BY 1 LIMIT :limit"
     else:
         sql = f"SELECT d.id FROM doc d WHERE {comp.sql(node)} ORDER BY d.id LIMIT :limit"
-    return [r[0] for r in conn.execute(sql, comp.params)], driver
+    return [r[0] for r in conn.execute(sql, comp.params)], driver, None
 
 
 def count_matches(conn: sqlite3.Connection, query: str | Node, *, cap: int = COUNT_CAP,
@@ -536,12 +538,20 @@ def count_matches(conn: sqlite3.Connection, query: str | Node, *, cap: int = COU
 def search(conn: sqlite3.Connection, query: str | Node, *, limit: int = 20,
            ctx: SearchContext | None = None) -> list[Hit]:
     """Run a query; hits best first. Raises QueryError for a bad query."""
+    return search_counted(conn, query, limit=limit, ctx=ctx, count=False)[0]
+
+
+def search_counted(conn: sqlite3.Connection, query: str | Node, *, limit: int = 20, ctx: SearchContext | None = None,
+                   count: bool = True) -> tuple[list[Hit], int]:
+    """The hits of `search`, and how many documents match as `count_matches` counts them (up to
+    COUNT_CAP + 1): the number of hits when fewer than `limit`, what the ranking learned on the way
+    where it did, else a count (`count`; otherwise the number of hits)."""
     node = parse_query(query) if isinstance(query, str) else query
     ctx = ctx or SearchContext()
     try:
-        ids, driver = _ids(conn, node, ctx, limit)
+        ids, driver, known = _ids(conn, node, ctx, limit)
         if not ids:
-            return []
+            return [], 0
         marks = ",".join("?" * len(ids))
         docs = {r[0]: r for r in conn.execute(
             f"SELECT id, kind, path, line, title, note_id, card_id FROM doc WHERE id IN ({marks})", ids)}
@@ -553,7 +563,11 @@ def search(conn: sqlite3.Connection, query: str | Node, *, limit: int = 20,
     for did in ids:
         _, kind, path, line, title, nid, cid = docs[did]
         hits.append(Hit(kind, path, line, join_cjk(title), tags.get(did, ()), snippets.get(did, ""), did, nid, cid))
-    return hits
+    if len(hits) < limit or not count:
+        return hits, len(hits)
+    if known is not None and COUNT_CAP == RANK_ALL:
+        return hits, known
+    return hits, count_matches(conn, node, cap=COUNT_CAP, ctx=ctx)
 
 
 def matching_card_ids(conn: sqlite3.Connection, query: str | Node | None, ctx: SearchContext | None = None) -> list[int]:

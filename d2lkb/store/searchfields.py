@@ -45,7 +45,7 @@ UNCHECKED = 50  # at most this many check hashes without a result: they drive `s
 # A query's words, tags and kinds are looked up in FTS (about 4-7 us each) for each document of a filter
 # matching at most DRIVE of them; DRIVE_RANKED among the matches of words, where FTS would otherwise give
 # every match to test (about 0.6 us each), not only the first `limit` that pass.
-DRIVE = 500
+DRIVE = 1000
 DRIVE_RANKED = 1000
 
 

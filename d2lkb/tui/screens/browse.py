@@ -94,14 +94,8 @@ class BrowseScreen(Screen):
             self.app.call_later_safe(self.show_hits, "", [], "")
             return
         try:
-            hits = self.app.kb.search(query, limit=LIMIT)
-            total = len(hits)
-            if total >= LIMIT:  # how many in all ("200 of 1,234"), counted up to COUNT_CAP
-                from d2lkb.store.search import count_matches
-
-                kb = self.app.kb
-                with kb.lock:
-                    total = count_matches(kb.conn, query, ctx=kb.search_context())
+            # how many in all ("200 of 1,234"), counted up to COUNT_CAP when the hits fill the page
+            hits, total = self.app.kb.search_counted(query, limit=LIMIT)
         except QueryError as exc:
             self.app.call_later_safe(self.show_hits, query, [], str(exc))
             return

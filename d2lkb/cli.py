@@ -310,13 +310,15 @@ def _print_warnings(warnings) -> None:
 
 
 def _highlighted(snippet: str) -> Text:
+    """The snippet with its matched words in bold; the markers are split off before `printable`
+    shows the note's own control characters (it would show the markers as ␂ and ␃ too)."""
     text = Text()
-    parts = printable(snippet).split(HIGHLIGHT[0])
-    text.append(parts[0])
+    parts = snippet.split(HIGHLIGHT[0])
+    text.append(printable(parts[0]))
     for part in parts[1:]:
         hit, _, rest = part.partition(HIGHLIGHT[1])
-        text.append(hit, style="bold yellow")
-        text.append(rest)
+        text.append(printable(hit), style="bold yellow")
+        text.append(printable(rest))
     return text
 
 

@@ -56,6 +56,21 @@ def test_search_finds_the_right_section(tmp_path, bundled_copy, synced, query, p
         assert set(h) == {"kind", "path", "line", "title", "tags", "snippet"}
 
 
+def test_search_table_highlights_the_words_without_marker_stand_ins(tmp_path, bundled_copy, synced, monkeypatch):
+    """The table shows the matched words in bold, and no ␂/␃: the terminal-safe pass had turned the
+    snippet's highlight markers into visible stand-ins before they were split off."""
+    import d2lkb.cli as cli
+    from d2lkb.store.search import HIGHLIGHT
+
+    result = run(tmp_path, bundled_copy, "search", "gradient descent", "--limit", "3")
+    assert result.exit_code == 0, result.output
+    assert "gradient" in result.stdout.lower()
+    assert "\u2402" not in result.stdout and "\u2403" not in result.stdout
+    text = cli._highlighted(f"a {HIGHLIGHT[0]}grad\x1b[2J{HIGHLIGHT[1]} b\x07")
+    assert text.plain == "a grad␛[2J b␇"  # the note's own controls still shown, never obeyed
+    assert [(text.plain[s.start:s.end], s.style) for s in text.spans] == [("grad␛[2J", "bold yellow")]
+
+
 def test_search_limit_and_kind(tmp_path, bundled_copy, synced):
     hits = json.loads(run(tmp_path, bundled_copy, "search", "kind:card", "--json", "--limit", "3").stdout)
     assert len(hits) == 3 and {h["kind"] for h in hits} == {"card"}

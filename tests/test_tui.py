@@ -257,6 +257,9 @@ async def test_browse_filters_live_and_survives_a_bad_query(kb):
         table = app.screen.query_one("#results", DataTable)
         assert screen.searched == "gradient" and screen.hits and table.row_count == len(screen.hits)
         assert all(h.path == "calculus.md" for h in screen.hits)
+        cells = [str(c) for row in range(table.row_count) for c in table.get_row_at(row)]
+        assert any("gradient" in c.lower() for c in cells)
+        assert not any("\u2402" in c or "\u2403" in c for c in cells)  # the markers, not their stand-ins
         preview = app.screen.query_one("#preview", Markdown)
         assert "gradient" in preview.source.lower()
 

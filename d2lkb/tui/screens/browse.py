@@ -166,12 +166,16 @@ class BrowseScreen(Screen):
         from d2lkb.store.search import HIGHLIGHT
 
         text = Text(no_wrap=True, end="")
-        parts = short(plain_math(snippet), 300).split(HIGHLIGHT[0])  # plain_math: printable
-        text.append(parts[0].replace(HIGHLIGHT[1], ""))
+        # plain_math makes the text printable, which would show the markers (controls) as ␂ and ␃:
+        # they travel as private-use characters through it
+        start, end = "\ue000", "\ue001"
+        marked = snippet.replace(HIGHLIGHT[0], start).replace(HIGHLIGHT[1], end)
+        parts = short(plain_math(marked), 300).split(start)
+        text.append(parts[0].replace(end, ""))
         for part in parts[1:]:
-            hit, _, rest = part.partition(HIGHLIGHT[1])
+            hit, _, rest = part.partition(end)
             text.append_text(themed(self.app, hit, "text-accent", bold=True))
-            text.append(rest.replace(HIGHLIGHT[1], ""))
+            text.append(rest.replace(end, ""))
         return text
 
     def _status(self, text: str) -> None:

@@ -60,25 +60,27 @@ TEXT_COLUMNS = "{title body}"
 RANK = "bm25(fts, 4.0, 1.0, 0.0)"  # title counts 4x body; the meta column never ranks
 
 
-def _fts_term(t: Text) -> str:
+def _fts_term(t: Text, columns: str | None = TEXT_COLUMNS) -> str:
+    """The word or phrase as an FTS5 phrase, in `columns` (None: any column)."""
     body = split_cjk(t.text).replace('"', '""')
-    return f'{TEXT_COLUMNS} : "{body}"' + (" *" if t.prefix else "")
+    return (f"{columns} : " if columns else "") + f'"{body}"' + (" *" if t.prefix else "")
 
 
-def fts_expression(node: Node) -> str | None:
-    """The whole node as one FTS5 expression, if it only involves text, tags and kinds."""
+def fts_expression(node: Node, columns: str | None = TEXT_COLUMNS) -> str | None:
+    """The whole node as one FTS5 expression, if it only involves text, tags and kinds (its words and
+    phrases in `columns`)."""
     if isinstance(node, Text):
-        return _fts_term(node)
+        return _fts_term(node, columns)
     if isinstance(node, TagTerm):
         return f"meta : {tag_token(node.name)}"
     if isinstance(node, Field) and node.key == "kind":
         return f"meta : {kind_token(node.value)}"
     if isinstance(node, Or):
-        parts = [fts_expression(i) for i in node.items]
+        parts = [fts_expression(i, columns) for i in node.items]
         return None if None in parts else "(" + " OR ".join(parts) + ")"
     if isinstance(node, And):
-        pos = [fts_expression(i) for i in node.items if not isinstance(i, Not)]
-        neg = [fts_expression(i.item) for i in node.items if isinstance(i, Not)]
+        pos = [fts_expression(i, columns) for i in node.items if not isinstance(i, Not)]
+        neg = [fts_expression(i.item, columns) for i in node.items if isinstance(i, Not)]
         if not pos or None in pos or None in neg:
             return None
         expr = "(" + " AND ".join(pos) + ")"
@@ -242,8 +244,8 @@ def _driving_node(node: Node) -> Node:
     return node
 
 
-def _column_terms(texts: list[Text], columns: str) -> str:
-    return " OR ".join(_fts_term(t).replace(TEXT_COLUMNS, columns, 1) for t in texts)
+def _column_terms(texts: list[Text], columns: str | None) -> str:
+    return " OR ".join(_fts_term(t, columns) for t in texts)
 
 
 _KIND_TOKENS = tuple(kind_token(k) for k in KINDS + CARD_KINDS)
@@ -264,13 +266,17 @@ def _meta_like(text: Text) -> bool:
     return all(t in _KIND_TOKENS or _TAG_TOKEN.fullmatch(t) for t in tokens[:-1 if text.prefix else None])
 
 
+def _text_columns(texts: list[Text]) -> str | None:
+    """The columns to write `texts` (an expression's words and phrases) in: none (any column) when none
+    of them can match in `meta`. The expression then matches the same rows with the same bm25 scores
+    (meta weighs 0), and FTS5 reads a row's positions only for the rows it scores, not for every row to
+    test its column."""
+    return TEXT_COLUMNS if any(_meta_like(t) for t in texts) else None
+
+
 def _scoring_terms(texts: list[Text]) -> str:
-    """The words and phrases for bm25, without the `{title body}` filter when none can match in `meta`:
-    the scores are the same (meta weighs 0, and no row has one of them there), and FTS5 then reads a
-    row's positions only for the rows it scores, not for every row to test its column."""
-    if any(_meta_like(t) for t in texts):
-        return _column_terms(texts, TEXT_COLUMNS)
-    return " OR ".join(_fts_term(t).replace(TEXT_COLUMNS + " : ", "", 1) for t in texts)
+    """The words and phrases for bm25, without the `{title body}` filter where that is allowed."""
+    return _column_terms(texts, _text_columns(texts))
 
 
 def _match_sql(rest: str | None, select: str) -> str:
@@ -338,9 +344,7 @@ def _title_hits(conn: sqlite3.Connection, scoring: Node, texts: list[Text], comp
     # The hits have a query word in their title: the walk needs the further words alone, and without
     # the `{title body}` filter (FTS5 reads every row's positions to test a column) where no word of
     # the query could match in `meta`.
-    expr = _expression([f"({_scoring_terms(texts)})"], other)
-    if not any(_meta_like(t) for i in other for t in _all_texts(i)):
-        expr = expr.replace(TEXT_COLUMNS + " : ", "")
+    expr = _expression([f"({_scoring_terms(texts)})"], other, _text_columns([t for i in other for t in _all_texts(i)]))
     params = {"titled": expr, "flags": bytes(flags), "lo": hits[0], "hi": hits[-1]}
     sql = ("SELECT rowid FROM fts WHERE fts MATCH :titled AND rowid BETWEEN :lo AND :hi"
            " AND substr(:flags, rowid + 1, 1) = x'01' ORDER BY rowid")
@@ -382,10 +386,10 @@ def _title_parts(scoring: Node, texts: list[Text]) -> tuple[str, list[Node], lis
     return titles, kinds, [i for i in items if _meta_only(i)], [i for i in items if not _meta_only(i)]
 
 
-def _expression(first: list[str], items: list[Node]) -> str:
-    """`first` AND the positive items, then NOT each negated one (an FTS5 expression)."""
-    expr = " AND ".join(first + [f"({fts_expression(i)})" for i in items if not isinstance(i, Not)])
-    for neg in (fts_expression(i.item) for i in items if isinstance(i, Not)):
+def _expression(first: list[str], items: list[Node], columns: str | None = TEXT_COLUMNS) -> str:
+    """`first` AND the positive items, then NOT each negated one (an FTS5 expression; words in `columns`)."""
+    expr = " AND ".join(first + [f"({fts_expression(i, columns)})" for i in items if not isinstance(i, Not)])
+    for neg in (fts_expression(i.item, columns) for i in items if isinstance(i, Not)):
         expr = f"({expr}) NOT {neg}"
     return expr
 
@@ -417,12 +421,9 @@ def _ranked_ids(conn: sqlite3.Connection, node: Node, driver: str, comp: _Compil
         sql = "SELECT count(*) FROM (SELECT 1 FROM fts WHERE fts MATCH ? LIMIT ?)"
         return conn.execute(sql, (expr, n + 1)).fetchone()[0] > n
 
-    def more_than_rank_all(expr: str) -> bool:
-        return more_than(expr, RANK_ALL)
-
     # The words first: they match at least what the whole query matches, and count for less (a NOT or
     # a tag is a walk over a long doclist).
-    if texts and limit < RANK_ALL and more_than_rank_all(score):
+    if texts and limit < RANK_ALL and more_than(score, RANK_ALL):
         whole_is_words = score == driver
         if _needs_text(scoring):
             score = _scoring_terms(texts)  # the candidates are matches: the score need not test columns
@@ -438,14 +439,14 @@ def _ranked_ids(conn: sqlite3.Connection, node: Node, driver: str, comp: _Compil
             if rest_sql is not None and first:
                 first = _among(conn, first, rest_sql, comp)
             comp.total = len(first)
-            return _rank_among(conn, _walk(scoring, driver, score), first, comp), score
+            return _rank_among(conn, _walk(scoring, score), first, comp), score
         if rest_sql is None:
             comp.total = RANK_ALL + 1  # the FTS part is the whole query
         if len(titled) >= limit:
             return _rank_among(conn, score, titled, comp), score
         if rest_sql is None and not more_than(score, RANK_FEW_TITLES):  # (`参数`: 4,537 matches, 5 ms)
             sql = f"SELECT rowid FROM fts WHERE fts MATCH :walk ORDER BY {RANK} LIMIT :limit"
-            return [r[0] for r in conn.execute(sql, comp.params | {"walk": _walk(scoring, driver, score)})], score
+            return [r[0] for r in conn.execute(sql, comp.params | {"walk": _walk(scoring, score)})], score
         n = min(max(FIRST_CANDIDATES, limit), RANK_ALL)
         if rest_sql is not None:
             first = first_matches(cands, n)
@@ -470,13 +471,11 @@ def _among(conn: sqlite3.Connection, ids: list[int], test_sql: str, comp: _Compi
     return [r[0] for r in conn.execute(sql, comp.params | {"ids": json.dumps(ids)})]
 
 
-def _walk(scoring: Node, driver: str, score: str) -> str:
+def _walk(scoring: Node, score: str) -> str:
     """The expression to rank matches by: a query of words alone as it matches (`gradient descent`: the
     AND, not the OR of its words; the same phrases, so the same scores), else its words (a tag or a kind
     would cost bm25 a count of its documents over the whole index)."""
-    if _words_tree(scoring) and not any(_meta_like(t) for t in _all_texts(scoring)):
-        return driver.replace(TEXT_COLUMNS + " : ", "")
-    return score
+    return (fts_expression(scoring, _text_columns(_all_texts(scoring))) or score) if _words_tree(scoring) else score
 
 
 def _rank_among(conn: sqlite3.Connection, score: str, ids: list[int], comp: _Compiler) -> list[int]:

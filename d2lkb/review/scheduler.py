@@ -138,10 +138,11 @@ def preview(fields: Schedule, now: datetime, config: ReviewConfig | None = None,
     # fsrs reads the time only as whole days since the last review (`(now - last_review).days`)
     # and adds the interval to `now`: the intervals are a function of these fields alone.
     elapsed = None if fields.last_review is None else (_ts(at) - fields.last_review) // 86400
-    key = (_scheduler_key(config, parameters, False), fields.state, fields.step, fields.stability, fields.difficulty, elapsed)
+    scheduler_key = _scheduler_key(config, parameters, False)
+    key = (scheduler_key, fields.state, fields.step, fields.stability, fields.difficulty, elapsed)
     found = _PREVIEWS.get(key)
     if found is None:
-        scheduler = build_scheduler(config, parameters, fuzz=False)
+        scheduler = _scheduler(*scheduler_key)
         at_s = _ts(at)
         card = fields.to_fsrs()  # review_card copies its input, so one card serves all four grades
         found = {g: timedelta(seconds=_ts(scheduler.review_card(card, _RATINGS[g], at)[0].due) - at_s) for g in Grade}

@@ -18,6 +18,10 @@ def doc_meta(kind: str, card_kind: str, tag_names: Iterable[str]) -> str:
     return kinds + " " + tag_tokens(tag_names)
 
 
+# The FTS5 tables holding a search document (store.schema): both are written together.
+SEARCH_TABLES = ("fts", "fts_title")
+
+
 def refresh_card_meta(conn: sqlite3.Connection, card_id: int) -> None:
     """Re-derive the FTS `meta` tokens of a card's search document from its `doctag` rows
     (after the review layer adds or removes the `leech` tag), in `fts` and `fts_title`."""
@@ -26,5 +30,5 @@ def refresh_card_meta(conn: sqlite3.Connection, card_id: int) -> None:
         names = [r[0] for r in conn.execute(
             "SELECT tag.name FROM doctag JOIN tag ON tag.id = doctag.tag_id WHERE doctag.doc_id = ?", (doc_id,))]
         meta = doc_meta(kind, card_kind, names)
-        conn.execute("UPDATE fts SET meta = ? WHERE rowid = ?", (meta, doc_id))
-        conn.execute("UPDATE fts_title SET meta = ? WHERE rowid = ?", (meta, doc_id))
+        for table in SEARCH_TABLES:
+            conn.execute(f"UPDATE {table} SET meta = ? WHERE rowid = ?", (meta, doc_id))

@@ -26,7 +26,7 @@ from d2lkb.model import CardKind, ParsedNote
 from d2lkb.notes.options import ParseOptions
 from d2lkb.store.db import transaction
 from d2lkb.store.decks import rebuild_decktotal, tagset_of
-from d2lkb.store.docmeta import doc_meta, refresh_card_meta  # noqa: F401 - refresh_card_meta re-exported
+from d2lkb.store.docmeta import SEARCH_TABLES, doc_meta, refresh_card_meta  # noqa: F401 - refresh_card_meta re-exported
 
 # The walk and the no-change check live in `vaultscan` (a command whose notes have not changed
 # loads only that); their names stay importable from here.
@@ -193,7 +193,7 @@ class _Writer:
         self.docs, self.fts, self.doctags, self.new_cards, self.cardtags = [], [], [], [], []
 
     def clear_note(self, note_id: int) -> None:
-        for table in ("fts", "fts_title"):
+        for table in SEARCH_TABLES:
             self.conn.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT id FROM doc WHERE note_id = ?)", (note_id,))
         for table in ("doc", "section", "link", "formula", "snippet", "notetag"):
             self.conn.execute(f"DELETE FROM {table} WHERE note_id = ?", (note_id,))
@@ -554,7 +554,7 @@ def merge_search_index(conn: sqlite3.Connection) -> bool:
     100k cards, ten such segments make it ten times dearer. The small segments of everyday syncs stay
     as they are (FTS5's automerge folds them in). Returns whether it merged either."""
     merged = False
-    for table in ("fts", "fts_title"):
+    for table in SEARCH_TABLES:
         pages = [n for (n,) in conn.execute(f"SELECT max(pgno) FROM {table}_idx GROUP BY segid")]
         total = sum(pages)
         if sum(n * MERGE_SHARE >= total for n in pages) >= 2:
@@ -625,10 +625,9 @@ def _apply(conn, known, changed, removed, now_i: int, report: SyncReport, plan: 
     # Retire first (frees nothing, but keeps counts honest), then drop removed notes.
     to_retire = [cid for cid in old_active if cid not in continued]
     conn.executemany("UPDATE card SET retired_at=?, note_id=NULL WHERE id=?", [(now_i, cid) for cid in to_retire])
-    for table in ("fts", "fts_title"):
-        conn.execute(f"DELETE FROM {table} WHERE rowid IN"
-                     " (SELECT id FROM doc WHERE card_id IN (SELECT id FROM card WHERE retired_at IS NOT NULL))")
-    conn.execute("DELETE FROM doc WHERE card_id IN (SELECT id FROM card WHERE retired_at IS NOT NULL)")
+    gone = conn.execute("SELECT id FROM doc WHERE card_id IN (SELECT id FROM card WHERE retired_at IS NOT NULL)").fetchall()
+    for table in (*SEARCH_TABLES, "doc"):  # the retired cards' documents, found once
+        conn.executemany(f"DELETE FROM {table} WHERE rowid = ?", gone)  # (doc.id is doc's rowid)
     report.retired_cards = len(to_retire)
     for path in removed:
         note_id = known[path][0]

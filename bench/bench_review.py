@@ -1,8 +1,9 @@
 """Review benchmark: d2lkb against Anki's own engine (PyPI `anki`, headless), same machine, same run.
 
 Per card d2lkb runs exactly what the TUI's review screen runs, called on the screen's own code:
-`kb.answer` (a durable commit), then `ReviewScreen._fetch_engine` (next card, due counts, interval
-previews) -- the engine figure -- and then also the card's rendering (`ReviewScreen._fetch`).
+`ReviewScreen._record_answer` (`kb.answer`, a durable commit, and the session's undo step), then
+`ReviewScreen._fetch_engine` (`kb.review_step`: next card, due counts, interval previews) -- the
+engine figure -- and then also the card's rendering (`ReviewScreen._fetch`).
 Anki runs get_queued_cards (which returns its counts and the buttons' next states) ->
 build_answer -> answer_card, and for the second figure also renders the card
 (`card.question()`, `card.answer()`).
@@ -114,8 +115,15 @@ class _ScreenStandIn:
 def _tui_fetch(kb, render: bool = True):
     """The review screen's own `_fetch` (`_fetch_engine` without the card's rendering), on a
     stand-in for the screen (no terminal): its first value is the next card."""
+    return _tui_steps(kb, render)[1]
+
+
+def _tui_steps(kb, render: bool = True):
+    """(answer, fetch): the review screen's own `_record_answer(card, grade, ms)` and `_fetch`
+    (`_fetch_engine` without the rendering) -- together its `answer_card` worker, less the
+    hand-over to the UI thread -- on a stand-in for the screen (no terminal)."""
     screen = _ScreenStandIn(kb)
-    return (lambda: screen._fetch()) if render else (lambda: screen._fetch_engine())
+    return screen._record_answer, (lambda: screen._fetch()) if render else (lambda: screen._fetch_engine())
 
 
 def _d2lkb_round(kb_dir: Path, vault: Path, render: bool) -> tuple[float, float, list[float]]:
@@ -127,16 +135,16 @@ def _d2lkb_round(kb_dir: Path, vault: Path, render: bool) -> tuple[float, float,
 
     kb = KnowledgeBase(load_config(kb_dir, vault))
     counts_times: list[float] = []
-    due_counts = kb.due_counts
+    due_counts = kb._due_counts  # what `review_step` (and `due_counts`) call for the counts
 
-    def timed_counts(query=None):
+    def timed_counts(*args, **kwargs):
         t0 = time.perf_counter()
-        out = due_counts(query)
+        out = due_counts(*args, **kwargs)
         counts_times.append(time.perf_counter() - t0)
         return out
 
-    kb.due_counts = timed_counts  # type: ignore[method-assign]
-    fetch = _tui_fetch(kb, render)
+    kb._due_counts = timed_counts  # type: ignore[method-assign]
+    answer, fetch = _tui_steps(kb, render)
     # Modules the TUI imports once at start-up (the screen's, with Textual, and fsrs's): the first
     # round timed their import as part of its answers (0.1 ms more per answer than the other rounds).
     import d2lkb.review.scheduler  # noqa: F401
@@ -144,7 +152,7 @@ def _d2lkb_round(kb_dir: Path, vault: Path, render: bool) -> tuple[float, float,
     t0, c0 = time.perf_counter(), time.process_time()
     card = fetch()[0]  # ReviewScreen.load_next
     for _ in range(N_ANSWERS):  # ReviewScreen.answer_card
-        kb.answer(card.id, Grade.GOOD, duration_ms=1000)
+        answer(card, Grade.GOOD, 1000)
         card = fetch()[0]
     seconds = time.perf_counter() - t0
     if kb.checkpointer is not None:  # the CPU time counts its checkpoint thread's work (checkpoint.py)

@@ -81,6 +81,27 @@ def test_new_card_is_fsrs_learning_step_0_and_round_trips():
         assert Schedule.from_dict(s.to_dict()) == s
 
 
+def test_answers_equal_fsrs_on_its_own_cards():
+    """`to_fsrs` builds a card that copies itself by hand (fsrs copies its input on every review):
+    the copy is independent, and every answer is what fsrs gives its own `fsrs.Card`."""
+    from copy import copy
+
+    *_, schedules = run_history(GOLDEN_GRADES)
+    fs = scheduler.build_scheduler(NO_FUZZ)
+    for s in [Schedule(due=int(T0.timestamp())), *schedules]:
+        ours = s.to_fsrs()
+        twin = copy(ours)
+        assert twin.__dict__ == ours.__dict__ and twin is not ours
+        twin.stability = -1.0
+        assert ours.stability == s.stability
+        plain = fsrs.Card(**{k: v for k, v in vars(ours).items()})
+        assert type(plain) is fsrs.Card
+        at = datetime.fromtimestamp(s.due, UTC) + timedelta(hours=3)
+        for g in Grade:
+            assert scheduler.answer(s, g, at, NO_FUZZ) == Schedule.from_fsrs(
+                fs.review_card(plain, fsrs.Rating(int(g)), at)[0])
+
+
 def test_after_first_answer_the_card_is_learning_not_new():
     s = scheduler.answer(Schedule(due=0), Grade.AGAIN, T0, NO_FUZZ)
     assert (s.state, s.step, s.last_review) == (CardState.LEARNING, 0, int(T0.timestamp()))

@@ -77,6 +77,7 @@ class AnswerResult:
     state: CardState
     leech: bool = False  # became a leech with this answer
     suspended: bool = False
+    log_id: int | None = None  # its review-log row (what undo takes back)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from d2lkb.review.counts import QueueCounts
 from d2lkb.review.days import day_bounds, day_start, utc_seconds
@@ -77,6 +77,17 @@ class _CountsCache:
     queue: QueueCounts
 
 
+class _Answered(NamedTuple):
+    """What `_answer` wrote, for the kept queue head, counts and heatmap to follow it."""
+
+    result: AnswerResult
+    buried: list[int]  # the siblings it buried
+    state_before: int
+    due: int  # the card's due time after it (UTC seconds)
+    now: datetime  # the answer's time
+    version: int  # PRAGMA data_version in its transaction: what the kept state is checked against
+
+
 def _fsrs():
     """d2lkb.review.scheduler (fsrs), imported by the first command that schedules, then kept: an
     import statement in the answer path costs more than the lookup."""
@@ -97,12 +108,12 @@ def _utc(ts: int) -> datetime:
 
 # A card as `ReviewMixin.card` shows it: the row, the note's title, the card document's check hash,
 # the latest result for it (status, detail: the newest row of `checkresult`, as `graph.latest_status`)
-# and its tags as [name, display] pairs (sorted by name in Python).
+# its tags as [name, display] pairs (sorted by name in Python), and the rest of its schedule (for previews).
 _CARD_VIEW = (
     "SELECT c.id, c.kind, c.front, c.back, c.path, c.line, coalesce(n.title, ''), c.state, c.due,"
     " c.reps, c.lapses, c.suspended, c.buried_until, c.leech, c.retired_at, d.check_hash, r.status, r.detail,"
     " (SELECT json_group_array(json_array(tag.name, tag.display)) FROM cardtag JOIN tag ON tag.id = cardtag.tag_id"
-    " WHERE cardtag.card_id = c.id)"
+    " WHERE cardtag.card_id = c.id), c.step, c.stability, c.difficulty, c.last_review"
     " FROM card c LEFT JOIN note n ON n.id = c.note_id"
     " LEFT JOIN doc d ON d.id = (SELECT id FROM doc WHERE kind = 'card' AND card_id = c.id LIMIT 1)"
     " LEFT JOIN checkresult r ON r.id = (SELECT id FROM checkresult WHERE check_hash = d.check_hash"
@@ -114,6 +125,7 @@ class ReviewMixin:
     conn: sqlite3.Connection
     config: Config
     _day_kept: tuple | None = None  # the last `_day` asked for and its answer
+    _params_kept: tuple | None = None  # (data_version, total_changes, `_parameters()`)
     lock: AbstractContextManager
     # Time zone of the review day (None: the machine's local zone).
     review_tz: tzinfo | None = None
@@ -134,8 +146,13 @@ class ReviewMixin:
         if kept is not None and kept[0] == key:
             return kept[1]
         bounds = day_bounds(now, self.config.review.day_starts_at, self.review_tz)
-        self._day_kept = (key, bounds)
+        self._day_kept = (key, bounds, int(bounds[0].timestamp()))
         return bounds
+
+    def _day_start_s(self, now: datetime) -> int:
+        """The start of `now`'s review day, in UTC seconds (what the kept queue state is stamped with)."""
+        self._day(now)
+        return self._day_kept[2]  # type: ignore[index]
 
     def _limits(self, day: tuple[datetime, datetime]) -> DayLimits:
         new_done, reviews_done = self.conn.execute(
@@ -144,9 +161,21 @@ class ReviewMixin:
         cfg = self.config.review
         return DayLimits(cfg.new_per_day + self._extra_new(day), cfg.reviews_per_day, new_done, reviews_done)
 
-    def _parameters(self) -> list[float] | None:
+    def _data_version(self) -> int:
+        """PRAGMA data_version: changes when another connection commits."""
+        return self.conn.execute("PRAGMA data_version").fetchone()[0]
+
+    def _parameters(self, version: int | None = None) -> tuple[float, ...] | None:
+        """The fitted FSRS weights (None: fsrs's defaults). Kept while the database is unchanged
+        (`version`: its data_version if just read); `answer` keeps them across its own writes."""
+        version = self._data_version() if version is None else version
+        kept = self._params_kept
+        if kept is not None and kept[0] == version and kept[1] == self.conn.total_changes:
+            return kept[2]
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (PARAMETERS_META_KEY,)).fetchone()
-        return json.loads(row[0]) if row else None
+        parameters = tuple(json.loads(row[0])) if row else None
+        self._params_kept = (version, self.conn.total_changes, parameters)
+        return parameters
 
     def _scope(self, query: str | None) -> tuple[str, dict]:
         """SQL condition restricting cards to a query (none for an empty query)."""
@@ -172,21 +201,21 @@ class ReviewMixin:
         scope, params = self._scope(query)
         params |= {"now": int(now.timestamp()), "end": int(day[1].timestamp())}
         if need is None:
-            learning = [Candidate(*r) for r in self.conn.execute(
+            learning = list(map(Candidate._make, self.conn.execute(
                 f"SELECT {_CANDIDATE_COLS} FROM card WHERE {_AVAILABLE} AND state IN (1, 3) AND due < :end{scope}",
-                params)]
+                params)))
         else:
             # Only the head is wanted: learning cards due by the end of the learn-ahead window, plus
             # interday learning cards (due all day). A long intraday learning backlog is not read.
             ahead = int((now + self.learn_ahead).timestamp())
-            learning = [Candidate(*r) for r in self.conn.execute(
+            learning = list(map(Candidate._make, self.conn.execute(
                 f"SELECT {_CANDIDATE_COLS} FROM card WHERE {_AVAILABLE} AND state IN (1, 3) AND due < :end"
                 f" AND due <= :ahead{scope} ORDER BY due, id LIMIT :n",
-                params | {"ahead": ahead, "n": need + 8})]
-            learning += [Candidate(*r) for r in self.conn.execute(
+                params | {"ahead": ahead, "n": need + 8})))
+            learning += list(map(Candidate._make, self.conn.execute(
                 f"SELECT {_CANDIDATE_COLS} FROM card WHERE {_AVAILABLE} AND state IN (1, 3) AND due < :end"
                 f" AND due > :ahead AND last_review < :start{scope} ORDER BY due, id LIMIT :n",
-                params | {"ahead": ahead, "start": int(day[0].timestamp()), "n": need + 8})]
+                params | {"ahead": ahead, "start": int(day[0].timestamp()), "n": need + 8})))
         want_reviews = limits.reviews_left if need is None else min(need, limits.reviews_left)
         want_new = limits.new_left if need is None else min(need, limits.new_left)
         room_reviews, room_new = want_reviews + 8, want_new + 8
@@ -195,15 +224,18 @@ class ReviewMixin:
             queue = build_queue(learning, now=now, day=day, limits=limits, learn_ahead=self.learn_ahead)
             if len(queue.learning) >= need:
                 return queue
+        short_reviews = short_new = True  # (read them)
         while True:
-            reviews = self.conn.execute(
-                f"SELECT {_CANDIDATE_COLS} FROM card WHERE {_AVAILABLE} AND state = 2 AND due < :end{scope}"
-                " ORDER BY due, id LIMIT :n", params | {"n": room_reviews if want_reviews else 0}).fetchall()
-            news = self.conn.execute(
-                f"SELECT {_CANDIDATE_COLS} FROM card WHERE {_AVAILABLE} AND state = 0{scope} ORDER BY due, id LIMIT :n",
-                params | {"n": room_new if want_new else 0}).fetchall()
-            queue = build_queue(learning + [Candidate(*r) for r in reviews + news], now=now, day=day,
-                                limits=limits, learn_ahead=self.learn_ahead)
+            if short_reviews:
+                reviews = list(map(Candidate._make, self.conn.execute(
+                    f"SELECT {_CANDIDATE_COLS} FROM card WHERE {_AVAILABLE} AND state = 2 AND due < :end{scope}"
+                    " ORDER BY due, id LIMIT :n", params | {"n": room_reviews if want_reviews else 0})))
+            if short_new:
+                news = list(map(Candidate._make, self.conn.execute(
+                    f"SELECT {_CANDIDATE_COLS} FROM card WHERE {_AVAILABLE} AND state = 0{scope}"
+                    " ORDER BY due, id LIMIT :n", params | {"n": room_new if want_new else 0})))
+            queue = build_queue(learning + reviews + news, now=now, day=day, limits=limits,
+                                learn_ahead=self.learn_ahead)
             short_reviews = len(queue.review) < want_reviews and len(reviews) == room_reviews
             short_new = len(queue.new) < want_new and len(news) == room_new
             if not (short_reviews or short_new):
@@ -227,17 +259,19 @@ class ReviewMixin:
         exactly (see `QueueCounts`), when another connection wrote, when a learning card enters the
         learn-ahead window and when the day rolls over."""
         with self.lock:
-            now = self._now()
-            cached = self._valid_counts(query, now)
-            if cached is not None:
-                return cached.queue.counts
-            queue = self._queue(query, now)
-            if self._incremental(query):
-                kept = self._kept_counts()
-                if len(kept) >= MAX_KEPT_COUNTS:
-                    kept.pop(next(iter(kept)))
-                kept[query] = self._build_counts(query, now, queue)
-            return queue.counts
+            return self._due_counts(query, self._now())
+
+    def _due_counts(self, query: str | None, now: datetime, version: int | None = None) -> DueCounts:
+        cached = self._valid_counts(query, now, version=version)
+        if cached is not None:
+            return cached.queue.counts
+        queue = self._queue(query, now)
+        if self._incremental(query):
+            kept = self._kept_counts()
+            if len(kept) >= MAX_KEPT_COUNTS:
+                kept.pop(next(iter(kept)))
+            kept[query] = self._build_counts(query, now, queue)
+        return queue.counts
 
     def _kept_counts(self) -> dict[str | None, _CountsCache]:
         kept = getattr(self, "_counts", None)
@@ -265,30 +299,31 @@ class ReviewMixin:
             params | {"now": int(now.timestamp()), "ahead": ahead, "end": int(day[1].timestamp())}).fetchone()[0]
         valid_until = nxt - int(self.learn_ahead.total_seconds()) if nxt is not None else 2**62
         return _CountsCache(query, int(day[0].timestamp()), valid_until,
-                            self.conn.execute("PRAGMA data_version").fetchone()[0], self.conn.total_changes,
-                            QueueCounts.of(queue, limits.reviews_left, limits.new_left))
+                            self._data_version(), self.conn.total_changes, QueueCounts.of(queue, limits.reviews_left, limits.new_left))
 
-    def _valid_counts(self, query: str | None, now: datetime, changes: int | None = None) -> _CountsCache | None:
+    def _valid_counts(self, query: str | None, now: datetime, changes: int | None = None,
+                      version: int | None = None) -> _CountsCache | None:
         """The kept counts of `query` if still valid at `now` (`changes`: the connection's change
-        counter they must match, by default its current value)."""
+        counter they must match, by default its current value; `version`: the data_version if just read)."""
         kept = self._kept_counts()
         cached = kept.get(query)
         if cached is None:
             return None
         if (int(now.timestamp()) >= cached.valid_until
                 or cached.total_changes != (self.conn.total_changes if changes is None else changes)
-                or cached.day_start != int(self._day(now)[0].timestamp())
-                or cached.data_version != self.conn.execute("PRAGMA data_version").fetchone()[0]):
+                or cached.day_start != self._day_start_s(now)
+                or cached.data_version != (self._data_version() if version is None else version)):
             del kept[query]
             return None
         return cached
 
-    def _counts_after(self, changes_before: int, now: datetime, update) -> None:
+    def _counts_after(self, changes_before: int, now: datetime, update, version: int | None = None) -> None:
         """Keep the kept counts in step with a write we just made (`update(cached)` applies it and
-        says whether it could); drop those that were stale or cannot follow."""
+        says whether it could); drop those that were stale or cannot follow. `version`: the
+        data_version read in the write's transaction."""
         kept = self._kept_counts()
         for query in list(kept):
-            cached = self._valid_counts(query, now, changes_before)
+            cached = self._valid_counts(query, now, changes_before, version)
             if cached is None:
                 continue
             if update(cached):
@@ -300,17 +335,41 @@ class ReviewMixin:
         """The card to show now, or None when nothing is left (for now) today."""
         with self.lock:
             now = self._now()
-            head = self._valid_head(query, now)
-            if head is not None:
-                return self.card(head.cards[0])
-            queue = self._queue(query, now, need=QUEUE_BATCH)
-            cards = list(queue.learning + queue.review + queue.new)[:QUEUE_BATCH]
-            if cards:
-                self._head = self._build_head(query, now, cards)
-                return self.card(cards[0])
-            self._head = None
-            first = queue.first()  # learn-ahead: only when nothing else is left
-            return None if first is None else self.card(first)
+            row = self._next_card_row(query, now)
+            return None if row is None else self._card_view(row, now)
+
+    def review_step(self, query: str | None = None, previews: bool = True
+                    ) -> tuple[CardView | None, DueCounts, dict[Grade, timedelta]]:
+        """What the review screen shows after each answer, at one moment: `next_card(query)`,
+        `due_counts(query)` and that card's `preview_intervals` (empty without a card or with
+        `previews` False). One look at whether the database changed serves all three."""
+        with self.lock:
+            now = self._now()
+            version = self._data_version()
+            row = self._next_card_row(query, now, version)
+            counts = self._due_counts(query, now, version)
+            if row is None:
+                return None, counts, {}
+            card = self._card_view(row, now)
+            if not previews:
+                return card, counts, {}
+            scheduler = _fsrs()
+            fields = scheduler.Schedule(row[7], *row[19:22], row[8], row[22])
+            return card, counts, scheduler.preview(fields, now, self.config.review, self._parameters(version))
+
+    def _next_card_row(self, query: str | None, now: datetime, version: int | None = None) -> tuple | None:
+        """The `_CARD_VIEW` row of the card to show now (None when nothing is left for now today)."""
+        head = self._valid_head(query, now, version)
+        if head is not None:
+            return self._card_row(head.cards[0])
+        queue = self._queue(query, now, need=QUEUE_BATCH)
+        cards = list(queue.learning + queue.review + queue.new)[:QUEUE_BATCH]
+        if cards:
+            self._head = self._build_head(query, now, cards)
+            return self._card_row(cards[0])
+        self._head = None
+        first = queue.first()  # learn-ahead: only when nothing else is left
+        return None if first is None else self._card_row(first)
 
     def _build_head(self, query: str | None, now: datetime, cards: list[int]) -> _QueueHead:
         scope, params = self._scope(query)
@@ -318,17 +377,17 @@ class ReviewMixin:
         nxt = self.conn.execute(
             f"SELECT min(due) FROM card WHERE {_AVAILABLE} AND state IN (1, 3) AND due > :now{scope}",
             params | {"now": now_s}).fetchone()[0]
-        return _QueueHead(query, int(self._day(now)[0].timestamp()), nxt if nxt is not None else 2**62,
-                          self.conn.execute("PRAGMA data_version").fetchone()[0], self.conn.total_changes, cards)
+        return _QueueHead(query, self._day_start_s(now), nxt if nxt is not None else 2**62,
+                          self._data_version(), self.conn.total_changes, cards)
 
-    def _valid_head(self, query: str | None, now: datetime) -> _QueueHead | None:
+    def _valid_head(self, query: str | None, now: datetime, version: int | None = None) -> _QueueHead | None:
         head: _QueueHead | None = getattr(self, "_head", None)
         if head is None or not head.cards or head.query != query:
             return None
         now_s = int(now.timestamp())
         if (now_s >= head.valid_until or head.total_changes != self.conn.total_changes
-                or head.day_start != int(self._day(now)[0].timestamp())
-                or head.data_version != self.conn.execute("PRAGMA data_version").fetchone()[0]):
+                or head.day_start != self._day_start_s(now)
+                or head.data_version != (self._data_version() if version is None else version)):
             self._head = None
             return None
         return head
@@ -369,21 +428,28 @@ class ReviewMixin:
     def card(self, card_id: int) -> CardView:
         """A card as shown for review, with its note title, tags and latest check status."""
         with self.lock:
-            # One statement for the row, its note's title, its latest check and its tags.
-            row = self.conn.execute(_CARD_VIEW, (card_id,)).fetchone()
-            if row is None:
-                raise ValueError(f"no card with id {card_id}")
-            (cid, kind, front, back, path, line, title, state, due, reps, lapses, suspended, buried_until, leech,
-             retired_at, check_hash, checked_status, checked_detail, tag_pairs) = row
-            tags = tuple(display for _name, display in sorted(json.loads(tag_pairs)))  # by name
-            status, detail = None, ""
-            if check_hash:
-                status, detail = (checked_status, checked_detail) if checked_status is not None else ("unchecked", "")
-            now = int(self._now().timestamp())
-            return CardView(cid, kind, front, back, path, line, title, tags, CardState(state), _utc(due),
-                            reps=reps, lapses=lapses, suspended=bool(suspended),
-                            buried=buried_until is not None and buried_until > now, leech=bool(leech),
-                            check_status=status, check_detail=detail or "", retired=retired_at is not None)
+            return self._card_view(self._card_row(card_id), self._now())
+
+    def _card_row(self, card_id: int) -> tuple:
+        # One statement for the row, its note's title, its latest check and its tags.
+        row = self.conn.execute(_CARD_VIEW, (card_id,)).fetchone()
+        if row is None:
+            raise ValueError(f"no card with id {card_id}")
+        return row
+
+    @staticmethod
+    def _card_view(row: tuple, at: datetime) -> CardView:
+        (cid, kind, front, back, path, line, title, state, due, reps, lapses, suspended, buried_until, leech,
+         retired_at, check_hash, checked_status, checked_detail, tag_pairs) = row[:19]
+        tags = tuple(display for _name, display in sorted(json.loads(tag_pairs)))  # by name
+        status, detail = None, ""
+        if check_hash:
+            status, detail = (checked_status, checked_detail) if checked_status is not None else ("unchecked", "")
+        now = int(at.timestamp())
+        return CardView(cid, kind, front, back, path, line, title, tags, CardState(state), _utc(due),
+                        reps=reps, lapses=lapses, suspended=bool(suspended),
+                        buried=buried_until is not None and buried_until > now, leech=bool(leech),
+                        check_status=status, check_detail=detail or "", retired=retired_at is not None)
 
     def preview_intervals(self, card_id: int) -> dict[Grade, timedelta]:
         """The interval each grade would give now (without fuzz)."""
@@ -399,15 +465,17 @@ class ReviewMixin:
         cfg = self.config.review
         with self.lock:
             changes_before = self.conn.total_changes
-            result, buried_ids, due_after, state_before = self._answer(card_id, grade, duration_ms, cfg)
-            self._head_after_answer(changes_before, card_id, buried_ids, due_after)
-            self._counts_after_answer(changes_before, result, state_before, buried_ids)
-            self._heatmap_after_answer(changes_before)
-            return result
+            done = self._answer(card_id, grade, duration_ms, cfg)
+            self._head_after_answer(changes_before, card_id, done.buried, done.due)
+            self._counts_after_answer(changes_before, done)
+            self._heatmap_after_answer(changes_before, done)
+            kept = self._params_kept
+            if kept is not None and kept[:2] == (done.version, changes_before):  # not a write that changes them
+                self._params_kept = (done.version, self.conn.total_changes, kept[2])
+            return done.result
 
-    def _counts_after_answer(self, changes_before: int, result: AnswerResult, state_before: int,
-                             buried: list[int]) -> None:
-        now = self._now()
+    def _counts_after_answer(self, changes_before: int, done: _Answered) -> None:
+        result, now, buried = done.result, done.now, done.buried
         day = self._day(now)
         end, ahead = day[1].timestamp(), (now + self.learn_ahead).timestamp()
         due = result.due.timestamp()
@@ -420,14 +488,16 @@ class ReviewMixin:
             if learning and not result.suspended and ahead < due < end:
                 # It enters the learn-ahead window later today.
                 cached.valid_until = min(cached.valid_until, int(due) - int(self.learn_ahead.total_seconds()))
-            return cached.queue.answered(result.card_id, state_before, int(result.state), counted_after=counted,
+            return cached.queue.answered(result.card_id, done.state_before, int(result.state), counted_after=counted,
                                          due_today_after=not result.suspended and due < end, buried=buried)
 
-        self._counts_after(changes_before, now, update)
+        self._counts_after(changes_before, now, update, done.version)
 
     def _answer(self, card_id: int, grade: Grade, duration_ms: int,
-                cfg) -> tuple[AnswerResult, list[int], int, int]:
+                cfg) -> _Answered:
+        """The answer's writes, committed."""
         with transaction(self.conn):
+            version = self._data_version()
             now = self._now()
             now_s = int(now.timestamp())
             row = self._require_card(card_id)
@@ -437,7 +507,7 @@ class ReviewMixin:
                 raise ValueError(f"card {card_id} is retired (it is no longer in the notes)")
             scheduler = _fsrs()
             before = scheduler.Schedule(state, step, stability, difficulty, due, last_review)
-            after = scheduler.answer(before, grade, now, cfg, self._parameters())
+            after = scheduler.answer(before, grade, now, cfg, self._parameters(version))
             lapses_after = lapses + scheduler.is_lapse(before, grade)
             leech_event = scheduler.is_lapse(before, grade) and is_leech_lapse(lapses_after, cfg.leech_lapses)
             leech_after = 1 if leech_event else leech
@@ -446,9 +516,9 @@ class ReviewMixin:
             day = self._day(now)
             buried: list[tuple[int, int | None]] = []
             if sibling_key:
-                siblings = [Candidate(*r) for r in self.conn.execute(
+                siblings = list(map(Candidate._make, self.conn.execute(
                     f"SELECT {_CANDIDATE_COLS} FROM card WHERE sibling_key = ? AND id != ? AND {_LIVE}",
-                    (sibling_key, card_id))]
+                    (sibling_key, card_id))))
                 buried = siblings_to_bury(Candidate(card_id, state, due, sibling_key), siblings, day_end=day[1])
                 self.conn.executemany("UPDATE card SET buried_until = ? WHERE id = ?",
                                       [(int(day[1].timestamp()), sid) for sid, _ in buried])
@@ -465,7 +535,7 @@ class ReviewMixin:
             changed = [k for k in new if new[k] != old[k]]
             self.conn.execute(f"UPDATE card SET {', '.join(f'{k} = ?' for k in changed)} WHERE id = ?",
                               (*(new[k] for k in changed), card_id))
-            self.conn.execute(
+            log_id = self.conn.execute(
                 "INSERT INTO reviewlog (card_id, rating, reviewed_at, duration_ms,"
                 " state_before, state_after, step_before, step_after, stability_before, stability_after,"
                 " difficulty_before, difficulty_after, due_before, due_after, last_review_before, last_review_after,"
@@ -476,10 +546,10 @@ class ReviewMixin:
                  state, int(after.state), step, after.step, stability, after.stability,
                  difficulty, after.difficulty, due, after.due, last_review, after.last_review,
                  reps, reps + 1, lapses, lapses_after, leech, leech_after,
-                 suspended, suspended_after, buried_until, json.dumps(buried) if buried else "[]", int(leech_tagged)))
+                 suspended, suspended_after, buried_until, json.dumps(buried) if buried else "[]", int(leech_tagged))).lastrowid
         result = AnswerResult(card_id, grade, _utc(after.due), timedelta(seconds=after.due - now_s),
-                              after.state, leech=leech_event, suspended=bool(suspended_after))
-        return result, [sid for sid, _ in buried], after.due, state
+                              after.state, leech=leech_event, suspended=bool(suspended_after), log_id=log_id)
+        return _Answered(result, [sid for sid, _ in buried], state, after.due, now, version)
 
     def _add_leech_tag(self, card_id: int) -> bool:
         """Tag the card `leech` (card tags and its search document). True if it was not tagged yet."""
@@ -618,8 +688,7 @@ class ReviewMixin:
         another connection) or a new day makes it read the log again."""
         with self.lock:
             now = self._now()
-            stamp = (days, int(self._day(now)[0].timestamp()), self.conn.total_changes,
-                     self.conn.execute("PRAGMA data_version").fetchone()[0])
+            stamp = (days, self._day_start_s(now), self.conn.total_changes, self._data_version())
             kept = getattr(self, "_heat", None)
             if kept is not None and kept[0] == stamp:
                 return dict(kept[1])
@@ -627,19 +696,18 @@ class ReviewMixin:
             self._heat = (stamp, heat)
             return dict(heat)
 
-    def _heatmap_after_answer(self, changes_before: int) -> None:
+    def _heatmap_after_answer(self, changes_before: int, done: _Answered) -> None:
         kept = getattr(self, "_heat", None)
         if kept is None:
             return
-        (days, start, changes, version), heat = kept
-        now = self._now()
-        if (changes != changes_before or start != int(self._day(now)[0].timestamp())
-                or version != self.conn.execute("PRAGMA data_version").fetchone()[0]):
+        (days, start, changes, kept_version), heat = kept
+        if (changes != changes_before or start != self._day_start_s(done.now)
+                or kept_version != done.version):
             self._heat = None
             return
         today = self._day_starts(0, 1)[0].date().isoformat()
         heat[today] = heat.get(today, 0) + 1
-        self._heat = ((days, start, self.conn.total_changes, version), heat)
+        self._heat = ((days, start, self.conn.total_changes, done.version), heat)
 
     def retention_by_day(self, days: int = 30) -> list[tuple[str, float | None]]:
         """For each of the last `days` review days (oldest first): share of review-state answers that

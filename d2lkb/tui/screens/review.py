@@ -153,21 +153,22 @@ class ReviewScreen(Screen):
             return None, 0, {}, ""
         query = self.session.resolved or self.session.query
         pending = self.session.pending
-        if card is None and pending is not None:
-            while pending and card is None:
+        counts: DueCounts | int
+        if card is None and pending is None:  # the due queue: the next card, the counts and the previews at once
+            card, counts, previews = kb.review_step(query, previews=self._rescheduling())
+            if card is None and not self.app.synced.is_set():
+                # First run: the start-up sync may still be filling the KB.
+                self.app.synced.wait(timeout=60)
+                card, counts, previews = kb.review_step(query, previews=self._rescheduling())
+        else:
+            while card is None and pending:
                 candidate = kb.card(pending[0])
                 if candidate.retired or (candidate.suspended and self.session.mode != "cram"):
                     pending.pop(0)
                 else:
                     card = candidate
-        elif card is None:
-            card = kb.next_card(query)
-            if card is None and not self.app.synced.is_set():
-                # First run: the start-up sync may still be filling the KB.
-                self.app.synced.wait(timeout=60)
-                card = kb.next_card(query)
-        counts: DueCounts | int = len(pending) if pending is not None else kb.due_counts(query)
-        previews = kb.preview_intervals(card.id) if card is not None and self._rescheduling() else {}
+            counts = len(pending) if pending is not None else kb.due_counts(query)
+            previews = kb.preview_intervals(card.id) if card is not None and self._rescheduling() else {}
         check = ""
         if card is not None and card.check_status in FAILING:
             check = check_markdown(card, kb.check_result(card.id))
@@ -182,31 +183,35 @@ class ReviewScreen(Screen):
             return
         self.app.call_later_safe(self.show_card, *result)
 
-    @work(thread=True, exclusive=True, group="review", exit_on_error=False)
-    def answer_card(self, card: CardView, grade: Grade, duration_ms: int) -> None:
-        kb = self.app.kb
+    def _record_answer(self, card: CardView, grade: Grade, duration_ms: int) -> None:
+        """The answer's effect: the KB's schedule and log (or, when the schedule is untouched, the
+        session's list), and the session's undo step. In a worker thread."""
         session = self.session
         label = card_label(card)
+        if not self._rescheduling():
+            # The schedule is not touched: Again shows the card again at the end of the session.
+            pending = session.pending or []
+            position = pending.index(card.id) if card.id in pending else 0
+            if card.id in pending:
+                pending.remove(card.id)
+            if grade == Grade.AGAIN:
+                pending.append(card.id)
+            session.undo.append(UndoStep("cram", card.id, label, previous=position, grade=int(grade)))
+            return
+        result = self.app.kb.answer(card.id, grade, duration_ms=duration_ms)
+        session.undo.append(UndoStep("answer", card.id, label, log_id=result.log_id, grade=int(grade)))
+        if session.pending is not None and card.id in session.pending:
+            session.pending.remove(card.id)
+        if session.mode == "cram" and grade == Grade.AGAIN and session.pending is not None:
+            session.pending.append(card.id)  # a rescheduling cram shows it again at the end
+        if result.leech:
+            self.app.notify("This card is a leech" + (" and was suspended" if result.suspended else "")
+                            + " (tagged #leech).", severity="warning")
+
+    @work(thread=True, exclusive=True, group="review", exit_on_error=False)
+    def answer_card(self, card: CardView, grade: Grade, duration_ms: int) -> None:
         try:
-            if not self._rescheduling():
-                # The schedule is not touched: Again shows the card again at the end of the session.
-                pending = session.pending or []
-                position = pending.index(card.id) if card.id in pending else 0
-                if card.id in pending:
-                    pending.remove(card.id)
-                if grade == Grade.AGAIN:
-                    pending.append(card.id)
-                session.undo.append(UndoStep("cram", card.id, label, previous=position, grade=int(grade)))
-            else:
-                result = kb.answer(card.id, grade, duration_ms=duration_ms)
-                session.undo.append(UndoStep("answer", card.id, label, log_id=kb.last_review_id(), grade=int(grade)))
-                if session.pending is not None and card.id in session.pending:
-                    session.pending.remove(card.id)
-                if session.mode == "cram" and grade == Grade.AGAIN and session.pending is not None:
-                    session.pending.append(card.id)  # a rescheduling cram shows it again at the end
-                if result.leech:
-                    self.app.notify("This card is a leech" + (" and was suspended" if result.suspended else "")
-                                    + " (tagged #leech).", severity="warning")
+            self._record_answer(card, grade, duration_ms)
         except Exception as exc:  # noqa: BLE001
             self._failed("could not save the answer", exc)
             return

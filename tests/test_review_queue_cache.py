@@ -3,13 +3,16 @@ computed afresh."""
 
 from __future__ import annotations
 
+import json
 import random
 
+import fsrs
 import pytest
 
 from d2lkb.config import load_config
 from d2lkb.review.types import Grade
 from d2lkb.store.kb import KnowledgeBase
+from d2lkb.store.reviews import PARAMETERS_META_KEY
 from tests.conftest import write
 
 
@@ -33,15 +36,21 @@ def test_cached_head_and_counts_match_a_fresh_queue(tmp_path, notes_dir, clock, 
     kb.sync()
     rng = random.Random(seed)
     served = incremental = 0
+    weights = [list(fsrs.Scheduler().parameters), None]
     for step in range(400):
         query = "#deck1" if step % 97 > 60 else None
-        card = kb.next_card(query)
         incremental += kb._valid_counts(query, kb.now()) is not None  # served from memory
-        counts = kb.due_counts(query)
+        if step % 2:  # the review screen's one call, or the three it stands for
+            card, counts, previews = kb.review_step(query)
+        else:
+            card = kb.next_card(query)
+            counts = kb.due_counts(query)
+            previews = kb.preview_intervals(card.id) if card else {}
         fresh = KnowledgeBase(cfg, clock=clock)
         expected = fresh.next_card(query)
         assert (card.id if card else None) == (expected.id if expected else None), f"step {step}"
         assert counts == fresh.due_counts(query), f"step {step}"
+        assert previews == (fresh.preview_intervals(card.id) if card else {}), f"step {step}"
         assert kb.due_counts("#deck0") == fresh.due_counts("#deck0"), f"step {step}"  # another deck's counts
         assert kb.heatmap() == fresh.heatmap(), f"step {step}"  # kept, and added to by each answer
         action = rng.random()
@@ -51,17 +60,30 @@ def test_cached_head_and_counts_match_a_fresh_queue(tmp_path, notes_dir, clock, 
             kb.bury(card.id)
         elif action < 0.10:
             fresh.suspend(card.id)  # another connection writes: the cache must notice
-        elif action < 0.11:
-            kb.suspend(card.id)
         elif action < 0.12:
-            kb.bury(rng.choice(kb.card_ids(None)))  # any card: in the queue or not
+            # Another process fits new FSRS weights (or drops them): previews and answers follow.
+            weights[0][rng.randrange(4)] *= rng.choice([0.5, 2.0])  # the initial stabilities
+            value = weights[step % 2]
+            with fresh.conn:
+                fresh.conn.execute("DELETE FROM meta WHERE key = ?", (PARAMETERS_META_KEY,))
+                if value is not None:
+                    fresh.conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)",
+                                       (PARAMETERS_META_KEY, json.dumps(value)))
+        elif action < 0.13:
+            kb.suspend(card.id)
         elif action < 0.14:
-            kb.undo()
+            kb.bury(rng.choice(kb.card_ids(None)))  # any card: in the queue or not
         elif action < 0.16:
+            kb.undo()
+        elif action < 0.18:
             # A card answered from outside the head (the API allows it): the counts must follow.
             kb.answer(rng.choice(kb.card_ids(query)), rng.choice(list(Grade)))
         else:
-            kb.answer(card.id, rng.choice([Grade.AGAIN, Grade.HARD, Grade.GOOD, Grade.GOOD, Grade.EASY]))
+            result = kb.answer(card.id, rng.choice([Grade.AGAIN, Grade.HARD, Grade.GOOD, Grade.GOOD, Grade.EASY]))
+            assert result.log_id == kb.last_review_id()
+            if card.state == 0:  # the weights in use: a new card's first stability is one of them
+                stability = kb.conn.execute("SELECT stability FROM card WHERE id = ?", (card.id,)).fetchone()[0]
+                assert stability == (fresh._parameters() or fsrs.Scheduler().parameters)[result.grade - 1]
             served += 1
             if rng.random() < 0.3:
                 clock.advance(seconds=rng.randint(5, 400))

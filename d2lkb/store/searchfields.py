@@ -97,7 +97,10 @@ def cards(comp: Compiler, cond: str, rows: str = "probe", others: str | None = N
         return _driving(comp, f"d.card_id IN ({matching})")
     own = f"EXISTS (SELECT 1 FROM card WHERE card.id = d.card_id AND {cond})"
     if not comp.negated:
-        return own  # NULL and FALSE both reject a document
+        # NULL and FALSE both reject a document. `card_id IS NOT NULL` (the same rows) lets a count
+        # read ix_doc_card_id from the first card document on, not through every other document's
+        # NULL before it (10 ms for `status:new` at 100k cards; 0.4 ms so).
+        return f"(d.card_id IS NOT NULL AND {own})"
     # `NULL IN (...)` is NULL, or FALSE where no card matches
     return f"(CASE WHEN d.card_id IS NULL THEN (CASE WHEN EXISTS ({matching}) THEN NULL ELSE 0 END) ELSE {own} END)"
 

@@ -159,3 +159,37 @@ def test_a_version_1_knowledge_base_is_migrated(tmp_path, notes_dir, clock, monk
     assert decks == reference(kb)
     assert [(d.tag, d.cards, d.counts.new) for d in decks] == [("", 4, 3), ("x", 2, 2), ("x/y", 1, 1), ("z", 2, 1)]
     kb.close()
+
+
+def test_version_9_narrows_the_new_card_and_sibling_indexes(tmp_path, notes_dir, clock, monkeypatch):
+    """A version-8 KB opens with the deck index holding new cards only and the sibling index only
+    cards in a group (an answer no longer moves a card's entry across them), and the deck tree, the
+    sibling burying and the queries that read the two indexes work as before."""
+    import d2lkb.store.db as db
+
+    write(notes_dir / "n.md", "# N #x\n\nQ1 :: A1\n\nQ2 :: A2 #x/y\n\nC ==a== and ==b== and ==c==. #z\n\nR ::: S\n")
+    cfg = load_config(tmp_path / "kb", notes_dir)
+    monkeypatch.setattr(db, "SCHEMA_VERSION", 8)
+    monkeypatch.setattr(db, "MIGRATIONS", db.MIGRATIONS[:8])
+    kb = KnowledgeBase(cfg, clock=clock)
+    kb.sync()
+    before = kb.deck_counts()
+    assert "WHERE" not in kb.conn.execute("SELECT sql FROM sqlite_master WHERE name = 'ix_card_decks'").fetchone()[0]
+    kb.close()
+    monkeypatch.undo()
+    kb = KnowledgeBase(cfg, clock=clock)
+    sql = dict(kb.conn.execute("SELECT name, sql FROM sqlite_master WHERE name IN ('ix_card_decks', 'ix_card_sibling')"))
+    assert sql["ix_card_decks"].endswith("WHERE state = 0")
+    assert sql["ix_card_sibling"].endswith("WHERE sibling_key != ''")
+    assert kb.deck_counts() == before == reference(kb)
+    cloze = kb.conn.execute("SELECT id, sibling_key FROM card WHERE kind = 'cloze' ORDER BY id").fetchall()
+    assert len(cloze) == 3 and len({key for _, key in cloze}) == 1
+    kb.answer(cloze[0][0], Grade.GOOD)  # buries the other two, found through the sibling index
+    plan = " ".join(r[3] for r in kb.conn.execute(
+        "EXPLAIN QUERY PLAN SELECT id FROM card WHERE sibling_key = ? AND sibling_key != '' AND id != ?",
+        (cloze[0][1], cloze[0][0])))
+    assert "ix_card_sibling" in plan
+    buried = kb.conn.execute("SELECT count(*) FROM card WHERE kind = 'cloze' AND buried_until IS NOT NULL").fetchone()[0]
+    assert buried == 2
+    assert kb.deck_counts() == reference(kb)
+    kb.close()

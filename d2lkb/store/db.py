@@ -92,10 +92,20 @@ def _v8_search_filter_indexes(conn: sqlite3.Connection) -> None:
         conn.execute(ddl)
 
 
+def _v9_partial_card_indexes(conn: sqlite3.Connection) -> None:
+    """Version 9: the two card indexes read only for new cards or sibling groups hold only those
+    (store.decks.PARTIAL_DDL). A new card's first answer moved its entry across both (its state is in
+    their keys): about three of its eleven WAL pages."""
+    from d2lkb.store.decks import PARTIAL_DDL
+
+    for ddl in PARTIAL_DDL:
+        conn.execute(ddl)
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create_v1, _v2_import_log, _v3_formula_blocks,
                                                           _v4_decks_and_covering_indexes, _v5_fewer_indexes_per_answer,
                                                           _v6_siblings_within_a_note, _v7_title_index,
-                                                          _v8_search_filter_indexes]
+                                                          _v8_search_filter_indexes, _v9_partial_card_indexes]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

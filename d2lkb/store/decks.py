@@ -26,6 +26,17 @@ from d2lkb.review.queue import DayLimits
 from d2lkb.review.types import DeckCount, DueCounts
 from d2lkb.store.db import transaction
 
+# Schema version 9: of the indexes above, the one of each deck's first new cards holds new cards
+# only, and the one of sibling groups only cards in one (an answer that takes a card out of state 0
+# deletes its entry rather than moving it across the index; a card without siblings has none).
+# Their queries say `state = 0` and `sibling_key != ''` so that SQLite can use them.
+PARTIAL_DDL = (
+    "DROP INDEX IF EXISTS ix_card_decks",
+    "CREATE INDEX ix_card_decks ON card(tagset, sibling_key, retired_at, suspended, buried_until) WHERE state = 0",
+    "DROP INDEX IF EXISTS ix_card_sibling",
+    "CREATE INDEX ix_card_sibling ON card(sibling_key, state) WHERE sibling_key != ''",
+)
+
 # Schema version 4 (see store.db.MIGRATIONS). The card rows are wide (the text columns come
 # before the schedule), so every query of the queue and the deck tree reads an index instead.
 DECKS_DDL = (
@@ -36,7 +47,7 @@ DECKS_DDL = (
     # The review queue (review.queue): cards by state and due time, with everything it checks.
     "CREATE INDEX IF NOT EXISTS ix_card_sched ON card(state, due, id, retired_at, suspended, buried_until, sibling_key,"
     " last_review, tagset)",
-    # Cards by state and tag set: deck totals, and each deck's first new cards.
+    # Cards by state and tag set: deck totals, and each deck's first new cards (PARTIAL_DDL, schema 9).
     "CREATE INDEX IF NOT EXISTS ix_card_decks ON card(state, tagset, sibling_key, retired_at, suspended, buried_until)",
     "CREATE INDEX ix_card_sibling ON card(sibling_key, state)",
     "CREATE INDEX IF NOT EXISTS ix_card_tagset_stale ON card(id) WHERE tagset IS NULL",
@@ -191,7 +202,7 @@ def deck_counts(conn: sqlite3.Connection, *, now: datetime, day: tuple[datetime,
     if due_keys:
         mixed = {r[0] for r in conn.execute(
             "SELECT DISTINCT sibling_key FROM card INDEXED BY ix_card_sibling WHERE state = 0"
-            " AND sibling_key IN (SELECT value FROM json_each(?))", (json.dumps(sorted(due_keys)),))}
+            " AND sibling_key != '' AND sibling_key IN (SELECT value FROM json_each(?))", (json.dumps(sorted(due_keys)),))}
     for deck, groups in review_groups.items():
         if not groups & mixed:
             continue

@@ -221,7 +221,8 @@ class ReviewMixin(ReviewStatsMixin):
             buried: list[tuple[int, int | None]] = []
             if sibling_key:
                 siblings = list(map(Candidate._make, self.conn.execute(
-                    f"SELECT {CANDIDATE_COLS} FROM card WHERE sibling_key = ? AND id != ? AND {LIVE}",
+                    f"SELECT {CANDIDATE_COLS} FROM card WHERE sibling_key = ? AND sibling_key != '' AND id != ?"
+                    f" AND {LIVE}",
                     (sibling_key, card_id))))
                 buried = siblings_to_bury(Candidate(card_id, state, due, sibling_key), siblings, day_end=day[1])
                 self.conn.executemany("UPDATE card SET buried_until = ? WHERE id = ?",

@@ -23,13 +23,15 @@ _fts_term = s._fts_term
 
 
 class OldCompiler:
-    """store.search._Compiler before store.searchfields (dcd8f94), verbatim but for `conn` and `drivers`
-    (no connection, no sparse filters: store.search writes the statements it wrote before)."""
+    """store.search._Compiler before store.searchfields (dcd8f94), verbatim but for `conn`, `drivers`
+    and `cards_only` (no connection, no sparse filters, no narrowing of a count to card documents:
+    store.search writes the statements it wrote before)."""
 
     conn = None
     drivers: list[str] = []
     ranked = False
     total = None
+    cards_only = False
 
     def __init__(self, ctx, conn=None):
         self.ctx = ctx
@@ -108,7 +110,12 @@ def _shapes() -> list[str]:
             "kind:cloze status:review", "status:failing #ml", "due:today #dl", "path:folder-0 status:new",
             "-status:new gradient", "status:new -(#ml OR status:verified)", "-(-status:suspended) softmax",
             "(status:leech OR status:refuted) (gradient OR #ml)", "kind:formula status:unchecked",
-            "status:verified -kind:formula", "status:suspended OR -status:new", "due:overdue status:relearning"]
+            "status:verified -kind:formula", "status:suspended OR -status:new", "due:overdue status:relearning",
+            # a count of a word's matches narrowed to card documents where a filter on cards holds for all,
+            # and not where it does not (under an OR, or a NOT over more than the filter)
+            "gradient -(status:new softmax)", "softmax -(status:review #ml)", "gradient -(-status:new)",
+            "gradient (status:new OR #ml)", "softmax -(status:new OR gradient)", "#ml gradient -status:review",
+            "grad* -status:leech", "gradient -kind:cloze", "gradient -due:today", "softmax kind:basic -status:new"]
     return out
 
 

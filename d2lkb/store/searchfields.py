@@ -56,6 +56,8 @@ class Compiler(Protocol):
     nested: int  # how many NOTs and ORs
     drivers: list[str]  # sparse filters that every match satisfies
     ranked: bool  # the condition tests the matches of words
+    cards_only: bool  # a filter on cards holds for every match: only card documents can match
+    not_above: bool  # the node being compiled is the field of a NOT that is a condition of the whole query
 
     def bind(self, value) -> str: ...
 
@@ -93,6 +95,10 @@ def cards(comp: Compiler, cond: str, rows: str = "probe", others: str | None = N
     n = _count(comp, matching, SPARSE) if rows == "probe" else None
     if n == 0:
         return "0"  # `x IN (<nothing>)` is FALSE, NULL or not
+    if not comp.nested or (n is not None and comp.not_above):
+        # A condition of the whole query, or its NOT (where some card matches, the NOT of the form
+        # below is NULL for the documents of no card, which the query then rejects).
+        comp.cards_only = True
     if n is not None and n <= SPARSE:
         return _driving(comp, f"d.card_id IN ({matching})")
     own = f"EXISTS (SELECT 1 FROM card WHERE card.id = d.card_id AND {cond})"
@@ -156,4 +162,5 @@ def other_cards(comp: Compiler, cond: str, rows: str, others: str | None) -> str
         return None
     if not ids:
         return "0"  # every card matches: NOT is FALSE or NULL for every document
+    comp.cards_only = True
     return _driving(comp, f"d.card_id IN (SELECT value FROM json_each({comp.bind(json.dumps(ids))}))")

@@ -91,3 +91,41 @@ def test_cached_head_and_counts_match_a_fresh_queue(tmp_path, notes_dir, clock, 
     kb.close()
     assert served > 200
     assert incremental > 200  # the counts were mostly served from memory, not rebuilt
+
+
+def test_the_whole_queue_is_read_with_the_collector_paused_and_left_as_it_was(tmp_path, notes_dir, clock):
+    """Reading the whole queue pauses Python's garbage collector (its thousands of tuples would trigger
+    collections) and leaves it as it found it, on or off, an error or not."""
+    import gc
+
+    from d2lkb.store import reviewqueue
+
+    _vault(notes_dir)
+    kb = KnowledgeBase(load_config(tmp_path / "kb", notes_dir), clock=clock)
+    kb.sync()
+    seen = []
+    real = reviewqueue.QueueMixin._read_queue
+
+    def spy(self, query, now, need):
+        seen.append((need, gc.isenabled()))
+        return real(self, query, now, need)
+
+    reviewqueue.QueueMixin._read_queue = spy  # type: ignore[method-assign]
+    try:
+        assert gc.isenabled()
+        kb.due_counts(None)
+        kb.next_card(None)
+        assert gc.isenabled() and seen == [(None, False), (50, True)]  # the head alone: a few rows
+        gc.disable()
+        try:
+            kb._queue(None, kb._now())
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+        with pytest.raises(KeyError), reviewqueue._gc_paused():
+            assert not gc.isenabled()
+            raise KeyError("a failed read")
+        assert gc.isenabled()
+    finally:
+        reviewqueue.QueueMixin._read_queue = real  # type: ignore[method-assign]
+        kb.close()

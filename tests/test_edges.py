@@ -537,3 +537,40 @@ def test_a_failing_command_keeps_a_kb_that_was_there(tmp_path):
     one_error_line(cli(tmp_path, "--notes", "missing", "search", "good"))
     assert (tmp_path / "kb" / "kb.sqlite").exists()
     assert sqlite3.connect(tmp_path / "kb" / "kb.sqlite").execute("SELECT count(*) FROM note").fetchone()[0] == 1
+
+
+def test_a_first_use_committing_between_the_two_reads_of_an_inspection_is_not_seen_half(tmp_path, monkeypatch):
+    """Opening a KB first reads its version and its tables. Another process's first use may commit
+    the whole schema at any moment: both reads see the file before it or both after it, never the
+    tables without the version (which said "not a d2lkb knowledge base" and failed the command)."""
+    from d2lkb.store import db
+
+    path = tmp_path / "kb.sqlite"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("PRAGMA journal_mode = WAL").fetchone()  # (a reader's snapshot then lets it commit)
+    real = db._open_read_only
+    committed: list[bool] = []
+
+    class Reader:
+        def __init__(self, conn):
+            self.conn = conn
+
+        def execute(self, sql, *args):
+            cursor = self.conn.execute(sql, *args)
+            if sql.startswith("PRAGMA user_version") and not committed:  # the other first use commits now
+                committed.append(True)
+                other.execute("BEGIN IMMEDIATE")
+                other.execute("CREATE TABLE card (id INTEGER PRIMARY KEY)")
+                other.execute("PRAGMA user_version = 1")
+                other.execute("COMMIT")
+            return cursor
+
+        def close(self):
+            self.conn.close()
+
+    monkeypatch.setattr(db, "_open_read_only", lambda p: Reader(real(p)))
+    version, tables = db._inspect(path)
+    assert (version, tables) == (0, [])  # the file as it was before that commit
+    db._check_version(path, version, tables)
+    assert db._inspect(path) == (1, ["card"])  # and after it
+    other.close()

@@ -161,11 +161,15 @@ def _open_read_only(path: Path) -> KBConnection:
 
 
 def _inspect(path: Path) -> tuple[int, list[str]]:
-    """`user_version` and table names of an existing file, read without writing to it."""
+    """`user_version` and table names of an existing file, read without writing to it, in one read
+    transaction: as two, another process's first use could commit its new schema between them, and
+    the file looked like tables without a version (not ours)."""
     conn = _open_read_only(path)
     try:
+        conn.execute("BEGIN")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        conn.execute("COMMIT")
     finally:
         conn.close()
     return version, tables

@@ -110,7 +110,7 @@ def build_queue(
     review: list[Candidate] = []
     new: list[Candidate] = []
     for c in candidates:
-        if c.suspended or (c.buried_until is not None and c.buried_until > now_s):  # is_available
+        if not is_available(c, now_s):
             continue
         if c.state in _LEARNING_STATES:
             # Interday learning (a step of a day or more, answered before today) is due all day,

@@ -246,8 +246,8 @@ class QueueMixin:
             f"SELECT min(due) FROM card WHERE {AVAILABLE} AND state IN (1, 3) AND due > :ahead AND due < :end{scope}",
             params | {"now": int(now.timestamp()), "ahead": ahead, "end": int(day[1].timestamp())}).fetchone()[0]
         valid_until = nxt - int(self.learn_ahead.total_seconds()) if nxt is not None else 2**62
-        return KeptCounts(query, int(day[0].timestamp()), valid_until,
-                            self._data_version(), self.conn.total_changes, QueueCounts.of(queue, limits.reviews_left, limits.new_left))
+        return KeptCounts(query, self._day_start_s(now), valid_until, self._data_version(), self.conn.total_changes,
+                          QueueCounts.of(queue, limits.reviews_left, limits.new_left))
 
     def _valid_counts(self, query: str | None, now: datetime, changes: int | None = None,
                       version: int | None = None) -> KeptCounts | None:
@@ -301,7 +301,7 @@ class QueueMixin:
             f"SELECT min(due) FROM card WHERE {AVAILABLE} AND state IN (1, 3) AND due > :now{scope}",
             params | {"now": now_s}).fetchone()[0]
         return KeptHead(query, self._day_start_s(now), nxt if nxt is not None else 2**62,
-                          self._data_version(), self.conn.total_changes, cards)
+                        self._data_version(), self.conn.total_changes, cards)
 
     def _valid_head(self, query: str | None, now: datetime, version: int | None = None) -> KeptHead | None:
         head: KeptHead | None = getattr(self, "_head", None)

@@ -122,11 +122,7 @@ class ReviewMixin(ReviewStatsMixin):
             if row is None:
                 return None, counts, {}
             card = self._card_view(row, now)
-            if not previews:
-                return card, counts, {}
-            scheduler = _fsrs()
-            fields = scheduler.Schedule(row[7], *row[19:22], row[8], row[22])
-            return card, counts, scheduler.preview(fields, now, self.config.review, self._parameters(version))
+            return card, counts, self._previews(row, now, version) if previews else {}
 
     # -- one card ----------------------------------------------------------
     def card(self, card_id: int) -> CardView:
@@ -158,9 +154,14 @@ class ReviewMixin(ReviewStatsMixin):
     def preview_intervals(self, card_id: int) -> dict[Grade, timedelta]:
         """The interval each grade would give now (without fuzz)."""
         with self.lock:
-            row = self._require_card(card_id)
-            scheduler = _fsrs()
-            return scheduler.preview(scheduler.Schedule(*row[:6]), self._now(), self.config.review, self._parameters())
+            return self._previews(self._card_row(card_id), self._now())
+
+    def _previews(self, row: tuple, now: datetime, version: int | None = None) -> dict[Grade, timedelta]:
+        """`preview_intervals` of a `_CARD_VIEW` row (`version`: the data_version if just read)."""
+        state, due, (step, stability, difficulty, last_review) = row[7], row[8], row[19:23]
+        scheduler = _fsrs()
+        fields = scheduler.Schedule(state, step, stability, difficulty, due, last_review)
+        return scheduler.preview(fields, now, self.config.review, self._parameters(version))
 
     # -- answering ---------------------------------------------------------
     def answer(self, card_id: int, grade: Grade | int, duration_ms: int = 0) -> AnswerResult:

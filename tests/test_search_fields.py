@@ -14,6 +14,7 @@ from d2lkb.query import CARD_KINDS, Field, Node, Not, QueryError, TagTerm, Text
 from d2lkb.review.days import day_bounds
 from d2lkb.store import search as s
 from d2lkb.store import searchfields
+from d2lkb.store.docmeta import CHECKED_KINDS
 from tests.conftest import write
 from tests.test_title_index import _vault
 
@@ -23,17 +24,20 @@ _fts_term = s._fts_term
 
 
 class OldCompiler:
-    """store.search._Compiler before store.searchfields (dcd8f94), verbatim but for `conn`, `drivers`
-    and `cards_only` (no connection, no sparse filters, no narrowing of a count to card documents:
-    store.search writes the statements it wrote before)."""
+    """store.search._Compiler before store.searchfields (dcd8f94), verbatim but for `conn`, `drivers`,
+    `kinds`, `tested` and `probes` (no connection, no sparse filters, no narrowing to the kinds of
+    document a filter allows, nothing known to a count: store.search writes the statements it wrote
+    before)."""
 
     conn = None
     drivers: list[str] = []
     ranked = False
     total = None
-    cards_only = False
+    kinds = s.ALL_KINDS
+    tested = None
 
-    def __init__(self, ctx, conn=None):
+    def __init__(self, ctx, conn=None, probes=None):
+        self.probes: dict = {}
         self.ctx = ctx
         self.params: dict[str, object] = {"now": int(ctx.now.timestamp())}
 
@@ -188,6 +192,8 @@ def test_the_generated_kb_has_every_kind_of_row(kb):
     assert one("SELECT count(DISTINCT status) FROM checkresult") == 8
     assert one("SELECT count(*) FROM (SELECT 1 FROM checkresult GROUP BY check_hash HAVING count(*) > 1)") >= 5
     assert one("SELECT count(*) FROM doc WHERE check_hash IS NOT NULL") > 100
+    # a filter on checks narrows a search to these kinds of document (store.docmeta): the sync gives no other one
+    assert {r[0] for r in conn.execute("SELECT DISTINCT kind FROM doc WHERE check_hash IS NOT NULL")} == CHECKED_KINDS
     assert one("SELECT count(*) FROM doc WHERE check_hash IS NOT NULL AND check_hash NOT IN"
                " (SELECT check_hash FROM checkresult)") >= 5
 
@@ -200,6 +206,8 @@ def test_results_are_those_of_the_old_compiler(kb, monkeypatch, sparse):
     if sparse is not None:
         for name in ("SPARSE", "UNCHECKED", "DRIVE", "DRIVE_RANKED"):
             monkeypatch.setattr(searchfields, name, sparse)
+        # a count of the matches of words in a path takes the ids of the path's documents (any number of notes)
+        monkeypatch.setattr(s, "PATH_NOTES", 1 if sparse else 10**9)
     ctx = kb.search_context()
     shapes = _shapes()
     found = 0
@@ -208,12 +216,17 @@ def test_results_are_those_of_the_old_compiler(kb, monkeypatch, sparse):
         monkeypatch.setattr(s, "TITLE_CANDIDATES", ranking[1])
         for query in shapes:
             for limit in (1, 6, 500):
-                got = [h.doc_id for h in s.search(kb.conn, query, limit=limit, ctx=ctx)]
+                hits, total = s.search_counted(kb.conn, query, limit=limit, ctx=ctx)
+                got = [h.doc_id for h in hits]
                 with monkeypatch.context() as m:
                     m.setattr(s, "_Compiler", OldCompiler)
                     want = [h.doc_id for h in s.search(kb.conn, query, limit=limit, ctx=ctx)]
                     want_count = s.count_matches(kb.conn, query, ctx=ctx, cap=50)
+                    want_total = s.count_matches(kb.conn, query, ctx=ctx) if len(want) == limit else len(want)
                 assert got == want, (query, limit)
+                # the count the CLI and the TUI print: what the search learned on the way, and a count that
+                # does not test again the documents its title candidates settled
+                assert total == want_total, (query, limit)
                 found += bool(got)
             assert s.count_matches(kb.conn, query, ctx=ctx, cap=50) == want_count, query
     assert found > len(shapes)  # most shapes find something

@@ -18,6 +18,10 @@ def doc_meta(kind: str, card_kind: str, tag_names: Iterable[str]) -> str:
     return kinds + " " + tag_tokens(tag_names)
 
 
+# The kinds of document that can carry a check hash (store.sync: a formula, a snippet, and a card made of
+# either); a filter on check results matches no other.
+CHECKED_KINDS = frozenset({"formula", "snippet", "card"})
+
 # The FTS5 tables holding a search document (store.schema): both are written together.
 SEARCH_TABLES = ("fts", "fts_title")
 

@@ -21,8 +21,11 @@ plan's).
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from typing import Protocol
+
+from d2lkb.store.docmeta import CHECKED_KINDS
 
 SPARSE = 2000  # at most this many matching rows: the filter drives the query
 
@@ -56,16 +59,30 @@ class Compiler(Protocol):
     nested: int  # how many NOTs and ORs
     drivers: list[str]  # sparse filters that every match satisfies
     ranked: bool  # the condition tests the matches of words
-    cards_only: bool  # a filter on cards holds for every match: only card documents can match
+    kinds: frozenset[str]  # the kinds of document that can match (a filter on cards: card documents alone)
+    probes: dict  # the counts of `_count`, kept for the statements of one search and its count
     not_above: bool  # the node being compiled is the field of a NOT that is a condition of the whole query
 
     def bind(self, value) -> str: ...
 
 
+_PARAM = re.compile(r":(\w+)")
+
+
 def _count(comp: Compiler, rows: str, cap: int) -> int:
-    """How many rows the SELECT `rows` returns, counted up to `cap` + 1."""
+    """How many rows the SELECT `rows` returns, counted up to `cap` + 1 (once per search and its count:
+    both compile the same filters)."""
+    return probe(comp, f"SELECT count(*) FROM ({rows} LIMIT {cap + 1})")[0]
+
+
+def probe(comp: Compiler, sql: str) -> list:
+    """The first column of the rows of `sql`, read once per search and its count (both compile the same
+    filters to the same statements)."""
     assert comp.conn is not None
-    return comp.conn.execute(f"SELECT count(*) FROM ({rows} LIMIT {cap + 1})", comp.params).fetchone()[0]
+    key = (sql, *(comp.params[name] for name in _PARAM.findall(sql)))
+    if key not in comp.probes:
+        comp.probes[key] = [r[0] for r in comp.conn.execute(sql, comp.params)]
+    return comp.probes[key]
 
 
 def _driving(comp: Compiler, sql: str) -> str:
@@ -98,7 +115,7 @@ def cards(comp: Compiler, cond: str, rows: str = "probe", others: str | None = N
     if not comp.nested or (n is not None and comp.not_above):
         # A condition of the whole query, or its NOT (where some card matches, the NOT of the form
         # below is NULL for the documents of no card, which the query then rejects).
-        comp.cards_only = True
+        comp.kinds &= {"card"}
     if n is not None and n <= SPARSE:
         return _driving(comp, f"d.card_id IN ({matching})")
     own = f"EXISTS (SELECT 1 FROM card WHERE card.id = d.card_id AND {cond})"
@@ -114,6 +131,8 @@ def cards(comp: Compiler, cond: str, rows: str = "probe", others: str | None = N
 def checks(comp: Compiler, value: str, failing: tuple[str, ...]) -> str:
     """Documents whose check's latest result has the status `value` (`failing`: one of `failing`;
     `unchecked`: none)."""
+    if not comp.nested:  # a condition of the whole query: only documents with a check hash match
+        comp.kinds &= CHECKED_KINDS
     latest = ("(SELECT status FROM checkresult c WHERE c.check_hash = d.check_hash "
               "ORDER BY c.checked_at DESC, c.id DESC LIMIT 1)")
     if value == "unchecked":
@@ -157,10 +176,10 @@ def other_cards(comp: Compiler, cond: str, rows: str, others: str | None) -> str
         return None
     if _count(comp, f"SELECT id FROM card WHERE {cond}", SPARSE) <= SPARSE:
         return None
-    ids = [r[0] for r in comp.conn.execute(f"{others} LIMIT {SPARSE + 1}", comp.params)]
+    ids = probe(comp, f"{others} LIMIT {SPARSE + 1}")
     if len(ids) > SPARSE:
         return None
     if not ids:
         return "0"  # every card matches: NOT is FALSE or NULL for every document
-    comp.cards_only = True
+    comp.kinds &= {"card"}
     return _driving(comp, f"d.card_id IN (SELECT value FROM json_each({comp.bind(json.dumps(ids))}))")

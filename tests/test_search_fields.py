@@ -25,7 +25,7 @@ _fts_term = s._fts_term
 
 class OldCompiler:
     """store.search._Compiler before store.searchfields (dcd8f94), verbatim but for `conn`, `drivers`,
-    `kinds`, `tested` and `probes` (no connection, no sparse filters, no narrowing to the kinds of
+    `kinds`, `tested`, `span`, `span_filled` and `probes` (no connection, no sparse filters, no narrowing to the kinds of
     document a filter allows, nothing known to a count: store.search writes the statements it wrote
     before)."""
 
@@ -35,6 +35,9 @@ class OldCompiler:
     total = None
     kinds = s.ALL_KINDS
     tested = None
+    span = None  # the new compiler's, where a test gives it (it narrows which title candidates are read)
+    span_filled = False
+    on_fts = s._Compiler.on_fts
 
     def __init__(self, ctx, conn=None, probes=None):
         self.probes: dict = {}
@@ -119,7 +122,11 @@ def _shapes() -> list[str]:
             # and not where it does not (under an OR, or a NOT over more than the filter)
             "gradient -(status:new softmax)", "softmax -(status:review #ml)", "gradient -(-status:new)",
             "gradient (status:new OR #ml)", "softmax -(status:new OR gradient)", "#ml gradient -status:review",
-            "grad* -status:leech", "gradient -kind:cloze", "gradient -due:today", "softmax kind:basic -status:new"]
+            "grad* -status:leech", "gradient -kind:cloze", "gradient -due:today", "softmax kind:basic -status:new",
+            # path filters whose notes' documents are one stretch of ids, or spread among others', or none
+            "path:n1 gradient", "path:folder-1 softmax", "path:f0 -status:new", "path:f2 path:folder gradient",
+            "path:n1 path:folder-2 softmax", "path:nothing gradient", "path:f1 status:unchecked",
+            "-path:n1 gradient", "path:n0", "path:n1 -softmax", "path:folder-0 (softmax OR #ml)"]
     return out
 
 
@@ -198,6 +205,12 @@ def test_the_generated_kb_has_every_kind_of_row(kb):
                " (SELECT check_hash FROM checkresult)") >= 5
 
 
+def _span(kb, query: str, ctx) -> tuple[int, int] | None:
+    comp = s._Compiler(ctx, kb.conn)
+    comp.sql(s.parse_query(query))
+    return comp.span
+
+
 @pytest.mark.parametrize("sparse", [0, 3, 15, 10**9, None])
 def test_results_are_those_of_the_old_compiler(kb, monkeypatch, sparse):
     """Every shape, with every plan (0: every filter dense, no document drives; 10**9: every filter sparse,
@@ -206,8 +219,10 @@ def test_results_are_those_of_the_old_compiler(kb, monkeypatch, sparse):
     if sparse is not None:
         for name in ("SPARSE", "UNCHECKED", "DRIVE", "DRIVE_RANKED"):
             monkeypatch.setattr(searchfields, name, sparse)
-        # a count of the matches of words in a path takes the ids of the path's documents (any number of notes)
+        # a path filter narrows the walks to its documents' stretch of ids (any number of notes), and a count to
+        # their ids as well (3: never, the stretch is taken as filled; 15: always)
         monkeypatch.setattr(s, "PATH_NOTES", 1 if sparse else 10**9)
+        monkeypatch.setattr(s, "SPAN_FILLED", {3: 0, 15: 10**9}.get(sparse, s.SPAN_FILLED))
     ctx = kb.search_context()
     shapes = _shapes()
     found = 0
@@ -218,9 +233,14 @@ def test_results_are_those_of_the_old_compiler(kb, monkeypatch, sparse):
             for limit in (1, 6, 500):
                 hits, total = s.search_counted(kb.conn, query, limit=limit, ctx=ctx)
                 got = [h.doc_id for h in hits]
+                # the first title candidates the new compiler reads are those in its path filters' stretch of
+                # ids (the rest cannot match): where they are capped, the old compiler is told that stretch
+                span = _span(kb, query, ctx) if ranking[0] < 100 else None
                 with monkeypatch.context() as m:
                     m.setattr(s, "_Compiler", OldCompiler)
+                    m.setattr(OldCompiler, "span", span)
                     want = [h.doc_id for h in s.search(kb.conn, query, limit=limit, ctx=ctx)]
+                    m.setattr(OldCompiler, "span", None)
                     want_count = s.count_matches(kb.conn, query, ctx=ctx, cap=50)
                     want_total = s.count_matches(kb.conn, query, ctx=ctx) if len(want) == limit else len(want)
                 assert got == want, (query, limit)

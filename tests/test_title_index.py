@@ -65,7 +65,8 @@ def _capped_old_title_hits(conn: sqlite3.Connection, scoring, texts, comp, rest_
     titles, _kinds, meta, other = s._title_parts(scoring, texts)
     expr = s._expression([titles], meta)
     n = max(1, cap // 4) if other else cap  # a further word: a quarter of them
-    first = {r[0] for r in conn.execute("SELECT rowid FROM fts_title WHERE fts_title MATCH ? LIMIT ?", (expr, n))}
+    span = "" if comp.span is None else " AND rowid BETWEEN {} AND {}".format(*comp.span)  # (a path filter's)
+    first = {r[0] for r in conn.execute(f"SELECT rowid FROM fts_title WHERE fts_title MATCH ?{span} LIMIT ?", (expr, n))}
     return [i for i in _old_title_hits(conn, scoring, texts, comp, rest_sql, 10**6) if i in first]
 
 
@@ -104,7 +105,7 @@ def test_title_candidates_and_results_are_those_of_the_fts_query(many, monkeypat
 
     def both(conn, scoring, texts, comp, rest_sql, cap):
         old_comp = s._Compiler(comp.ctx)
-        old_comp.params = dict(comp.params)
+        old_comp.params, old_comp.span = dict(comp.params), comp.span
         want = _capped_old_title_hits(conn, scoring, texts, old_comp, rest_sql, cap)
         got = new_title_hits(conn, scoring, texts, comp, rest_sql, cap)
         assert got == want, current[0]

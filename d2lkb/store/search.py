@@ -113,6 +113,8 @@ class _Compiler:
         self.kinds = ALL_KINDS  # the kinds of document that can match (a filter on cards or checks narrows them)
         self.tested: tuple[bytes, int] | None = None  # documents whose match is known, and how many match
         self.probes = probes if probes is not None else {}  # counts of filters' rows (shared by a search and its count)
+        self.span: tuple[int, int] | None = None  # the stretch of document ids that holds every match (path:)
+        self.span_filled = False  # ...and its filter's documents fill about SPAN_FILLED of it, or more
         self.not_above = False  # compiling the field of a NOT that is a condition of the whole
         self.params: dict[str, object] = {"now": int(ctx.now.timestamp())}
 
@@ -150,6 +152,38 @@ class _Compiler:
             finally:
                 self.nested -= 1
         return self.field(node)
+
+    def path_notes(self, value: str) -> list[int] | None:
+        """The notes whose path `path:value` matches, where they are at most 1/PATH_NOTES of all."""
+        assert self.conn is not None
+        most = searchfields.probe(self, "SELECT count(*) FROM note")[0] // PATH_NOTES
+        notes = searchfields.probe(self, f"SELECT id FROM note WHERE {_path_sql(self, value, 'path')} LIMIT {most + 1}")
+        return notes if len(notes) <= most else None
+
+    def path_span(self, value: str) -> None:
+        """Narrow `span` to the stretch of ids of the documents of a path filter that is a condition of the
+        whole query (a document's path is its note's). A note's documents are written together, and a
+        folder's notes mostly in one sync: `path:folder-03 bias` walks 600 of `bias`'s 11,700 matches."""
+        notes = self.path_notes(value)
+        if notes is None:
+            return
+        ids = self.bind(json.dumps(notes))
+        lo, hi = (searchfields.probe(self, f"SELECT {f}((SELECT {f}(id) FROM doc WHERE note_id = j.value))"
+                                     f" FROM json_each({ids}) j")[0] for f in ("min", "max"))
+        if lo is None:
+            lo, hi = 1, 0  # no document
+        # about how much of the stretch the notes' documents fill (documents per note from the largest id)
+        per_note = searchfields.probe(self, "SELECT max(id) FROM doc")[0] / max(1, searchfields.probe(
+            self, "SELECT count(*) FROM note")[0])
+        filled = len(notes) * per_note >= (hi - lo + 1) * SPAN_FILLED
+        if self.span is not None:
+            lo, hi = max(lo, self.span[0]), min(hi, self.span[1])
+            filled = filled and self.span_filled
+        self.span, self.span_filled = (lo, hi), filled
+
+    def on_fts(self, column: str = "fts.rowid") -> str:
+        """` AND` the condition of `span` on `column` (empty without a span)."""
+        return "" if self.span is None else f" AND {column} BETWEEN {self.span[0]} AND {self.span[1]}"
 
     def card_filter(self, node: Field) -> tuple[str, str, str | None] | None:
         """(condition on `card`, how to count its rows and the SELECT of the other cards' ids where an
@@ -191,6 +225,8 @@ class _Compiler:
         if key == "kind":
             return f"d.kind = {self.bind(value)}"
         if key == "path":
+            if not self.nested and self.conn is not None:
+                self.path_span(value)
             return _path_sql(self, value, "d.path")
         if key == "status":
             return searchfields.checks(self, value, FAILING)
@@ -360,11 +396,13 @@ def _title_hits(conn: sqlite3.Connection, scoring: Node, texts: list[Text], comp
     # ids (below). For two common words (`x and`) that stretch is long: a quarter as many hits then.
     titled = _expression([titles], meta)
     params = comp.params | {"titled": titled, "cap": max(1, cap // 4) if other else cap}
+    span = comp.on_fts("fts_title.rowid")
     if not tests:
-        hits = [r[0] for r in conn.execute("SELECT rowid FROM fts_title WHERE fts_title MATCH :titled LIMIT :cap", params)]
+        hits = [r[0] for r in conn.execute(f"SELECT rowid FROM fts_title WHERE fts_title MATCH :titled{span} LIMIT :cap",
+                                           params)]
     else:  # the tests on the same walk, as a column: the first `cap` are read whatever they say
         rows = conn.execute(f"SELECT fts_title.rowid, {' AND '.join(f'({t})' for t in tests)} FROM fts_title"
-                            " JOIN doc d ON d.id = fts_title.rowid WHERE fts_title MATCH :titled LIMIT :cap",
+                            f" JOIN doc d ON d.id = fts_title.rowid WHERE fts_title MATCH :titled{span} LIMIT :cap",
                             params).fetchall()
         hits = [rowid for rowid, passed in rows if passed]
         if rows and not other:  # each document read matches the query exactly when it passed: a count need
@@ -452,7 +490,7 @@ def _ranked_ids(conn: sqlite3.Connection, node: Node, driver: str, comp: _Compil
     # the FTS part for documents of the kinds that filters on cards or checks allow (the query's matches
     # are among them); the same as the FTS part where there is no such filter
     comp.params["narrow"] = _narrowed(driver, comp.kinds)
-    cands = searchfields.match_sql(comp, rest_sql, "d.id") or _match_sql(rest_sql, "fts.rowid", ":narrow")
+    cands = searchfields.match_sql(comp, rest_sql, "d.id") or _match_sql(rest_sql, "fts.rowid", ":narrow", comp.on_fts())
 
     def first_matches(sql: str, n: int) -> list[int]:  # in index order
         return [r[0] for r in conn.execute(f"{sql} ORDER BY fts.rowid LIMIT :cap", comp.params | {"cap": n})]
@@ -474,7 +512,7 @@ def _ranked_ids(conn: sqlite3.Connection, node: Node, driver: str, comp: _Compil
             return _rank_among(conn, score, titled, comp), score
         # The FTS part of the query (path:, status: and due: cost a row lookup each, so they are tested
         # on at most RANK_ALL of its matches here).
-        first = first_matches(_match_sql(None, "fts.rowid"), RANK_ALL + 1)
+        first = first_matches(_match_sql(None, "fts.rowid", on_fts=comp.on_fts()), RANK_ALL + 1)
         if len(first) <= RANK_ALL:  # every match: an exact ranking
             if rest_sql is not None and first:
                 first = _among(conn, first, rest_sql, comp)
@@ -496,7 +534,7 @@ def _ranked_ids(conn: sqlite3.Connection, node: Node, driver: str, comp: _Compil
             first = first[:n]
         # (the few title hits past the first matches widen the walk: a seek each costs more)
         return _rank_among(conn, score, sorted(set(first) | set(titled)), comp), score
-    if cands == _match_sql(None, "fts.rowid", ":narrow") and score == driver:  # every match, scored as it is matched
+    if cands == _match_sql(None, "fts.rowid", ":narrow", comp.on_fts()) and score == driver:  # every match, scored as it is matched
         if _needs_text(scoring):  # the query is its words: without a column filter when none can be in meta
             score = _scoring_terms(texts)
         sql = f"SELECT rowid FROM fts WHERE fts MATCH :score ORDER BY {RANK} LIMIT :limit"
@@ -560,13 +598,15 @@ def _ids(conn: sqlite3.Connection, node: Node, ctx: SearchContext, limit: int) -
         if driven is not None:  # the documents of a filter with few (searchfields.DRIVE): every match, and their number
             ids = sorted(r[0] for r in conn.execute(driven, comp.params))
             return _Found(ids[:limit], driver, min(len(ids), COUNT_CAP + 1), comp)
-        sql = _match_sql(rest_sql, "fts.rowid") + " ORDER BY 1 LIMIT :limit"
+        sql = _match_sql(rest_sql, "fts.rowid", on_fts=comp.on_fts()) + " ORDER BY 1 LIMIT :limit"
     else:
-        sql = f"SELECT d.id FROM doc d WHERE {comp.sql(node)} ORDER BY d.id LIMIT :limit"
+        cond = comp.sql(node)
+        sql = f"SELECT d.id FROM doc d WHERE {cond}{comp.on_fts('d.id')} ORDER BY d.id LIMIT :limit"
     return _Found([r[0] for r in conn.execute(sql, comp.params)], driver, None, comp)
 
 
-PATH_NOTES = 8  # a path filter of at most 1/PATH_NOTES of the notes gives a count its documents' ids
+PATH_NOTES = 8  # a path filter of at most 1/PATH_NOTES of the notes narrows the walks to its documents' ids
+SPAN_FILLED = 0.5  # ...to their stretch of ids alone where they fill about this much of it, else to the ids
 
 
 def _path_docs(comp: _Compiler, rest: Node | None) -> str | None:
@@ -576,11 +616,10 @@ def _path_docs(comp: _Compiler, rest: Node | None) -> str | None:
     items = rest.items if isinstance(rest, And) else (rest,)
     if comp.conn is None or not all(isinstance(i, Field) and i.key == "path" for i in items):
         return None
-    most = searchfields.probe(comp, "SELECT count(*) FROM note")[0] // PATH_NOTES
-    cond = " AND ".join(_path_sql(comp, i.value, "path") for i in items if isinstance(i, Field))
-    notes = searchfields.probe(comp, f"SELECT id FROM note WHERE {cond} LIMIT {most + 1}")
-    if len(notes) > most:
+    sets = [comp.path_notes(i.value) for i in items if isinstance(i, Field)]
+    if any(notes is None for notes in sets):
         return None
+    notes = sorted(set.intersection(*(set(n) for n in sets if n is not None)))
     return f"SELECT id FROM doc WHERE note_id IN (SELECT value FROM json_each({comp.bind(json.dumps(notes))}))"
 
 
@@ -598,19 +637,21 @@ def _count(conn: sqlite3.Connection, node: Node, cap: int, ctx: SearchContext, f
         if inner is None:
             # FTS gives the documents of the kinds that filters on cards or checks allow
             comp.params["match"] = _narrowed(driver, comp.kinds)
-            on_fts = ""
+            on_fts = comp.on_fts()
             tested = None if found is None else found.comp.tested
             if tested is not None:  # the search's title candidates: known, not tested again
                 known = tested[1]
                 comp.params["tested"] = tested[0]
-                on_fts = " AND substr(:tested, fts.rowid + 1, 1) != x'01'"
-            docs = _path_docs(comp, rest)
+                on_fts += " AND substr(:tested, fts.rowid + 1, 1) != x'01'"
+            # the documents of a path filter, unless the stretch of ids the walk covers is mostly theirs
+            docs = None if comp.span_filled else _path_docs(comp, rest)
             if docs is not None:
                 inner = _match_sql(None, "1", on_fts=f"{on_fts} AND +fts.rowid IN ({docs})")
             else:
                 inner = _match_sql(rest_sql, "1", on_fts=on_fts)
     else:
-        inner = f"SELECT 1 FROM doc d WHERE {comp.sql(node)}"
+        cond = comp.sql(node)
+        inner = f"SELECT 1 FROM doc d WHERE {cond}{comp.on_fts('d.id')}"
     if known > cap:
         return cap + 1
     comp.params["cap"] = max(0, int(cap) - known)

@@ -79,7 +79,7 @@ def probe(comp: Compiler, sql: str) -> list:
     """The first column of the rows of `sql`, read once per search and its count (both compile the same
     filters to the same statements)."""
     assert comp.conn is not None
-    key = (sql, *(comp.params[name] for name in _PARAM.findall(sql)))
+    key = (_PARAM.sub("?", sql), *(comp.params[name] for name in _PARAM.findall(sql)))  # (names differ)
     if key not in comp.probes:
         comp.probes[key] = [r[0] for r in comp.conn.execute(sql, comp.params)]
     return comp.probes[key]
@@ -176,9 +176,9 @@ def other_cards(comp: Compiler, cond: str, rows: str, others: str | None) -> str
         return None
     if _count(comp, f"SELECT id FROM card WHERE {cond}", SPARSE) <= SPARSE:
         return None
-    ids = probe(comp, f"{others} LIMIT {SPARSE + 1}")
-    if len(ids) > SPARSE:
+    if _count(comp, others, SPARSE) > SPARSE:  # (counted in SQL: cheaper than reading SPARSE + 1 ids)
         return None
+    ids = probe(comp, others)
     if not ids:
         return "0"  # every card matches: NOT is FALSE or NULL for every document
     comp.kinds &= {"card"}

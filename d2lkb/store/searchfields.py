@@ -124,6 +124,10 @@ def cards(comp: Compiler, cond: str, rows: str = "probe", others: str | None = N
         # read ix_doc_card_id from the first card document on, not through every other document's
         # NULL before it (10 ms for `status:new` at 100k cards; 0.4 ms so).
         return f"(d.card_id IS NOT NULL AND {own})"
+    if comp.not_above and n:
+        # the field of a NOT that is a condition of the whole query, where some card matches: the NOT of the
+        # form below is TRUE for the documents of the other cards alone, and so is the NOT of this one
+        return f"(d.card_id IS NULL OR {own})"
     # `NULL IN (...)` is NULL, or FALSE where no card matches
     return f"(CASE WHEN d.card_id IS NULL THEN (CASE WHEN EXISTS ({matching}) THEN NULL ELSE 0 END) ELSE {own} END)"
 

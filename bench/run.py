@@ -245,19 +245,19 @@ def bench_search(db: Path, vault: Path, per_run: int = 50) -> None:
             cpu95s.append(percentile(cpu, .95))
         report(f"p95 {q}", p95s, unit=" ms", goal="goal <= 10 ms", before=before)
         report("    same, CPU time of the searching thread", cpu95s, unit=" ms", before=before)
-    # The bounded ranking (store/search.py: RANK_ALL, title candidates) against ranking every match.
-    from d2lkb.store import search as search_module
+    # The bounded ranking (store/searchrank.py: RANK_ALL, title candidates) against ranking every match.
+    from d2lkb.store import searchrank
     from d2lkb.store.search import count_matches
 
-    bound = search_module.RANK_ALL
+    bound = searchrank.RANK_ALL
     same = hits = 0
     for q in QUERIES:
         got = [h.doc_id for h in search(conn, q)]
-        search_module.RANK_ALL = 10**9
+        searchrank.RANK_ALL = 10**9
         try:
             want = [h.doc_id for h in search(conn, q)]
         finally:
-            search_module.RANK_ALL = bound
+            searchrank.RANK_ALL = bound
         same += len(set(got) & set(want))
         hits += len(want)
         line(f"top 20 of {q} ({count_matches(conn, q, cap=10**9):,} matches)",

@@ -8,6 +8,8 @@ import pytest
 
 from d2lkb.query import QueryError, parse_query
 from d2lkb.review.types import Grade
+from d2lkb.store import searchrank as rank
+from d2lkb.store import searchsql as sq
 from tests.conftest import write
 
 NOTES = {
@@ -167,7 +169,7 @@ def _exact(kb, query: str, limit: int) -> list[int]:
 
     driver, rest = s._split_driver(parse_query(query))
     assert rest is None
-    return [r[0] for r in kb.conn.execute(f"SELECT rowid FROM fts WHERE fts MATCH ? ORDER BY {s.RANK} LIMIT ?",
+    return [r[0] for r in kb.conn.execute(f"SELECT rowid FROM fts WHERE fts MATCH ? ORDER BY {rank.RANK} LIMIT ?",
                                           (driver, limit))]
 
 
@@ -201,7 +203,7 @@ def test_many_matches_rank_the_title_hits(big, monkeypatch):
     total = s.count_matches(big.conn, "gradient", cap=100000)
     titled = {r[0] for r in big.conn.execute("SELECT rowid FROM fts WHERE fts MATCH '{title} : \"gradient\"'")}
     assert total > len(titled) >= 10
-    monkeypatch.setattr(s, "RANK_ALL", 20)
+    monkeypatch.setattr(rank, "RANK_ALL", 20)
     got = [h.doc_id for h in big.search("gradient", limit=10)]
     assert set(got) <= titled  # the candidates are the title hits...
     assert got == [i for i in _exact(big, "gradient", total) if i in titled][:10]  # ...in exact bm25 order
@@ -211,7 +213,7 @@ def test_many_matches_rank_the_title_hits(big, monkeypatch):
     assert {h.doc_id for h in big.search("gradient", limit=total)} == set(_exact(big, "gradient", total))
     assert [h.doc_id for h in big.search("gradient #even", limit=5)] == [
         i for i in _exact(big, "gradient #even", total) if i in titled][:5]
-    monkeypatch.setattr(s, "TITLE_CANDIDATES", 3)  # the first max(limit, TITLE_CANDIDATES) title hits are ranked
+    monkeypatch.setattr(rank, "TITLE_CANDIDATES", 3)  # the first max(limit, TITLE_CANDIDATES) title hits are ranked
     assert {h.doc_id for h in big.search("gradient", limit=10)} == set(sorted(titled)[:10])
     assert {h.doc_id for h in big.search("gradient", limit=2)} <= set(sorted(titled)[:3])
 
@@ -226,11 +228,11 @@ def test_few_title_hits_are_ranked_with_the_first_matches(big, monkeypatch):
     driver, _ = s._split_driver(parse_query(query))
     total = s.count_matches(big.conn, query, cap=100000)
     titled = {r[0] for r in big.conn.execute("SELECT rowid FROM fts WHERE fts MATCH '{title} : \"step 29 5\"'")}
-    monkeypatch.setattr(s, "RANK_ALL", 40)
-    monkeypatch.setattr(s, "FIRST_CANDIDATES", 30)
+    monkeypatch.setattr(rank, "RANK_ALL", 40)
+    monkeypatch.setattr(rank, "FIRST_CANDIDATES", 30)
     # words matching at most RANK_FEW_TITLES documents: all of them ranked
     assert [h.doc_id for h in big.search(query, limit=10)] == _exact(big, query, 10)
-    monkeypatch.setattr(s, "RANK_FEW_TITLES", 40)
+    monkeypatch.setattr(rank, "RANK_FEW_TITLES", 40)
     first = [r[0] for r in big.conn.execute("SELECT rowid FROM fts WHERE fts MATCH ? ORDER BY rowid LIMIT 30", (driver,))]
     assert total > 40 and len(titled) == 1 and not titled <= set(first)
     want = [i for i in _exact(big, query, total) if i in titled | set(first)][:10]
@@ -241,7 +243,7 @@ def test_few_title_hits_are_ranked_with_the_first_matches(big, monkeypatch):
     first = [r[0] for r in big.conn.execute(f"SELECT d.id FROM fts JOIN doc d ON d.id = fts.rowid {where}"
                                             " ORDER BY d.id LIMIT 30", (driver,))]
     everything = [r[0] for r in big.conn.execute(f"SELECT fts.rowid FROM fts JOIN doc d ON d.id = fts.rowid {where}"
-                                                 f" ORDER BY {s.RANK}", (driver,))]
+                                                 f" ORDER BY {rank.RANK}", (driver,))]
     assert len(everything) > 40
     want = [i for i in everything if i in set(first)][:10]
     assert [h.doc_id for h in big.search(f"path:n1 ({query})", limit=10)] == want
@@ -253,10 +255,10 @@ def test_search_counted_counts_as_count_matches(big, monkeypatch, bound):
     count_matches says, whether the ranking learned it on the way or it was counted."""
     from d2lkb.store import search as s
 
-    monkeypatch.setattr(s, "RANK_ALL", bound)
+    monkeypatch.setattr(rank, "RANK_ALL", bound)
     monkeypatch.setattr(s, "COUNT_CAP", bound)
-    monkeypatch.setattr(s, "FIRST_CANDIDATES", 7)
-    monkeypatch.setattr(s, "RANK_FEW_TITLES", 30)
+    monkeypatch.setattr(rank, "FIRST_CANDIDATES", 7)
+    monkeypatch.setattr(rank, "RANK_FEW_TITLES", 30)
     queries = ["gradient", "kappa", 'kappa OR "step 29-5"', "gradient #even", "gradient -#odd", "path:n1 gradient",
                "path:n1 kappa", "gradient kappa", "#even", "kind:section gradient", "grad*", "zzz", "path:n0",
                "gradient -kind:note", "(gradient OR kappa) #odd", "status:new gradient"]
@@ -279,9 +281,8 @@ def test_count_matches(big):
 
 
 def test_many_matches_when_the_driving_part_has_no_words(big, monkeypatch):
-    from d2lkb.store import search as s
 
-    monkeypatch.setattr(s, "RANK_ALL", 5)
+    monkeypatch.setattr(rank, "RANK_ALL", 5)
     # `#even` drives the search (FTS); the words sit in a part FTS cannot take (an OR with path:)
     hits = big.search("#even (gradient OR path:n03)", limit=3)
     assert len(hits) == 3 and all("even" in h.tags for h in hits)
@@ -299,11 +300,11 @@ def test_title_candidates_are_the_title_hits_of_the_whole_query(big, query):
     node = parse_query(query)
     driver, rest = s._split_driver(node)
     assert rest is None
-    scoring = s._driving_node(node)
-    texts = s._positive_texts(scoring)
+    scoring = rank._driving_node(node)
+    texts = rank._positive_texts(scoring)
     comp = s._Compiler(s.SearchContext())
-    got = s._title_hits(big.conn, scoring, texts, comp, None, 10**6)
-    titles = s._column_terms(texts, "{title}")
+    got = rank._title_hits(big.conn, scoring, texts, comp, None, 10**6)
+    titles = rank._column_terms(texts, "{title}")
     want = [r[0] for r in big.conn.execute("SELECT rowid FROM fts WHERE fts MATCH ?", (f"({driver}) AND ({titles})",))]
     assert got == want and want, query
 
@@ -361,17 +362,16 @@ def test_few_matches_of_the_whole_query_are_ranked_exactly_when_its_words_match_
     words = s.count_matches(big.conn, "gradient", cap=100000)
     tagged = s.count_matches(big.conn, "gradient #even", cap=100000)
     assert words > tagged >= 20
-    monkeypatch.setattr(s, "RANK_ALL", tagged)
+    monkeypatch.setattr(rank, "RANK_ALL", tagged)
     assert [h.doc_id for h in big.search("gradient #even", limit=10)] == _exact(big, "gradient #even", 10)
     titled = {r[0] for r in big.conn.execute("SELECT rowid FROM fts WHERE fts MATCH '{title} : \"gradient\"'")}
-    monkeypatch.setattr(s, "RANK_ALL", tagged - 1)  # one match too many: the title hits are ranked
+    monkeypatch.setattr(rank, "RANK_ALL", tagged - 1)  # one match too many: the title hits are ranked
     assert [h.doc_id for h in big.search("gradient #even", limit=5)] == [
         i for i in _exact(big, "gradient #even", tagged) if i in titled][:5]
 
 
 def test_words_that_could_match_the_meta_column_keep_their_column_filter():
     from d2lkb.query import Text
-    from d2lkb.store import search as s
     from d2lkb.textutil import kind_token, tag_token
 
     meta_like = [Text(kind_token("card")), Text(kind_token("cloze")), Text(tag_token("ml/supervised")),
@@ -379,7 +379,7 @@ def test_words_that_could_match_the_meta_column_keep_their_column_filter():
                  Text(f"{kind_token('note')} {tag_token('dl')}", phrase=True), Text("kcárd")]
     plain = [Text("gradient"), Text("tensor"), Text("tens", prefix=True), Text("参数"), Text("kcard loss", phrase=True),
              Text("t6d6")]
-    assert all(s._meta_like(t) for t in meta_like) and not any(s._meta_like(t) for t in plain)
-    assert s._scoring_terms([Text("grad", prefix=True), Text('a "b', phrase=True)]) == '"grad" * OR "a ""b"'
-    assert s._scoring_terms([Text("gradient"), Text("kcard")]) == s._column_terms([Text("gradient"), Text("kcard")],
-                                                                                 s.TEXT_COLUMNS)
+    assert all(rank._meta_like(t) for t in meta_like) and not any(rank._meta_like(t) for t in plain)
+    assert rank._scoring_terms([Text("grad", prefix=True), Text('a "b', phrase=True)]) == '"grad" * OR "a ""b"'
+    assert rank._scoring_terms([Text("gradient"), Text("kcard")]) == rank._column_terms([Text("gradient"), Text("kcard")],
+                                                                                 sq.TEXT_COLUMNS)

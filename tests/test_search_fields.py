@@ -14,17 +14,19 @@ from d2lkb.query import CARD_KINDS, Field, Node, Not, QueryError, TagTerm, Text
 from d2lkb.review.days import day_bounds
 from d2lkb.store import search as s
 from d2lkb.store import searchfields
+from d2lkb.store import searchrank as rank
+from d2lkb.store import searchsql as sq
 from d2lkb.store.docmeta import CHECKED_KINDS
 from tests.conftest import write
 from tests.test_title_index import _vault
 
-_CARD_STATUS_SQL = s._CARD_STATUS_SQL
-FAILING = s.FAILING
-_fts_term = s._fts_term
+_CARD_STATUS_SQL = sq._CARD_STATUS_SQL
+FAILING = sq.FAILING
+_fts_term = sq._fts_term
 
 
 class OldCompiler:
-    """store.search._Compiler before store.searchfields (dcd8f94), verbatim but for `conn`, `drivers`,
+    """store.search._Compiler (now store.searchsql._Compiler) before store.searchfields (dcd8f94), verbatim but for `conn`, `drivers`,
     `kinds`, `tested`, `span`, `span_filled` and `probes` (no connection, no sparse filters, no narrowing to the kinds of
     document a filter allows, nothing known to a count: store.search writes the statements it wrote
     before)."""
@@ -33,7 +35,7 @@ class OldCompiler:
     drivers: list[str] = []
     ranked = False
     total = None
-    kinds = s.ALL_KINDS
+    kinds = sq.ALL_KINDS
     tested = None
     span = None  # the new compiler's, where a test gives it (it narrows which title candidates are read)
     span_filled = False
@@ -221,14 +223,14 @@ def test_results_are_those_of_the_old_compiler(kb, monkeypatch, sparse):
             monkeypatch.setattr(searchfields, name, sparse)
         # a path filter narrows the walks to its documents' stretch of ids (any number of notes), and a count to
         # their ids as well (3: never, the stretch is taken as filled; 15: always)
-        monkeypatch.setattr(s, "PATH_NOTES", 1 if sparse else 10**9)
-        monkeypatch.setattr(s, "SPAN_FILLED", {3: 0, 15: 10**9}.get(sparse, s.SPAN_FILLED))
+        monkeypatch.setattr(sq, "PATH_NOTES", 1 if sparse else 10**9)
+        monkeypatch.setattr(sq, "SPAN_FILLED", {3: 0, 15: 10**9}.get(sparse, sq.SPAN_FILLED))
     ctx = kb.search_context()
     shapes = _shapes()
     found = 0
-    for ranking in ((8, 12), (s.RANK_ALL, s.TITLE_CANDIDATES)):
-        monkeypatch.setattr(s, "RANK_ALL", ranking[0])
-        monkeypatch.setattr(s, "TITLE_CANDIDATES", ranking[1])
+    for ranking in ((8, 12), (rank.RANK_ALL, rank.TITLE_CANDIDATES)):
+        monkeypatch.setattr(rank, "RANK_ALL", ranking[0])
+        monkeypatch.setattr(rank, "TITLE_CANDIDATES", ranking[1])
         for query in shapes:
             for limit in (1, 6, 500):
                 hits, total = s.search_counted(kb.conn, query, limit=limit, ctx=ctx)

@@ -11,6 +11,7 @@ import pytest
 from d2lkb.query import parse_query
 from d2lkb.review.types import Grade
 from d2lkb.store import search as s
+from d2lkb.store import searchrank as rank
 from tests.conftest import write
 
 VOCAB = ["alpha", "beta", "gamma", "kappa", "sigma", "relu", "tensor", "loss"]
@@ -42,12 +43,12 @@ def _vault(notes_dir, n_notes: int = 40, seed: int = 12) -> None:
 
 def _old_title_hits(conn: sqlite3.Connection, scoring, texts, comp, rest_sql, cap) -> list[int]:
     """`_title_hits` as it was before the title index (7b775de): the same expression, on `fts`."""
-    titles = f"({s._column_terms(texts, '{title}')})"
+    titles = f"({rank._column_terms(texts, '{title}')})"
     items = scoring.items if isinstance(scoring, s.And) else (scoring,)
-    kinds = [i for i in items if s._doc_kinds(i)]
-    items = tuple(i for i in items if not s._doc_kinds(i))
-    words = [i for i in items if s._words_only(i)]
-    if len(words) == 1 and set(s._positive_texts(words[0])) == set(texts):
+    kinds = [i for i in items if rank._doc_kinds(i)]
+    items = tuple(i for i in items if not rank._doc_kinds(i))
+    words = [i for i in items if rank._words_only(i)]
+    if len(words) == 1 and set(rank._positive_texts(words[0])) == set(texts):
         items = tuple(i for i in items if i is not words[0])
     pos = [titles] + [f"({s.fts_expression(i)})" for i in items if not isinstance(i, s.Not)]
     expr = " AND ".join(pos)
@@ -62,8 +63,8 @@ def _old_title_hits(conn: sqlite3.Connection, scoring, texts, comp, rest_sql, ca
 def _capped_old_title_hits(conn: sqlite3.Connection, scoring, texts, comp, rest_sql, cap) -> list[int]:
     """What `_title_hits` promises: the old query's hits (uncapped), among the first `cap` documents with
     a query word in their title and the query's tags and kinds (the first `cap` of `fts_title`)."""
-    titles, _kinds, meta, other = s._title_parts(scoring, texts)
-    expr = s._expression([titles], meta)
+    titles, _kinds, meta, other = rank._title_parts(scoring, texts)
+    expr = rank._expression([titles], meta)
     n = max(1, cap // 4) if other else cap  # a further word: a quarter of them
     span = "" if comp.span is None else " AND rowid BETWEEN {} AND {}".format(*comp.span)  # (a path filter's)
     first = {r[0] for r in conn.execute(f"SELECT rowid FROM fts_title WHERE fts_title MATCH ?{span} LIMIT ?", (expr, n))}
@@ -90,15 +91,15 @@ def many(make_kb, notes_dir, monkeypatch):
     kb = make_kb()
     kb.sync()
     # A small KB that takes the title-candidate path: more than RANK_ALL matches, capped candidates.
-    monkeypatch.setattr(s, "RANK_ALL", 8)
-    monkeypatch.setattr(s, "TITLE_CANDIDATES", 12)
+    monkeypatch.setattr(rank, "RANK_ALL", 8)
+    monkeypatch.setattr(rank, "TITLE_CANDIDATES", 12)
     return kb
 
 
 @pytest.mark.parametrize("shape", ["title", "body"])
 def test_title_candidates_and_results_are_those_of_the_fts_query(many, monkeypatch, shape):
     queries = TITLE_SHAPES if shape == "title" else BODY_SHAPES
-    new_title_hits = s._title_hits
+    new_title_hits = rank._title_hits
     calls: dict[str, int] = {}
     seen: dict[str, int] = {}
     current = [""]
@@ -115,14 +116,14 @@ def test_title_candidates_and_results_are_those_of_the_fts_query(many, monkeypat
     for query in queries:
         current[0] = query
         for limit in (1, 3, 7):
-            monkeypatch.setattr(s, "_title_hits", new_title_hits)
+            monkeypatch.setattr(rank, "_title_hits", new_title_hits)
             statements: list[str] = []
             many.conn.set_trace_callback(statements.append)
             try:
                 got = many.search(query, limit=limit)
             finally:
                 many.conn.set_trace_callback(None)
-            monkeypatch.setattr(s, "_title_hits", _capped_old_title_hits)
+            monkeypatch.setattr(rank, "_title_hits", _capped_old_title_hits)
             want = many.search(query, limit=limit)
             assert got == want, (query, limit)
             # the title hits came from the title index; where a further word tests bodies, a walk of
@@ -134,7 +135,7 @@ def test_title_candidates_and_results_are_those_of_the_fts_query(many, monkeypat
                          and "bm25" not in sql]
                 assert walks and all("{title}" not in sql for sql in walks), (query, walks)
             seen[query] = seen.get(query, 0) + len(titled)
-            monkeypatch.setattr(s, "_title_hits", both)
+            monkeypatch.setattr(rank, "_title_hits", both)
             many.search(query, limit=limit)
         assert calls.get(query) and seen.get(query), f"{query}: never took the title-candidate path"
     assert sum(1 for q in queries if many.search(q, limit=3)) == len(queries)  # every shape finds something
@@ -147,13 +148,13 @@ def test_title_candidates_without_cap_and_with_rest_conditions(many):
         driver, rest = s._split_driver(node)
         if driver is None:
             continue
-        scoring = s._driving_node(node)
-        texts = s._positive_texts(scoring)
+        scoring = rank._driving_node(node)
+        texts = rank._positive_texts(scoring)
         if not texts:
             continue
         comp, old_comp = s._Compiler(s.SearchContext()), s._Compiler(s.SearchContext())
         rest_sql, old_rest = (None, None) if rest is None else (comp.sql(rest), old_comp.sql(rest))
-        got = s._title_hits(many.conn, scoring, texts, comp, rest_sql, 10**6)
+        got = rank._title_hits(many.conn, scoring, texts, comp, rest_sql, 10**6)
         want = _old_title_hits(many.conn, scoring, texts, old_comp, old_rest, 10**6)
         assert got == want, query
 

@@ -172,7 +172,7 @@ class ChecksMixin:
         """(display formulas, {note_id: snippets}) in scope of the query (all when None)."""
         if query:
             from d2lkb.query import parse_query
-            from d2lkb.store.search import _Compiler
+            from d2lkb.store.searchsql import _Compiler
 
             comp = _Compiler(self.search_context())
             rows = self.conn.execute(

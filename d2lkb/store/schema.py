@@ -234,7 +234,7 @@ class Meta(SQLModel, table=True):
 # the review queue and the deck tree, and replaces some of the indexes below.
 
 # The title and meta columns of `fts` again, in a table of their own, so that finding the matches
-# with a word in their title (the ranking's candidates, store.search) walks the title words' short
+# with a word in their title (the ranking's candidates, store.searchrank) walks the title words' short
 # doclists instead of every match's positions in `fts`. Every write of `fts` writes it too
 # (store.sync, store.docmeta); the same tokenizer, with positions (phrases match in titles exactly
 # as in `fts`), without column sizes (it is never ranked). Version 7 (store.db) builds it from
@@ -246,7 +246,7 @@ FTS_TITLE_DDL = ("CREATE VIRTUAL TABLE IF NOT EXISTS fts_title USING fts5(title,
 EXTRA_DDL = (
     # Word index (unicode61; CJK text is indexed one character per token, see store.text).
     # `meta` holds one token per kind and per tag (ancestors included) of the document, so tag and
-    # kind filters are intersections of FTS5 doclists (see store.search and textutil.tag_token).
+    # kind filters are intersections of FTS5 doclists (see store.searchsql and textutil.tag_token).
     "CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(title, body, meta, tokenize='unicode61 remove_diacritics 2')",
     FTS_TITLE_DDL,
     "CREATE INDEX IF NOT EXISTS ix_doctag_doc ON doctag(doc_id)",

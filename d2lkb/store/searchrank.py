@@ -243,21 +243,22 @@ def ranked_ids(conn: sqlite3.Connection, node: Node, driver: str, comp: _Compile
         whole_is_words = score == driver
         if _needs_text(scoring):
             score = _scoring_terms(texts)  # the candidates are matches: the score need not test columns
-        titled = _title_hits(conn, scoring, texts, comp, rest_sql, max(limit, TITLE_CANDIDATES))
-        if len(titled) >= limit and (len(titled) > RANK_ALL or whole_is_words):  # more matches than RANK_ALL
-            if len(titled) > RANK_ALL or rest_sql is None:
-                comp.total = RANK_ALL + 1
-            return _rank_among(conn, score, titled, comp), score
-        # The FTS part of the query (path:, status: and due: cost a row lookup each, so they are tested
-        # on at most RANK_ALL of its matches here).
-        first = first_matches(_match_sql(None, "fts.rowid", on_fts=comp.on_fts()), RANK_ALL + 1)
-        if len(first) <= RANK_ALL:  # every match: an exact ranking
+        # The FTS part of the query (its words, tags and kinds, in a path filter's stretch of ids): every
+        # match when few (path:, status: and due: cost a row lookup each, so they are tested on at most
+        # RANK_ALL of its matches here); first, as then no title candidates are needed. More than
+        # RANK_ALL where it is the words alone.
+        fts_part = _match_sql(None, "fts.rowid", on_fts=comp.on_fts())
+        first = None if whole_is_words and comp.span is None else first_matches(fts_part, RANK_ALL + 1)
+        if first is not None and len(first) <= RANK_ALL:  # every match: an exact ranking
             if rest_sql is not None and first:
                 first = _among(conn, first, rest_sql, comp)
             comp.total = len(first)
             return _rank_among(conn, _walk(scoring, score), first, comp), score
+        titled = _title_hits(conn, scoring, texts, comp, rest_sql, max(limit, TITLE_CANDIDATES))
         if rest_sql is None:
             comp.total = RANK_ALL + 1  # the FTS part is the whole query
+        elif len(titled) > RANK_ALL:
+            comp.total = RANK_ALL + 1
         if len(titled) >= limit:
             return _rank_among(conn, score, titled, comp), score
         if rest_sql is None and not more_than(score, RANK_FEW_TITLES):  # (`参数`: 4,537 matches, 5 ms)
@@ -269,7 +270,7 @@ def ranked_ids(conn: sqlite3.Connection, node: Node, driver: str, comp: _Compile
             if len(first) < n:  # every match (the title hits are matches too)
                 comp.total = len(first)
         else:
-            first = first[:n]
+            first = (first or first_matches(fts_part, n))[:n]
         # (the few title hits past the first matches widen the walk: a seek each costs more)
         return _rank_among(conn, score, sorted(set(first) | set(titled)), comp), score
     if cands == _match_sql(None, "fts.rowid", ":narrow", comp.on_fts()) and score == driver:  # every match, scored as it is matched

@@ -27,7 +27,7 @@ _fts_term = sq._fts_term
 
 class OldCompiler:
     """store.search._Compiler (now store.searchsql._Compiler) before store.searchfields (dcd8f94), verbatim but for `conn`, `drivers`,
-    `kinds`, `tested`, `span`, `span_filled` and `probes` (no connection, no sparse filters, no narrowing to the kinds of
+    `kinds`, `span`, `span_filled` and `probes` (no connection, no sparse filters, no narrowing to the kinds of
     document a filter allows, nothing known to a count: store.search writes the statements it wrote
     before)."""
 
@@ -36,7 +36,6 @@ class OldCompiler:
     ranked = False
     total = None
     kinds = sq.ALL_KINDS
-    tested = None
     span = None  # the new compiler's, where a test gives it (it narrows which title candidates are read)
     span_filled = False
     on_fts = s._Compiler.on_fts
@@ -246,8 +245,8 @@ def test_results_are_those_of_the_old_compiler(kb, monkeypatch, sparse):
                     want_count = s.count_matches(kb.conn, query, ctx=ctx, cap=50)
                     want_total = s.count_matches(kb.conn, query, ctx=ctx) if len(want) == limit else len(want)
                 assert got == want, (query, limit)
-                # the count the CLI and the TUI print: what the search learned on the way, and a count that
-                # does not test again the documents its title candidates settled
+                # the count the CLI and the TUI print: what the search learned on the way (the matches of a
+                # query with filters, up to RANK_ALL + 1), else a count that shares the search's probes
                 assert total == want_total, (query, limit)
                 found += bool(got)
             assert s.count_matches(kb.conn, query, ctx=ctx, cap=50) == want_count, query

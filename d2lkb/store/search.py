@@ -1,7 +1,9 @@
-"""Search: the query language (d2lkb.query) compiled to parameterised SQL over FTS5.
+"""Search: a query (d2lkb.query) run over the knowledge base, its hits with snippets and tags, and how
+many documents match.
 
-Every user string reaches SQLite as a bound parameter; FTS5 terms are always
-quoted phrases, so no query can be a syntax error in SQL or in FTS5.
+store.searchsql compiles the query (every user string a bound parameter, every FTS5 term a quoted
+phrase: no query can be a syntax error in SQL or in FTS5), store.searchfields its filters on cards and
+checks, store.searchrank ranks the matches.
 """
 
 from __future__ import annotations

@@ -212,7 +212,8 @@ def ranked_ids(conn: sqlite3.Connection, node: Node, driver: str, comp: _Compile
     """The best `limit` matches by bm25 among a bounded candidate set, and the expression to highlight.
 
     The candidates are all the matches when the words, tags and kinds of the query match at most
-    RANK_ALL documents, or when `limit` is RANK_ALL or more: the result is then exactly the top of a
+    RANK_ALL documents (in a path filter's stretch of ids), when its filters on each match leave at most
+    RANK_ALL of them, or when `limit` is RANK_ALL or more: the result is then exactly the top of a
     ranking of every match. With more matches, the candidates are the matches with one of the
     query's words or phrases in their title (the title weighs 4x in bm25, so the best scores are
     there), found among the first TITLE_CANDIDATES documents with one in their title (`_title_hits`).

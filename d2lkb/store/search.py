@@ -56,7 +56,7 @@ class _Found(NamedTuple):
     ids: list[int]  # the best `limit` documents
     highlight: str | None  # the FTS expression to highlight in snippets
     total: int | None  # how many match (up to COUNT_CAP + 1) where the search learned it on the way
-    comp: _Compiler  # what the search's statements learned that a count can use (its probes)
+    comp: _Compiler  # what the search's statements learned that a count can use (probes, tested documents)
 
 
 def _ids(conn: sqlite3.Connection, node: Node, ctx: SearchContext, limit: int) -> _Found:
@@ -85,9 +85,11 @@ def _ids(conn: sqlite3.Connection, node: Node, ctx: SearchContext, limit: int) -
 
 
 def _count(conn: sqlite3.Connection, node: Node, cap: int, ctx: SearchContext, found: _Found | None = None) -> int:
-    """How many documents match, counted up to `cap` + 1; `found`: the search's own findings (its probes)."""
+    """How many documents match, counted up to `cap` + 1; `found`: the search's own findings (its probes,
+    and the documents whose match its title candidates settled)."""
     comp = _Compiler(ctx, conn, None if found is None else found.comp.probes)
     driver, rest = _split_driver(node)
+    known = 0
     if driver is not None:
         comp.params["match"] = driver
         comp.ranked = True  # a count tests matches until `cap` pass: every match, for a sparse filter
@@ -97,6 +99,11 @@ def _count(conn: sqlite3.Connection, node: Node, cap: int, ctx: SearchContext, f
             # FTS gives the documents of the kinds that filters on cards or checks allow
             comp.params["match"] = _narrowed(driver, comp.kinds)
             on_fts = comp.on_fts()
+            tested = None if found is None else found.comp.tested
+            if tested is not None:  # the search's title candidates: known, not tested again
+                known = tested[1]
+                comp.params["tested"] = tested[0]
+                on_fts += " AND substr(:tested, fts.rowid + 1, 1) != x'01'"
             # the documents of a path filter, unless the stretch of ids the walk covers is mostly theirs
             docs = None if comp.span_filled else _path_docs(comp, rest)
             if docs is not None:
@@ -106,9 +113,11 @@ def _count(conn: sqlite3.Connection, node: Node, cap: int, ctx: SearchContext, f
     else:
         cond = comp.sql(node)
         inner = f"SELECT 1 FROM doc d WHERE {cond}{comp.on_fts('d.id')}"
-    comp.params["cap"] = max(0, int(cap))
+    if known > cap:
+        return cap + 1
+    comp.params["cap"] = max(0, int(cap) - known)
     try:
-        return conn.execute(f"SELECT count(*) FROM ({inner} LIMIT :cap + 1)", comp.params).fetchone()[0]
+        return known + conn.execute(f"SELECT count(*) FROM ({inner} LIMIT :cap + 1)", comp.params).fetchone()[0]
     except sqlite3.OperationalError as exc:
         raise QueryError(f"search failed: {exc}") from exc
 

@@ -118,7 +118,7 @@ def _meta_only(node: Node) -> bool:
 
 
 def _title_hits(conn: sqlite3.Connection, scoring: Node, texts: list[Text], comp: _Compiler,
-                rest_sql: str | None, cap: int, known: tuple[set[int], int] | None = None) -> list[int]:
+                rest_sql: str | None, cap: int) -> list[int]:
     """Matches with one of the query's words or phrases in their title, among the first `cap`
     documents (in index order) with one in their title and the query's tags and kinds (`cap // 4`
     when a further word must be tested).
@@ -127,8 +127,7 @@ def _title_hits(conn: sqlite3.Connection, scoring: Node, texts: list[Text], comp
     finds those documents; what the titles imply is left out (the words of `(a OR b) #tag`). The rest
     of the query (a further word or a NOT of a word, a test of the body as well; kinds of document
     and path:, status: or due:, tests of the `doc` row) is applied to them alone: a walk of `fts`
-    over their stretch of ids, so that no common word makes it long. `known`: the matches up to a
-    document id (every one of them), which need no test."""
+    over their stretch of ids, so that no common word makes it long."""
     titles, kinds, meta, other = _title_parts(scoring, texts)
     tests = [comp.sql(i) for i in kinds] + ([] if rest_sql is None else [rest_sql])
     # A further word (a test of the body as well) is tested by a walk of `fts` over the hits' stretch of
@@ -136,19 +135,20 @@ def _title_hits(conn: sqlite3.Connection, scoring: Node, texts: list[Text], comp
     titled = _expression([titles], meta)
     params = comp.params | {"titled": titled, "cap": max(1, cap // 4) if other else cap}
     span = comp.on_fts("fts_title.rowid")
-    if not tests or known is not None and not other:
+    if not tests:
         hits = [r[0] for r in conn.execute(f"SELECT rowid FROM fts_title WHERE fts_title MATCH :titled{span} LIMIT :cap",
                                            params)]
-        if tests and known is not None:  # a title hit up to the last known match is one of them, or no match
-            matched, last = known
-            beyond = [rowid for rowid in hits if rowid > last]
-            hits = [rowid for rowid in hits if rowid <= last and rowid in matched]
-            hits += _among(conn, beyond, " AND ".join(f"({t})" for t in tests), comp) if beyond else []
     else:  # the tests on the same walk, as a column: the first `cap` are read whatever they say
         rows = conn.execute(f"SELECT fts_title.rowid, {' AND '.join(f'({t})' for t in tests)} FROM fts_title"
                             f" JOIN doc d ON d.id = fts_title.rowid WHERE fts_title MATCH :titled{span} LIMIT :cap",
-                            params)
+                            params).fetchall()
         hits = [rowid for rowid, passed in rows if passed]
+        if rows and not other:  # each document read matches the query exactly when it passed: a count need
+            # not test them again (`_count`)
+            flags = bytearray(rows[-1][0] + 1)
+            for rowid, _ in rows:
+                flags[rowid] = 1
+            comp.tested = (bytes(flags), len(hits))
     if not hits or not other:
         return hits
     flags = bytearray(max(hits) + 1)
@@ -212,8 +212,8 @@ def ranked_ids(conn: sqlite3.Connection, node: Node, driver: str, comp: _Compile
     """The best `limit` matches by bm25 among a bounded candidate set, and the expression to highlight.
 
     The candidates are all the matches when the words, tags and kinds of the query match at most
-    RANK_ALL documents (in a path filter's stretch of ids), when its filters on each match leave at most
-    RANK_ALL of them, or when `limit` is RANK_ALL or more: the result is then exactly the top of a
+    RANK_ALL documents (in a path filter's stretch of ids), when a filter of few documents leaves at
+    most RANK_ALL of them, or when `limit` is RANK_ALL or more: the result is then exactly the top of a
     ranking of every match. With more matches, the candidates are the matches with one of the
     query's words or phrases in their title (the title weighs 4x in bm25, so the best scores are
     there), found among the first TITLE_CANDIDATES documents with one in their title (`_title_hits`).
@@ -229,7 +229,8 @@ def ranked_ids(conn: sqlite3.Connection, node: Node, driver: str, comp: _Compile
     # the FTS part for documents of the kinds that filters on cards or checks allow (the query's matches
     # are among them); the same as the FTS part where there is no such filter
     comp.params["narrow"] = _narrowed(driver, comp.kinds)
-    cands = searchfields.match_sql(comp, rest_sql, "d.id") or _match_sql(rest_sql, "fts.rowid", ":narrow", comp.on_fts())
+    driven = searchfields.match_sql(comp, rest_sql, "d.id")
+    cands = driven or _match_sql(rest_sql, "fts.rowid", ":narrow", comp.on_fts())
 
     def first_matches(sql: str, n: int) -> list[int]:  # in index order
         return [r[0] for r in conn.execute(f"{sql} ORDER BY fts.rowid LIMIT :cap", comp.params | {"cap": n})]
@@ -255,25 +256,32 @@ def ranked_ids(conn: sqlite3.Connection, node: Node, driver: str, comp: _Compile
                 first = _among(conn, first, rest_sql, comp)
             comp.total = len(first)
             return _rank_among(conn, _walk(scoring, score), first, comp), score
-        matches = None
-        if rest_sql is not None:
-            # The matches in index order, the filters (path:, status:, due:, a card's kind) tested on each:
-            # every match when at most RANK_ALL (an exact ranking), else more than RANK_ALL, and which title
-            # candidates match up to the last of them (a count the CLI prints reads as much).
-            matches = first_matches(cands, RANK_ALL + 1)
+        if driven is not None:
+            # A filter of few documents drives (searchfields.DRIVE_RANKED): its matches cost an FTS lookup
+            # each, and when there are at most RANK_ALL of them they are ranked exactly, without title
+            # candidates. (Where the filter is dense, its test on each title candidate costs less than
+            # walking its matches: `status:new gradient`.)
+            matches = first_matches(driven, RANK_ALL + 1)
             if len(matches) <= RANK_ALL:
                 comp.total = len(matches)
                 return _rank_among(conn, _walk(scoring, score), matches, comp), score
-        comp.total = RANK_ALL + 1
-        known = None if matches is None else (set(matches), matches[-1])
-        titled = _title_hits(conn, scoring, texts, comp, rest_sql, max(limit, TITLE_CANDIDATES), known)
+        titled = _title_hits(conn, scoring, texts, comp, rest_sql, max(limit, TITLE_CANDIDATES))
+        if rest_sql is None:
+            comp.total = RANK_ALL + 1  # the FTS part is the whole query
+        elif len(titled) > RANK_ALL:
+            comp.total = RANK_ALL + 1
         if len(titled) >= limit:
             return _rank_among(conn, score, titled, comp), score
         if rest_sql is None and not more_than(score, RANK_FEW_TITLES):  # (`参数`: 4,537 matches, 5 ms)
             sql = f"SELECT rowid FROM fts WHERE fts MATCH :walk ORDER BY {RANK} LIMIT :limit"
             return [r[0] for r in conn.execute(sql, comp.params | {"walk": _walk(scoring, score)})], score
         n = min(max(FIRST_CANDIDATES, limit), RANK_ALL)
-        first = (matches or first or first_matches(fts_part, n))[:n]
+        if rest_sql is not None:
+            first = first_matches(cands, n)
+            if len(first) < n:  # every match (the title hits are matches too)
+                comp.total = len(first)
+        else:
+            first = (first or first_matches(fts_part, n))[:n]
         # (the few title hits past the first matches widen the walk: a seek each costs more)
         return _rank_among(conn, score, sorted(set(first) | set(titled)), comp), score
     if cands == _match_sql(None, "fts.rowid", ":narrow", comp.on_fts()) and score == driver:  # every match, scored as it is matched

@@ -89,6 +89,7 @@ class _Compiler:
         self.ranked = False  # the condition filters the matches of words (a bounded number to test)
         self.total: int | None = None  # how many match, where the ranking learned it (RANK_ALL + 1: more)
         self.kinds = ALL_KINDS  # the kinds of document that can match (a filter on cards or checks narrows them)
+        self.tested: tuple[bytes, int] | None = None  # documents whose match is known, and how many match
         self.probes = probes if probes is not None else {}  # counts of filters' rows (shared by a search and its count)
         self.span: tuple[int, int] | None = None  # the stretch of document ids that holds every match (path:)
         self.span_filled = False  # ...and its filter's documents fill about SPAN_FILLED of it, or more

@@ -60,7 +60,7 @@ def _old_title_hits(conn: sqlite3.Connection, scoring, texts, comp, rest_sql, ca
     return [r[0] for r in conn.execute(sql + " LIMIT :cap", comp.params | {"cap": cap})]
 
 
-def _capped_old_title_hits(conn: sqlite3.Connection, scoring, texts, comp, rest_sql, cap) -> list[int]:
+def _capped_old_title_hits(conn: sqlite3.Connection, scoring, texts, comp, rest_sql, cap, known=None) -> list[int]:
     """What `_title_hits` promises: the old query's hits (uncapped), among the first `cap` documents with
     a query word in their title and the query's tags and kinds (the first `cap` of `fts_title`)."""
     titles, _kinds, meta, other = rank._title_parts(scoring, texts)
@@ -104,11 +104,11 @@ def test_title_candidates_and_results_are_those_of_the_fts_query(many, monkeypat
     seen: dict[str, int] = {}
     current = [""]
 
-    def both(conn, scoring, texts, comp, rest_sql, cap):
+    def both(conn, scoring, texts, comp, rest_sql, cap, known=None):
         old_comp = s._Compiler(comp.ctx)
         old_comp.params, old_comp.span = dict(comp.params), comp.span
         want = _capped_old_title_hits(conn, scoring, texts, old_comp, rest_sql, cap)
-        got = new_title_hits(conn, scoring, texts, comp, rest_sql, cap)
+        got = new_title_hits(conn, scoring, texts, comp, rest_sql, cap, known)
         assert got == want, current[0]
         calls[current[0]] = calls.get(current[0], 0) + 1
         return got

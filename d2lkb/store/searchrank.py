@@ -118,7 +118,7 @@ def _meta_only(node: Node) -> bool:
 
 
 def _title_hits(conn: sqlite3.Connection, scoring: Node, texts: list[Text], comp: _Compiler,
-                rest_sql: str | None, cap: int) -> list[int]:
+                rest_sql: str | None, cap: int, known: list[int] | None = None) -> list[int]:
     """Matches with one of the query's words or phrases in their title, among the first `cap`
     documents (in index order) with one in their title and the query's tags and kinds (`cap // 4`
     when a further word must be tested).
@@ -127,7 +127,8 @@ def _title_hits(conn: sqlite3.Connection, scoring: Node, texts: list[Text], comp
     finds those documents; what the titles imply is left out (the words of `(a OR b) #tag`). The rest
     of the query (a further word or a NOT of a word, a test of the body as well; kinds of document
     and path:, status: or due:, tests of the `doc` row) is applied to them alone: a walk of `fts`
-    over their stretch of ids, so that no common word makes it long."""
+    over their stretch of ids, so that no common word makes it long. `known`: the query's first matches
+    in index order (every match up to the last of them), which need no test."""
     titles, kinds, meta, other = _title_parts(scoring, texts)
     tests = [comp.sql(i) for i in kinds] + ([] if rest_sql is None else [rest_sql])
     # A further word (a test of the body as well) is tested by a walk of `fts` over the hits' stretch of
@@ -135,9 +136,14 @@ def _title_hits(conn: sqlite3.Connection, scoring: Node, texts: list[Text], comp
     titled = _expression([titles], meta)
     params = comp.params | {"titled": titled, "cap": max(1, cap // 4) if other else cap}
     span = comp.on_fts("fts_title.rowid")
-    if not tests:
+    if not tests or known and not other:
         hits = [r[0] for r in conn.execute(f"SELECT rowid FROM fts_title WHERE fts_title MATCH :titled{span} LIMIT :cap",
                                            params)]
+        if tests and known:  # a title candidate up to the last known match is one of them, or no match
+            matched, last = set(known), known[-1]
+            beyond = [rowid for rowid in hits if rowid > last]
+            hits = [rowid for rowid in hits if rowid <= last and rowid in matched]
+            hits += _among(conn, beyond, " AND ".join(f"({t})" for t in tests), comp) if beyond else []
     else:  # the tests on the same walk, as a column: the first `cap` are read whatever they say
         rows = conn.execute(f"SELECT fts_title.rowid, {' AND '.join(f'({t})' for t in tests)} FROM fts_title"
                             f" JOIN doc d ON d.id = fts_title.rowid WHERE fts_title MATCH :titled{span} LIMIT :cap",
@@ -265,7 +271,9 @@ def ranked_ids(conn: sqlite3.Connection, node: Node, driver: str, comp: _Compile
             if len(matches) <= RANK_ALL:
                 comp.total = len(matches)
                 return _rank_among(conn, _walk(scoring, score), matches, comp), score
-        titled = _title_hits(conn, scoring, texts, comp, rest_sql, max(limit, TITLE_CANDIDATES))
+        # the query's first matches, where known: the FTS part's when it is the whole query
+        known = first if rest_sql is None else None
+        titled = _title_hits(conn, scoring, texts, comp, rest_sql, max(limit, TITLE_CANDIDATES), known)
         if rest_sql is None:
             comp.total = RANK_ALL + 1  # the FTS part is the whole query
         elif len(titled) > RANK_ALL:

@@ -214,7 +214,7 @@ def _expression(first: list[str], items: list[Node], columns: str | None = TEXT_
 
 
 def ranked_ids(conn: sqlite3.Connection, node: Node, driver: str, comp: _Compiler, rest: Node | None,
-                limit: int) -> tuple[list[int], str]:
+               limit: int) -> tuple[list[int], str]:
     """The best `limit` matches by bm25 among a bounded candidate set, and the expression to highlight.
 
     The candidates are all the matches when the words, tags and kinds of the query match at most

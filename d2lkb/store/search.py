@@ -51,7 +51,6 @@ class Hit:
 COUNT_CAP = 1000
 
 
-
 class _Found(NamedTuple):
     ids: list[int]  # the best `limit` documents
     highlight: str | None  # the FTS expression to highlight in snippets

@@ -60,7 +60,7 @@ class Compiler(Protocol):
     drivers: list[str]  # sparse filters that every match satisfies
     ranked: bool  # the condition tests the matches of words
     kinds: frozenset[str]  # the kinds of document that can match (a filter on cards: card documents alone)
-    probes: dict  # the counts of `_count`, kept for the statements of one search and its count
+    probes: dict  # what `probe` read, kept for the statements of one search and its count
     not_above: bool  # the node being compiled is the field of a NOT that is a condition of the whole query
 
     def bind(self, value) -> str: ...

@@ -11,6 +11,7 @@ import json
 import re
 import sqlite3
 import unicodedata
+from collections.abc import Iterable
 
 from d2lkb.query import CARD_KINDS, KINDS, And, Field, Node, Not, Or, TagTerm, Text
 from d2lkb.store import searchfields
@@ -117,6 +118,16 @@ def _meta_only(node: Node) -> bool:
     return False
 
 
+def _flags(ids: Iterable[int]) -> bytes:
+    """A byte per document id up to the largest of `ids`, 1 for those: the cheapest test of a set of
+    ids that SQLite has on a walk (`substr(:flags, rowid + 1, 1) = x'01'`)."""
+    ids = list(ids)
+    flags = bytearray(max(ids) + 1)
+    for rowid in ids:
+        flags[rowid] = 1
+    return bytes(flags)
+
+
 def _title_hits(conn: sqlite3.Connection, scoring: Node, texts: list[Text], comp: _Compiler,
                 rest_sql: str | None, cap: int, known: list[int] | None = None) -> list[int]:
     """Matches with one of the query's words or phrases in their title, among the first `cap`
@@ -151,20 +162,14 @@ def _title_hits(conn: sqlite3.Connection, scoring: Node, texts: list[Text], comp
         hits = [rowid for rowid, passed in rows if passed]
         if rows and not other:  # each document read matches the query exactly when it passed: a count need
             # not test them again (`_count`)
-            flags = bytearray(rows[-1][0] + 1)
-            for rowid, _ in rows:
-                flags[rowid] = 1
-            comp.tested = (bytes(flags), len(hits))
+            comp.tested = (_flags(rowid for rowid, _ in rows), len(hits))
     if not hits or not other:
         return hits
-    flags = bytearray(max(hits) + 1)
-    for rowid in hits:
-        flags[rowid] = 1
     # The hits have a query word in their title: the walk needs the further words alone, and without
     # the `{title body}` filter (FTS5 reads every row's positions to test a column) where no word of
     # the query could match in `meta`.
     expr = _expression([f"({_scoring_terms(texts)})"], other, _text_columns([t for i in other for t in _all_texts(i)]))
-    params = {"titled": expr, "flags": bytes(flags), "lo": hits[0], "hi": hits[-1]}
+    params = {"titled": expr, "flags": _flags(hits), "lo": hits[0], "hi": hits[-1]}
     sql = ("SELECT rowid FROM fts WHERE fts MATCH :titled AND rowid BETWEEN :lo AND :hi"
            " AND substr(:flags, rowid + 1, 1) = x'01' ORDER BY rowid")
     return [r[0] for r in conn.execute(sql, params)]
@@ -262,6 +267,7 @@ def ranked_ids(conn: sqlite3.Connection, node: Node, driver: str, comp: _Compile
                 first = _among(conn, first, rest_sql, comp)
             comp.total = len(first)
             return _rank_among(conn, _walk(scoring, score), first, comp), score
+        matches = None
         if driven is not None:
             # A filter of few documents drives (searchfields.DRIVE_RANKED): its matches cost an FTS lookup
             # each, and when there are at most RANK_ALL of them they are ranked exactly, without title
@@ -285,7 +291,7 @@ def ranked_ids(conn: sqlite3.Connection, node: Node, driver: str, comp: _Compile
             return [r[0] for r in conn.execute(sql, comp.params | {"walk": _walk(scoring, score)})], score
         n = min(max(FIRST_CANDIDATES, limit), RANK_ALL)
         if rest_sql is not None:
-            first = first_matches(cands, n)
+            first = matches[:n] if matches is not None else first_matches(cands, n)
             if len(first) < n:  # every match (the title hits are matches too)
                 comp.total = len(first)
         else:
@@ -322,10 +328,7 @@ def _rank_among(conn: sqlite3.Connection, score: str, ids: list[int], comp: _Com
     the walk covers only the candidates' stretch of ids (FTS5 seeks to the first, stops after the last)."""
     if not ids:
         return []
-    flags = bytearray(max(ids) + 1)
-    for rowid in ids:
-        flags[rowid] = 1
     sql = (f"SELECT rowid FROM fts WHERE fts MATCH :score AND rowid BETWEEN :lo AND :hi"
            f" AND substr(:flags, rowid + 1, 1) = x'01' ORDER BY {RANK} LIMIT :limit")
-    rows = conn.execute(sql, comp.params | {"score": score, "flags": bytes(flags), "lo": min(ids), "hi": max(ids)})
+    rows = conn.execute(sql, comp.params | {"score": score, "flags": _flags(ids), "lo": min(ids), "hi": max(ids)})
     return [r[0] for r in rows]
